@@ -1,0 +1,53 @@
+"""`POST /v1/chat/completions` and `POST /v1/fim/completions`."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..context import RequestContext
+from ..pipeline import ModelCall
+from ..protocol.chat import ChatCompletionRequest, ChunkRenderer, render_completion
+from ..protocol.fim import FIMCompletionRequest
+from ..state import AppState
+from .http import JSON, app_state, parse_body
+from .streaming import primed, sse_response
+
+
+async def chat_completions(request: Request) -> Response:
+    state = app_state(request)
+    ctx = await state.pipeline.open(request.headers.get("authorization"), "chat")
+    body = await parse_body(request, ChatCompletionRequest)
+    call = state.pipeline.prepare(ctx, "chat", body)
+    return await _respond(
+        state, ctx, call, stream=body.stream, usage_chunk=body.include_usage_chunk
+    )
+
+
+async def fim_completions(request: Request) -> Response:
+    state = app_state(request)
+    ctx = await state.pipeline.open(request.headers.get("authorization"), "fim")
+    body = await parse_body(request, FIMCompletionRequest)
+    call = state.pipeline.prepare(ctx, "fim", body)
+    return await _respond(state, ctx, call, stream=body.stream, usage_chunk=False)
+
+
+async def _respond(
+    state: AppState, ctx: RequestContext, call: ModelCall, *, stream: bool, usage_chunk: bool
+) -> Response:
+    if not stream:
+        completion = await state.pipeline.complete(ctx, call)
+        body = render_completion(completion, model=call.model.id, request_id=ctx.request_id)
+        return JSON(body, headers=_headers(ctx))
+    deltas = await primed(state.pipeline.stream(ctx, call))
+    renderer = ChunkRenderer(
+        model=call.model.id, include_usage_chunk=usage_chunk, request_id=ctx.request_id
+    )
+    return sse_response(deltas, renderer, headers=_headers(ctx))
+
+
+def _headers(ctx: RequestContext) -> dict[str, str]:
+    headers = {"x-request-id": ctx.request_id}
+    if ctx.deployment:
+        headers["x-souverain-deployment"] = ctx.deployment
+    return headers

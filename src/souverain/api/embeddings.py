@@ -1,0 +1,24 @@
+"""`POST /v1/embeddings`."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..protocol.embeddings import EmbeddingRequest, render_embeddings
+from .http import JSON, app_state, parse_body
+
+
+async def embeddings(request: Request) -> Response:
+    state = app_state(request)
+    ctx = await state.pipeline.open(request.headers.get("authorization"), "embeddings")
+    body = await parse_body(request, EmbeddingRequest)
+    call = state.pipeline.prepare(ctx, "embeddings", body)
+    result = await state.pipeline.embed(ctx, call)
+    rendered = render_embeddings(
+        result.vectors,
+        model=call.model.id,
+        usage=result.usage,
+        encoding_format=body.encoding_format,
+    )
+    return JSON(rendered, headers={"x-request-id": ctx.request_id})

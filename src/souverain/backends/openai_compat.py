@@ -1,0 +1,147 @@
+"""`engine: openai` — any OpenAI-compatible server: vLLM, llama.cpp server, Ollama, LM Studio.
+
+`base_url` includes the `/v1` prefix, as with the openai SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+
+from ..errors import EngineError
+from ..protocol.chat import ChatCompletionRequest, ChatDelta, Completion
+from ..protocol.common import Usage
+from ..protocol.embeddings import EmbeddingRequest
+from ..protocol.fim import FIMCompletionRequest
+from ..protocol.models import Capabilities
+from .base import Embeddings
+from .http_engine import (
+    HTTPBackend,
+    completion_from_response,
+    deltas_from_chunks,
+    estimate_tokens,
+    usage_from,
+)
+from .registry import BackendFactory
+
+
+class OpenAIBackend(HTTPBackend):
+    kind = "openai"
+    chat_path = "/chat/completions"
+    embeddings_path = "/embeddings"
+
+    def capabilities(self) -> Capabilities:
+        declared = self.model.capabilities
+        is_chat = self.model.type == "chat"
+        return Capabilities(
+            completion_chat=is_chat
+            if declared.completion_chat is None
+            else declared.completion_chat,
+            completion_fim=bool(declared.completion_fim),
+            function_calling=is_chat
+            if declared.function_calling is None
+            else declared.function_calling,
+            vision=bool(declared.vision),
+            embeddings=not is_chat,
+        )
+
+    # ---- chat -------------------------------------------------------------------------
+
+    def chat_body(self, request: ChatCompletionRequest, *, stream: bool) -> dict[str, Any]:
+        body = request.model_dump(exclude_unset=True, exclude_none=True, by_alias=True)
+        body["model"] = self.upstream_model
+        body["stream"] = stream
+        if request.random_seed is not None and request.seed is None:
+            body["seed"] = request.random_seed
+        body.pop("random_seed", None)
+        body.pop("safe_prompt", None)
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        else:
+            body.pop("stream_options", None)
+        return body
+
+    async def chat_complete(self, request: ChatCompletionRequest) -> Completion:
+        data = await self.post_json(self.chat_path, self.chat_body(request, stream=False))
+        return completion_from_response(data, estimate_prompt_tokens=_prompt_estimate(request))
+
+    def chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatDelta]:
+        events = self.stream_events(self.chat_path, self.chat_body(request, stream=True))
+        return deltas_from_chunks(events, estimate_prompt_tokens=_prompt_estimate(request))
+
+    # ---- fill in the middle, through the legacy completions endpoint --------------------
+
+    def fim_body(self, request: FIMCompletionRequest, *, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.upstream_model,
+            "prompt": request.prompt,
+            "suffix": request.suffix,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": request.max_tokens,
+            "stop": request.stop_sequences or None,
+            "seed": request.random_seed,
+            "stream": stream,
+        }
+        return {key: value for key, value in body.items() if value is not None}
+
+    async def fim_complete(self, request: FIMCompletionRequest) -> Completion:
+        if not self.capabilities().completion_fim:
+            return await super().fim_complete(request)
+        data = await self.post_json("/completions", self.fim_body(request, stream=False))
+        return completion_from_response(data, estimate_prompt_tokens=_fim_estimate(request))
+
+    def fim(self, request: FIMCompletionRequest) -> AsyncIterator[ChatDelta]:
+        if not self.capabilities().completion_fim:
+            return super().fim(request)
+        events = self.stream_events("/completions", self.fim_body(request, stream=True))
+        return deltas_from_chunks(
+            _text_as_delta(events), estimate_prompt_tokens=_fim_estimate(request)
+        )
+
+    # ---- embeddings ---------------------------------------------------------------------
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        body: dict[str, Any] = {
+            "model": self.upstream_model,
+            "input": request.input,
+            "encoding_format": "float",
+        }
+        if request.wanted_dimensions:
+            body["dimensions"] = request.wanted_dimensions
+        data = await self.post_json(self.embeddings_path, body)
+        return embeddings_from_response(data)
+
+
+def embeddings_from_response(data: dict[str, Any]) -> Embeddings:
+    try:
+        rows = sorted(data["data"], key=lambda item: item.get("index", 0))
+        vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
+    except (KeyError, TypeError, ValueError):
+        raise EngineError("the engine answered embeddings in an unexpected shape") from None
+    usage = usage_from(data.get("usage") or {})
+    return Embeddings(vectors=vectors, usage=Usage(usage.prompt_tokens, 0))
+
+
+async def _text_as_delta(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    """Legacy completion chunks carry `text`; present them as chat deltas."""
+    async for event in events:
+        for choice in event.get("choices") or ():
+            if "text" in choice and "delta" not in choice:
+                choice["delta"] = {"content": choice.pop("text")}
+        yield event
+
+
+def _prompt_estimate(request: ChatCompletionRequest) -> int:
+    return estimate_tokens("".join(message.text() for message in request.messages))
+
+
+def _fim_estimate(request: FIMCompletionRequest) -> int:
+    return estimate_tokens(request.prompt + (request.suffix or ""))
+
+
+def register_engines(register: Any) -> None:
+    factory: BackendFactory = OpenAIBackend
+    register("openai", factory, model_types=("chat", "embeddings"))

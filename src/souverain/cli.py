@@ -1,0 +1,104 @@
+"""The `souverain` command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import ConfigError
+
+
+@click.group()
+@click.version_option(package_name="souverain")
+def cli() -> None:
+    """Souverain: a sovereign AI gateway with an OpenAI- and Mistral-compatible API.
+
+    Run the embedded model on this machine, no network and no config file needed:
+
+        souverain serve
+
+    then point any OpenAI or Mistral client at http://127.0.0.1:8000 with the
+    printed API key.
+    """
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar="SOUVERAIN_CONFIG",
+    help="YAML configuration file (env: SOUVERAIN_CONFIG). Default: embedded models.",
+)
+@click.option(
+    "--host", default=None, help="Address to listen on (default 127.0.0.1; env: SOUVERAIN_HOST)."
+)
+@click.option("--port", type=int, default=None, help="Port (default 8000; env: SOUVERAIN_PORT).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the database and keys live (default ./souverain-data; env: SOUVERAIN_DATA_DIR).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def serve(
+    config_file: str | None,
+    host: str | None,
+    port: int | None,
+    data_dir: str | None,
+    log_level: str,
+) -> None:
+    """Serve the API (OpenAI and Mistral shapes) on HOST:PORT.
+
+    Every /v1 route needs `Authorization: Bearer KEY`. The first start creates an admin
+    key and prints it once; set SOUVERAIN_ADMIN_KEY to choose it instead.
+    """  # fmt: skip
+    import uvicorn
+
+    from .app import build_state, create_app
+    from .config import load_settings
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = load_settings(
+            config_file,
+            {"server.host": host, "server.port": port, "data_dir": data_dir and Path(data_dir)},
+        )
+        state = build_state(settings)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    new_key = state.keys.ensure_admin(os.environ.get("SOUVERAIN_ADMIN_KEY"))
+    if new_key:
+        click.echo(
+            f"Created the admin API key (shown once, store it now):\n\n    {new_key}\n", err=True
+        )
+    click.echo(f"Souverain on http://{settings.server.host}:{settings.server.port}  "
+               f"(data: {settings.data_dir}, models: "
+               f"{', '.join(m.id for m in settings.models)})", err=True)  # fmt: skip
+    uvicorn.run(
+        create_app(settings, state),
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def main() -> None:
+    try:
+        cli()
+    except ConfigError as exc:  # pragma: no cover - click reports its own errors
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)

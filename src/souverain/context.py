@@ -1,0 +1,38 @@
+"""What travels with one request through the pipeline's stages."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .protocol.common import Usage, new_id
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling. Tenants, teams and scopes arrive with the identity issue."""
+
+    key_id: int
+    name: str
+    role: str
+    tenant: str = "default"
+
+
+@dataclass(slots=True)
+class RequestContext:
+    endpoint: str
+    principal: Principal
+    request_id: str = field(default_factory=lambda: new_id("req"))
+    started: float = field(default_factory=time.perf_counter)
+    model: str | None = None
+    deployment: str | None = None
+    # Raised by data-loss prevention, read by policy; the lowest level until those exist.
+    classification: str = "public"
+    usage: Usage | None = None
+    outcome: str = "ok"
+    first_token_at: float | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started

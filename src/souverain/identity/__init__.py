@@ -1,0 +1,1 @@
+"""Who is calling: API keys now; OIDC, tenants and roles with the identity issue."""

@@ -1,0 +1,1 @@
+"""Metrics and logs about the service, never about the content of requests."""

@@ -1,0 +1,67 @@
+"""`POST /v1/embeddings`: OpenAI's shape, plus what Mistral's adds (`id`, `output_dtype`)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from .common import APIModel, Usage, new_id
+
+MAX_INPUTS = 2048
+
+
+class EmbeddingRequest(APIModel):
+    model: str = Field(min_length=1)
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+    # Mistral-specific fields that are not in OpenAI's spec.
+    output_dimension: int | None = Field(default=None, ge=1)
+    output_dtype: Literal["float"] | None = None
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("input must not be empty")
+            if len(value) > MAX_INPUTS:
+                raise ValueError(f"at most {MAX_INPUTS} inputs per request")
+        return value
+
+    def texts(self) -> list[str] | None:
+        """The inputs as texts, or None when they are token ids."""
+        if isinstance(self.input, str):
+            return [self.input]
+        if all(isinstance(item, str) for item in self.input):
+            return list(self.input)  # type: ignore[arg-type]
+        return None
+
+    @property
+    def wanted_dimensions(self) -> int | None:
+        return self.dimensions or self.output_dimension
+
+
+def render_embeddings(
+    vectors: np.ndarray, *, model: str, usage: Usage, encoding_format: str
+) -> dict[str, Any]:
+    data = []
+    for index, vector in enumerate(vectors):
+        embedding: Any
+        if encoding_format == "base64":
+            embedding = base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+        else:
+            embedding = vector.astype(float).tolist()
+        data.append({"object": "embedding", "embedding": embedding, "index": index})
+    return {
+        "id": new_id("embd"),
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens},
+    }

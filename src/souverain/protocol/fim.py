@@ -1,0 +1,31 @@
+"""`POST /v1/fim/completions`: Mistral's fill-in-the-middle endpoint.
+
+The answer has the chat completion's shape (Mistral's spec reuses it), so the
+rendering in `chat.py` serves both.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .common import APIModel
+
+
+class FIMCompletionRequest(APIModel):
+    model: str = Field(min_length=1)
+    prompt: str
+    suffix: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    min_tokens: int | None = Field(default=None, ge=0)
+    stream: bool = False
+    stop: str | list[str] | None = None
+    random_seed: int | None = None
+    metadata: dict[str, object] | None = None
+
+    @property
+    def stop_sequences(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)

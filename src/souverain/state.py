@@ -1,0 +1,24 @@
+"""Everything one running app holds, passed explicitly (no module-level globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from .config import Settings
+from .identity.keys import KeyStore
+from .observability.metrics import Metrics
+from .pipeline import Pipeline
+from .routing.models import ModelCatalog
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    database: Engine
+    keys: KeyStore
+    catalog: ModelCatalog
+    metrics: Metrics
+    pipeline: Pipeline
+    started: bool = False

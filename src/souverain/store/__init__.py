@@ -1,0 +1,1 @@
+"""State that outlives a request: one SQLAlchemy layer over SQLite (default) or PostgreSQL."""

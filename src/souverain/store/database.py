@@ -1,0 +1,106 @@
+"""The database: tables, the engine, and migrations that only ever append.
+
+Each migration is a function registered with `@migration`; applied ones are recorded
+by name in `souverain_migrations`, so a new release adds functions and never edits old
+ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
+
+metadata = MetaData()
+
+migrations_table = Table(
+    "souverain_migrations",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("applied_at", DateTime(timezone=True), server_default=func.now()),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("prefix", String(32), nullable=False, unique=True),  # not secret: the lookup key
+    Column("secret_hash", String(64), nullable=False),  # HMAC-SHA256(pepper, whole key)
+    Column("name", String(200), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+Migration = Callable[[Connection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(function: Migration) -> Migration:
+    MIGRATIONS.append((function.__name__, function))
+    return function
+
+
+@migration
+def m001_api_keys(conn: Connection) -> None:
+    migrations_table.create(conn, checkfirst=True)
+    api_keys.create(conn, checkfirst=True)
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / 'souverain.db').resolve()}"
+
+
+def open_database(url: str) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def upgrade(engine: Engine) -> list[str]:
+    """Apply the migrations not yet applied; return their names."""
+    applied_now: list[str] = []
+    with engine.begin() as conn:
+        migrations_table.create(conn, checkfirst=True)
+        done = set(conn.execute(select(migrations_table.c.name)).scalars())
+        for name, function in MIGRATIONS:
+            if name in done:
+                continue
+            function(conn)
+            conn.execute(migrations_table.insert().values(name=name))
+            applied_now.append(name)
+    return applied_now
+
+
+def ping(engine: Engine) -> bool:
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
