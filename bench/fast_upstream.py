@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import signal
@@ -31,7 +32,11 @@ import sys
 import time
 
 CONTENT_PIECES = ["Hello", " from", " the", " fast", " upstream."]
-USAGE = {"prompt_tokens": 8, "completion_tokens": len(CONTENT_PIECES), "total_tokens": 8 + len(CONTENT_PIECES)}
+USAGE = {
+    "prompt_tokens": 8,
+    "completion_tokens": len(CONTENT_PIECES),
+    "total_tokens": 8 + len(CONTENT_PIECES),
+}
 MAX_HEADER = 64 * 1024
 MAX_BODY = 8 * 1024 * 1024
 
@@ -41,9 +46,15 @@ _ids = itertools.count(1)
 def _http_response(status: str, body: bytes, ctype: bytes, keep_alive: bool) -> bytes:
     return b"".join(
         (
-            b"HTTP/1.1 ", status.encode(), b"\r\n",
-            b"content-type: ", ctype, b"\r\n",
-            b"content-length: ", str(len(body)).encode(), b"\r\n",
+            b"HTTP/1.1 ",
+            status.encode(),
+            b"\r\n",
+            b"content-type: ",
+            ctype,
+            b"\r\n",
+            b"content-length: ",
+            str(len(body)).encode(),
+            b"\r\n",
             b"connection: keep-alive\r\n" if keep_alive else b"connection: close\r\n",
             b"\r\n",
             body,
@@ -76,7 +87,12 @@ def completion_body(model: str) -> bytes:
 
 
 def stream_frames(model: str) -> list[bytes]:
-    base = {"id": f"chatcmpl-{next(_ids)}", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+    base = {
+        "id": f"chatcmpl-{next(_ids)}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+    }
     frames = []
 
     def frame(delta: dict, finish: str | None = None, usage: dict | None = None) -> bytes:
@@ -152,7 +168,7 @@ class UpstreamProtocol(asyncio.Protocol):
                     return
                 if len(self.buf) - body_start < n:
                     return  # need more data
-                body = bytes(self.buf[body_start:body_start + n])
+                body = bytes(self.buf[body_start : body_start + n])
                 consumed_to = body_start + n
             del self.buf[:consumed_to]
             conn = headers.get("connection", "").lower()
@@ -179,7 +195,7 @@ class UpstreamProtocol(asyncio.Protocol):
                 return bytes(out), end + 2
             if len(buf) < pos + size + 2:
                 return None
-            out += buf[pos:pos + size]
+            out += buf[pos : pos + size]
             pos += size + 2
 
     def _fail(self, status: str) -> None:
@@ -192,30 +208,46 @@ class UpstreamProtocol(asyncio.Protocol):
             try:
                 req = json.loads(body or b"{}")
             except ValueError:
-                return _http_response("400 Bad Request", b'{"error":{"message":"invalid JSON"}}', b"application/json", keep_alive)
+                return _http_response(
+                    "400 Bad Request",
+                    b'{"error":{"message":"invalid JSON"}}',
+                    b"application/json",
+                    keep_alive,
+                )
             model = (req.get("model") or self.model) if isinstance(req, dict) else self.model
             if isinstance(req, dict) and req.get("stream"):
                 return stream_response(str(model), keep_alive)
-            return _http_response("200 OK", completion_body(str(model)), b"application/json", keep_alive)
+            return _http_response(
+                "200 OK", completion_body(str(model)), b"application/json", keep_alive
+            )
         if method == "GET" and path in ("/v1/models", "/models"):
-            data = {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "fast-upstream"}]}
-            return _http_response("200 OK", json.dumps(data).encode(), b"application/json", keep_alive)
+            data = {
+                "object": "list",
+                "data": [
+                    {"id": self.model, "object": "model", "created": 0, "owned_by": "fast-upstream"}
+                ],
+            }
+            return _http_response(
+                "200 OK", json.dumps(data).encode(), b"application/json", keep_alive
+            )
         if method == "GET" and path in ("/health", "/healthz", "/"):
             return _http_response("200 OK", b'{"status":"ok"}', b"application/json", keep_alive)
-        return _http_response("404 Not Found", b'{"error":{"message":"not found"}}', b"application/json", keep_alive)
+        return _http_response(
+            "404 Not Found", b'{"error":{"message":"not found"}}', b"application/json", keep_alive
+        )
 
 
 async def serve(host: str, port: int, model: str) -> None:
     UpstreamProtocol.model = model
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(UpstreamProtocol, host, port, backlog=2048, reuse_address=True)
+    server = await loop.create_server(
+        UpstreamProtocol, host, port, backlog=2048, reuse_address=True
+    )
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    print(f"READY {port}", flush=True)
+    print(f"READY {port} loop={type(loop).__module__.split('.')[0]}", flush=True)
     async with server:
         await stop.wait()
 
@@ -225,7 +257,11 @@ def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=18001)
     ap.add_argument("--model", default="bench-model")
-    ap.add_argument("--no-uvloop", action="store_true", help="use the stdlib asyncio loop even if uvloop is installed")
+    ap.add_argument(
+        "--no-uvloop",
+        action="store_true",
+        help="use the stdlib asyncio loop even if uvloop is installed",
+    )
     args = ap.parse_args()
     if not args.no_uvloop:
         try:
@@ -234,10 +270,8 @@ def main() -> None:
             uvloop.install()
         except ImportError:
             pass
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, args.model))
-    except KeyboardInterrupt:
-        pass
     sys.exit(0)
 
 

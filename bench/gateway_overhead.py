@@ -26,14 +26,18 @@ Stdlib only. Every process started here is killed at the end (also on Ctrl-C
 or error); every wait and every load phase is bounded in time.
 """
 
+# Report tables and the embedded Lua read better on one line each (as tests/* in pyproject).
+# ruff: noqa: E501
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import os
 import platform
+import select
 import shutil
 import signal
 import socket
@@ -72,41 +76,56 @@ class Procs:
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen]] = []
 
-    def start(self, name: str, cmd: list[str], *, env: dict | None = None, cpus: set[int] | None = None,
-              log_path: Path | None = None, cwd: Path | None = None) -> subprocess.Popen:
-        out = open(log_path, "wb") if log_path else subprocess.DEVNULL
-
+    def start(
+        self,
+        name: str,
+        cmd: list[str],
+        *,
+        env: dict | None = None,
+        cpus: set[int] | None = None,
+        log_path: Path | None = None,
+        cwd: Path | None = None,
+        pipe: bool = False,
+    ) -> subprocess.Popen:
         def pre() -> None:
             if cpus:
                 os.sched_setaffinity(0, cpus)
 
-        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True, preexec_fn=pre, cwd=cwd)
-        if log_path:
-            out.close()
+        with contextlib.ExitStack() as stack:
+            out = (
+                stack.enter_context(open(log_path, "wb"))
+                if log_path
+                else (subprocess.PIPE if pipe else subprocess.DEVNULL)
+            )
+            p = subprocess.Popen(
+                cmd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=pre,
+                cwd=cwd,
+            )
         self.procs.append((name, p))
         return p
 
     def stop(self, p: subprocess.Popen, timeout: float = 10.0) -> None:
+        # Each process was started in its own session (start_new_session): its group holds
+        # only processes this benchmark started.
         if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)  # group created by start_new_session: only our processes
-            except ProcessLookupError:
-                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
             try:
                 p.wait(timeout)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 p.wait(5)
         else:
             # the leader exited; make sure no child of its group survives
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(p.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         self.procs = [(n, q) for n, q in self.procs if q is not p]
 
     def stop_all(self) -> None:
@@ -139,17 +158,23 @@ def http_get_status(port: int, path: str, timeout: float = 2.0) -> int | None:
         return None
 
 
-def wait_ready(name: str, proc: subprocess.Popen, port: int, path: str, timeout: float, log_path: Path) -> None:
+def wait_ready(
+    name: str, proc: subprocess.Popen, port: int, path: str, timeout: float, log_path: Path
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with code {proc.returncode} before it was ready.\n"
-                               f"--- last lines of {log_path} ---\n{tail(log_path)}")
+            raise RuntimeError(
+                f"{name} exited with code {proc.returncode} before it was ready.\n"
+                f"--- last lines of {log_path} ---\n{tail(log_path)}"
+            )
         if http_get_status(port, path) == 200:
             return
         time.sleep(0.25)
-    raise RuntimeError(f"{name} not ready on 127.0.0.1:{port}{path} after {timeout:.0f}s.\n"
-                       f"--- last lines of {log_path} ---\n{tail(log_path)}")
+    raise RuntimeError(
+        f"{name} not ready on 127.0.0.1:{port}{path} after {timeout:.0f}s.\n"
+        f"--- last lines of {log_path} ---\n{tail(log_path)}"
+    )
 
 
 def tree_cpu_seconds(root_pid: int) -> float:
@@ -165,7 +190,7 @@ def tree_cpu_seconds(root_pid: int) -> float:
                 data = f.read().decode(errors="replace")
         except OSError:
             continue
-        rest = data[data.rfind(")") + 2:].split()
+        rest = data[data.rfind(")") + 2 :].split()
         pid, ppid = int(entry), int(rest[1])
         children.setdefault(ppid, []).append(pid)
         times[pid] = (int(rest[11]) + int(rest[12])) / tck
@@ -181,7 +206,11 @@ def tree_cpu_seconds(root_pid: int) -> float:
 
 
 def body_for(mode: str) -> str:
-    req = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": MAX_TOKENS}
+    req = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": MAX_TOKENS,
+    }
     if mode == "stream":
         req["stream"] = True
     return json.dumps(req, separators=(",", ":"))
@@ -231,68 +260,156 @@ def smoke_check(port: int, key: str) -> dict:
 # --------------------------------------------------------------------------- load generators
 
 WRK_LUA = r"""
+-- generated by bench/gateway_overhead.py; wrk stops each phase after a fixed number of responses:
+-- on the Nth response the thread stops and prints LOADDONE, then the driver sends SIGINT to wrk
+-- (wrk's own main thread would otherwise sleep for the whole -d). Timing uses CLOCK_MONOTONIC via
+-- LuaJIT's FFI, from thread init to the Nth response.
+local ffi = require("ffi")
+ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } bench_ts_t; int clock_gettime(int, bench_ts_t *); ]]
+local ts = ffi.new("bench_ts_t")
+local function now() ffi.C.clock_gettime(1, ts); return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9 end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %(key)s"
 wrk.body = [==[%(body)s]==]
 local limit = %(limit)d
-local marker = "%(marker)s"
+local marker = [==[%(marker)s]==]
 count = 0
 bad = 0
+t_start = 0
+t_end = 0
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
+function init(args) t_start = now() end
 function response(status, headers, body)
   count = count + 1
   if status ~= 200 or not string.find(body, marker, 1, true) then bad = bad + 1 end
-  if count >= limit then wrk.thread:stop() end
+  if count == limit then
+    t_end = now()
+    io.write("LOADDONE\n")
+    io.flush()
+    wrk.thread:stop()
+  end
 end
 function done(summary, latency, requests)
-  local b = 0
-  for _, t in ipairs(threads) do b = b + t:get("bad") end
+  local b, t0, t1 = 0, 0, 0
+  for _, t in ipairs(threads) do
+    b = b + t:get("bad")
+    if t0 == 0 or t:get("t_start") < t0 then t0 = t:get("t_start") end
+    if t:get("t_end") > t1 then t1 = t:get("t_end") end
+  end
+  local dur = summary.duration / 1e6
+  if t1 > t0 and t0 > 0 then dur = t1 - t0 end
   local e = summary.errors
   io.write(string.format(
     'LOADJSON {"requests":%%d,"duration_s":%%.6f,"p50_ms":%%.4f,"p90_ms":%%.4f,"p99_ms":%%.4f,' ..
     '"mean_ms":%%.4f,"max_ms":%%.4f,"min_ms":%%.4f,"bad_responses":%%d,"err_connect":%%d,' ..
     '"err_read":%%d,"err_write":%%d,"err_status":%%d,"err_timeout":%%d}\n',
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(90) / 1e3,
+    summary.requests, dur, latency:percentile(50) / 1e3, latency:percentile(90) / 1e3,
     latency:percentile(99) / 1e3, latency.mean / 1e3, latency.max / 1e3, latency.min / 1e3, b,
     e.connect, e.read, e.write, e.status, e.timeout))
+  io.flush()
 end
 """
+
+
+LOADGEN_PYTHON = [
+    sys.executable
+]  # replaced in main() by an interpreter that has uvloop, when there is one
+
+
+def has_uvloop(python: str) -> bool:
+    try:
+        return (
+            subprocess.run(
+                [python, "-c", "import uvloop"], capture_output=True, timeout=60
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def marker_for(mode: str) -> str:
     return "[DONE]" if mode == "stream" else '"choices"'
 
 
-def build_loadgen_cmd(kind: str, port: int, key: str, mode: str, n: int, conc: int, max_s: int,
-                      workdir: Path) -> list[str]:
+def build_loadgen_cmd(
+    kind: str, port: int, key: str, mode: str, n: int, conc: int, max_s: int, workdir: Path
+) -> list[str]:
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     if kind == "wrk":
         script = workdir / f"wrk_{mode}_{n}_{conc}_{port}.lua"
-        script.write_text(WRK_LUA % {"key": key, "body": body_for(mode), "limit": n, "marker": marker_for(mode)})
-        return ["wrk", "-t1", f"-c{conc}", f"-d{max_s}s", "--timeout", "30s", "-s", str(script), url]
-    spec = {"port": port, "key": key, "body": body_for(mode), "n": n, "conc": conc, "max_s": max_s,
-            "marker": marker_for(mode)}
-    return [sys.executable, str(Path(__file__).resolve()), "--_loadgen-worker", json.dumps(spec)]
+        script.write_text(
+            WRK_LUA % {"key": key, "body": body_for(mode), "limit": n, "marker": marker_for(mode)}
+        )
+        return [
+            "wrk",
+            "-t1",
+            f"-c{conc}",
+            f"-d{max_s}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(script),
+            url,
+        ]
+    spec = {
+        "port": port,
+        "key": key,
+        "body": body_for(mode),
+        "n": n,
+        "conc": conc,
+        "max_s": max_s,
+        "marker": marker_for(mode),
+    }
+    return [LOADGEN_PYTHON[0], str(Path(__file__).resolve()), "--_loadgen-worker", json.dumps(spec)]
 
 
-def run_loadgen(kind: str, port: int, key: str, mode: str, n: int, conc: int, max_s: int, workdir: Path,
-                cpus: set[int] | None, procs: Procs) -> dict:
+def run_loadgen(
+    kind: str,
+    port: int,
+    key: str,
+    mode: str,
+    n: int,
+    conc: int,
+    max_s: int,
+    workdir: Path,
+    cpus: set[int] | None,
+    procs: Procs,
+) -> dict:
     cmd = build_loadgen_cmd(kind, port, key, mode, n, conc, max_s, workdir)
-    logp = workdir / "loadgen.out"
-    p = procs.start("loadgen", cmd, cpus=cpus, log_path=logp)
+    p = procs.start("loadgen", cmd, cpus=cpus, pipe=True)
+    assert p.stdout is not None
+    fd = p.stdout.fileno()
+    buf, sent_int = b"", False
+    deadline = time.monotonic() + max_s + 60
     try:
-        p.wait(max_s + 60)
-    except subprocess.TimeoutExpired:
-        pass
-    procs.stop(p)
-    text = logp.read_text(errors="replace")
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if not ready:
+                if p.poll() is not None:
+                    break
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+            if not sent_int and b"LOADDONE" in buf:
+                sent_int = True
+                p.send_signal(signal.SIGINT)  # wrk: stop sleeping for -d and print its summary
+    finally:
+        procs.stop(p)
+        p.stdout.close()
+    text = buf.decode(errors="replace")
     for line in text.splitlines():
         if line.startswith("LOADJSON "):
-            res = json.loads(line[len("LOADJSON "):])
+            res = json.loads(line[len("LOADJSON ") :])
             res["rps"] = res["requests"] / res["duration_s"] if res["duration_s"] > 0 else 0.0
-            res["errors"] = sum(res[k] for k in ("err_connect", "err_read", "err_write", "err_status", "err_timeout"))
+            res["errors"] = sum(
+                res[k]
+                for k in ("err_connect", "err_read", "err_write", "err_status", "err_timeout")
+            )
             res["truncated"] = res["requests"] < n
             return res
     raise RuntimeError(f"load generator produced no result (exit {p.returncode}):\n{text[-2000:]}")
@@ -300,11 +417,14 @@ def run_loadgen(kind: str, port: int, key: str, mode: str, n: int, conc: int, ma
 
 # Fallback load generator: raw asyncio HTTP/1.1 keep-alive client, run as its own process.
 
+
 async def _lg_one(spec: dict, state: dict, lat: list[float]) -> None:
     host, port = "127.0.0.1", spec["port"]
     body = spec["body"].encode()
-    req = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-           f"Authorization: Bearer {spec['key']}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    req = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {spec['key']}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     marker = spec["marker"].encode()
     reader = writer = None
     while state["left"] > 0 and time.monotonic() < state["deadline"]:
@@ -357,9 +477,11 @@ def loadgen_worker(spec_json: str) -> None:
     spec = json.loads(spec_json)
     try:
         import uvloop  # type: ignore
+
         uvloop.install()
     except ImportError:
         pass
+    uv = "uvloop" in sys.modules
     state = {"left": spec["n"], "bad": 0, "errors": 0, "deadline": time.monotonic() + spec["max_s"]}
     lat: list[float] = []
 
@@ -372,13 +494,35 @@ def loadgen_worker(spec_json: str) -> None:
     lat.sort()
 
     def pct(p: float) -> float:
-        return lat[min(len(lat) - 1, max(0, int(round(p / 100 * len(lat) + 0.5)) - 1))] * 1e3 if lat else 0.0
+        return (
+            lat[min(len(lat) - 1, max(0, round(p / 100 * len(lat) + 0.5) - 1))] * 1e3
+            if lat
+            else 0.0
+        )
 
-    print("LOADJSON " + json.dumps({
-        "requests": len(lat), "duration_s": dur, "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99),
-        "mean_ms": (sum(lat) / len(lat) * 1e3) if lat else 0.0, "max_ms": (lat[-1] * 1e3) if lat else 0.0,
-        "min_ms": (lat[0] * 1e3) if lat else 0.0, "bad_responses": state["bad"], "err_connect": 0,
-        "err_read": state["errors"], "err_write": 0, "err_status": 0, "err_timeout": 0}), flush=True)
+    print(
+        "LOADJSON "
+        + json.dumps(
+            {
+                "requests": len(lat),
+                "duration_s": dur,
+                "p50_ms": pct(50),
+                "p90_ms": pct(90),
+                "p99_ms": pct(99),
+                "mean_ms": (sum(lat) / len(lat) * 1e3) if lat else 0.0,
+                "max_ms": (lat[-1] * 1e3) if lat else 0.0,
+                "min_ms": (lat[0] * 1e3) if lat else 0.0,
+                "bad_responses": state["bad"],
+                "err_connect": 0,
+                "err_read": state["errors"],
+                "err_write": 0,
+                "err_status": 0,
+                "err_timeout": 0,
+                "uvloop": uv,
+            }
+        ),
+        flush=True,
+    )
 
 
 # --------------------------------------------------------------------------- targets
@@ -396,8 +540,12 @@ def ensure_litellm(venv: Path, no_install: bool) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     log(f"installing 'litellm[proxy]' into {venv} (a few minutes; log: {logp})")
     with open(logp, "wb") as out:
-        rc = subprocess.run([str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "litellm[proxy]"],
-                            stdout=out, stderr=subprocess.STDOUT, timeout=1800).returncode
+        rc = subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "litellm[proxy]"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=1800,
+        ).returncode
     if rc != 0 or not exe.exists():
         raise RuntimeError(f"pip install 'litellm[proxy]' failed (rc={rc}):\n{tail(logp, 20)}")
     return exe
@@ -405,8 +553,12 @@ def ensure_litellm(venv: Path, no_install: bool) -> Path:
 
 def pkg_version(python: Path, dist: str) -> str | None:
     try:
-        r = subprocess.run([str(python), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [str(python), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         return r.stdout.strip() or None
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -415,18 +567,26 @@ def pkg_version(python: Path, dist: str) -> str | None:
 LITELLM_SETTINGS = {
     "cli": "--num_workers 1 (one uvicorn worker), --host 127.0.0.1",
     "config": "model_list with openai/<model> + api_base; litellm_settings: no cache, no callbacks, "
-              "drop_params false, request_timeout 60, set_verbose false; general_settings: master_key, "
-              "disable_spend_logs, disable_error_logs, no database_url",
+    "drop_params false, request_timeout 60, set_verbose false; general_settings: master_key, "
+    "disable_spend_logs, disable_error_logs, no database_url",
     "env": "LITELLM_LOG=WARNING, LITELLM_LOCAL_MODEL_COST_MAP=True (no network fetch), "
-           "DATABASE_URL/REDIS unset, DISABLE_SCHEMA_UPDATE=True, TELEMETRY off",
+    "DATABASE_URL/REDIS unset, DISABLE_SCHEMA_UPDATE=True, TELEMETRY off",
 }
 
 
-def start_litellm(exe: Path, upstream_port: int, workdir: Path, procs: Procs, cpus: set[int] | None,
-                  logs: Path, ready_timeout: float) -> tuple[subprocess.Popen, int]:
+def start_litellm(
+    exe: Path,
+    upstream_port: int,
+    workdir: Path,
+    procs: Procs,
+    cpus: set[int] | None,
+    logs: Path,
+    ready_timeout: float,
+) -> tuple[subprocess.Popen, int]:
     port = free_port()
     cfg = workdir / "litellm_config.yaml"
-    cfg.write_text(textwrap.dedent(f"""\
+    cfg.write_text(
+        textwrap.dedent(f"""\
         model_list:
           - model_name: {MODEL}
             litellm_params:
@@ -445,23 +605,54 @@ def start_litellm(exe: Path, upstream_port: int, workdir: Path, procs: Procs, cp
           master_key: {LITELLM_KEY}
           disable_spend_logs: true
           disable_error_logs: true
-        """))
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_HOST", "REDIS_URL", "REDIS_PORT")}
-    env.update({"LITELLM_LOG": "WARNING", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "DISABLE_SCHEMA_UPDATE": "True",
-                "LITELLM_TELEMETRY": "False", "PYTHONUNBUFFERED": "1", "NO_DOCS": "True"})
+        """)
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_HOST", "REDIS_URL", "REDIS_PORT")
+    }
+    env.update(
+        {
+            "LITELLM_LOG": "WARNING",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "DISABLE_SCHEMA_UPDATE": "True",
+            "LITELLM_TELEMETRY": "False",
+            "PYTHONUNBUFFERED": "1",
+            "NO_DOCS": "True",
+        }
+    )
     logp = logs / "litellm.log"
-    cmd = [str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    cmd = [
+        str(exe),
+        "--config",
+        str(cfg),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
     log("starting LiteLLM: " + " ".join(cmd))
     p = procs.start("litellm", cmd, env=env, cpus=cpus, log_path=logp, cwd=workdir)
     wait_ready("litellm", p, port, "/health/liveliness", ready_timeout, logp)
     return p, port
 
 
-def start_souverain(exe: Path, upstream_port: int, workdir: Path, procs: Procs, cpus: set[int] | None,
-                    logs: Path, ready_timeout: float) -> tuple[subprocess.Popen, int]:
+def start_souverain(
+    exe: Path,
+    upstream_port: int,
+    workdir: Path,
+    procs: Procs,
+    cpus: set[int] | None,
+    logs: Path,
+    ready_timeout: float,
+) -> tuple[subprocess.Popen, int]:
     port = free_port()
     cfg = workdir / "souverain_config.yaml"
-    cfg.write_text(textwrap.dedent(f"""\
+    cfg.write_text(
+        textwrap.dedent(f"""\
         models:
           - id: {MODEL}
             type: chat
@@ -469,13 +660,24 @@ def start_souverain(exe: Path, upstream_port: int, workdir: Path, procs: Procs, 
               - engine: openai
                 base_url: http://127.0.0.1:{upstream_port}/v1
                 upstream_model: {MODEL}
-        """))
+        """)
+    )
     data_dir = workdir / "souverain-data"
     data_dir.mkdir(exist_ok=True)
     env = dict(os.environ, SOUVERAIN_ADMIN_KEY=SOUVERAIN_KEY, PYTHONUNBUFFERED="1")
     logp = logs / "souverain.log"
-    cmd = [str(exe), "serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
-           "--data-dir", str(data_dir)]
+    cmd = [
+        str(exe),
+        "serve",
+        "--config",
+        str(cfg),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
     log("starting Souverain: " + " ".join(cmd))
     p = procs.start("souverain", cmd, env=env, cpus=cpus, log_path=logp, cwd=workdir)
     wait_ready("souverain", p, port, "/readyz", ready_timeout, logp)
@@ -503,35 +705,47 @@ def print_report(report: dict) -> None:
     phases = report["phases"]
     print()
     print("=" * 108)
-    print(f"Gateway overhead — {report['machine']['cpus']} CPU(s) shared by everything; "
-          f"pinning: {report['machine']['pinning']}; loadgen: {report['config']['loadgen']}")
+    print(
+        f"Gateway overhead — {report['machine']['cpus']} CPU(s) shared by everything; "
+        f"pinning: {report['machine']['pinning']}; loadgen: {report['config']['loadgen']}"
+    )
     print("=" * 108)
-    hdr = (f"{'target':<10}{'mode':<10}{'conc':>5}{'reqs':>7}{'RPS':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
-           f"{'+p50 ms':>9}{'+p99 ms':>9}{'gw cpu ms/req':>14}{'errors':>8}")
+    hdr = (
+        f"{'target':<10}{'mode':<10}{'conc':>5}{'reqs':>7}{'RPS':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
+        f"{'+p50 ms':>9}{'+p99 ms':>9}{'gw cpu ms/req':>14}{'errors':>8}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for ph in phases:
         r = ph.get("result") or {}
         errs = (r.get("errors", 0) + r.get("bad_responses", 0)) if r else None
-        print(f"{ph['target']:<10}{ph['mode']:<10}{ph['concurrency']:>5}{fmt(r.get('requests'), w=7)}"
-              f"{fmt(r.get('rps'), 0, 9)}{fmt(r.get('p50_ms'), w=9)}{fmt(r.get('p90_ms'), w=9)}"
-              f"{fmt(r.get('p99_ms'), w=9)}{fmt(ph.get('added_p50_ms'), w=9)}{fmt(ph.get('added_p99_ms'), w=9)}"
-              f"{fmt(ph.get('gateway_cpu_ms_per_req'), 3, 14)}{fmt(errs, w=8)}")
+        print(
+            f"{ph['target']:<10}{ph['mode']:<10}{ph['concurrency']:>5}{fmt(r.get('requests'), w=7)}"
+            f"{fmt(r.get('rps'), 0, 9)}{fmt(r.get('p50_ms'), w=9)}{fmt(r.get('p90_ms'), w=9)}"
+            f"{fmt(r.get('p99_ms'), w=9)}{fmt(ph.get('added_p50_ms'), w=9)}{fmt(ph.get('added_p99_ms'), w=9)}"
+            f"{fmt(ph.get('gateway_cpu_ms_per_req'), 3, 14)}{fmt(errs, w=8)}"
+        )
     cmp_rows = report.get("comparison") or []
     if cmp_rows:
         print()
-        print("Side by side (added = gateway minus direct; ratio = LiteLLM added / Souverain added):")
-        hdr2 = (f"{'mode':<10}{'conc':>5} | {'Souv +p50':>9}{'Souv +p99':>10} | {'LiteLLM +p50':>12}{'+p99':>9} | "
-                f"{'x p50':>7}{'x p99':>7} | {'RPS dir':>8}{'Souv':>8}{'LiteLLM':>8} | {'Souv/LiteLLM RPS':>16}")
+        print(
+            "Side by side (added = gateway minus direct; ratio = LiteLLM added / Souverain added):"
+        )
+        hdr2 = (
+            f"{'mode':<10}{'conc':>5} | {'Souv +p50':>9}{'Souv +p99':>10} | {'LiteLLM +p50':>12}{'+p99':>9} | "
+            f"{'x p50':>7}{'x p99':>7} | {'RPS dir':>8}{'Souv':>8}{'LiteLLM':>8} | {'Souv/LiteLLM RPS':>16}"
+        )
         print(hdr2)
         print("-" * len(hdr2))
         for c in cmp_rows:
-            print(f"{c['mode']:<10}{c['concurrency']:>5} | {fmt(c['souverain_added_p50_ms'], w=9)}"
-                  f"{fmt(c['souverain_added_p99_ms'], w=10)} | {fmt(c['litellm_added_p50_ms'], w=12)}"
-                  f"{fmt(c['litellm_added_p99_ms'], w=9)} | {fmt(c['ratio_added_p50_litellm_over_souverain'], 1, 7)}"
-                  f"{fmt(c['ratio_added_p99_litellm_over_souverain'], 1, 7)} | {fmt(c['rps_direct'], 0)}"
-                  f"{fmt(c['rps_souverain'], 0)}{fmt(c['rps_litellm'], 0)} | "
-                  f"{fmt(c['ratio_rps_souverain_over_litellm'], 2, 16)}")
+            print(
+                f"{c['mode']:<10}{c['concurrency']:>5} | {fmt(c['souverain_added_p50_ms'], w=9)}"
+                f"{fmt(c['souverain_added_p99_ms'], w=10)} | {fmt(c['litellm_added_p50_ms'], w=12)}"
+                f"{fmt(c['litellm_added_p99_ms'], w=9)} | {fmt(c['ratio_added_p50_litellm_over_souverain'], 1, 7)}"
+                f"{fmt(c['ratio_added_p99_litellm_over_souverain'], 1, 7)} | {fmt(c['rps_direct'], 0)}"
+                f"{fmt(c['rps_souverain'], 0)}{fmt(c['rps_litellm'], 0)} | "
+                f"{fmt(c['ratio_rps_souverain_over_litellm'], 2, 16)}"
+            )
     for t, info in report["targets"].items():
         if info.get("status") != "ok":
             print(f"\n{t}: {info.get('status')}: {info.get('error', '')}")
@@ -542,22 +756,53 @@ def print_report(report: dict) -> None:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description="Measure the latency/throughput a gateway adds over a fast upstream.")
-    ap.add_argument("--requests", type=int, default=2000, help="measured requests per phase (default 2000)")
-    ap.add_argument("--warmup", type=int, default=None, help="warm-up requests per phase (default: requests/10, >=50)")
-    ap.add_argument("--concurrency", default="1,100", help="comma list of concurrencies (default 1,100)")
-    ap.add_argument("--only", default=",".join(ALL_TARGETS), help="comma list of: direct,souverain,litellm")
+    ap = argparse.ArgumentParser(
+        description="Measure the latency/throughput a gateway adds over a fast upstream."
+    )
+    ap.add_argument(
+        "--requests", type=int, default=2000, help="measured requests per phase (default 2000)"
+    )
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="warm-up requests per phase (default: requests/10, >=50)",
+    )
+    ap.add_argument(
+        "--concurrency", default="1,100", help="comma list of concurrencies (default 1,100)"
+    )
+    ap.add_argument(
+        "--only", default=",".join(ALL_TARGETS), help="comma list of: direct,souverain,litellm"
+    )
     ap.add_argument("--modes", default=",".join(ALL_MODES), help="comma list of: nonstream,stream")
-    ap.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
-                    help="wrk (C, cheapest) or the built-in asyncio client; auto = wrk if on PATH")
-    ap.add_argument("--no-pin", action="store_true", help="do not pin servers / load generator to CPUs")
-    ap.add_argument("--max-phase-seconds", type=int, default=300, help="hard limit per load phase (default 300)")
-    ap.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for a gateway to be ready")
+    ap.add_argument(
+        "--loadgen",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="built-in asyncio client (default; auto = python) or wrk (cheaper per request, but its "
+        "latency percentiles were found inconsistent at concurrency 1, see README)",
+    )
+    ap.add_argument(
+        "--no-pin", action="store_true", help="do not pin servers / load generator to CPUs"
+    )
+    ap.add_argument(
+        "--max-phase-seconds", type=int, default=300, help="hard limit per load phase (default 300)"
+    )
+    ap.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=180.0,
+        help="seconds to wait for a gateway to be ready",
+    )
     ap.add_argument("--litellm-venv", type=Path, default=DEFAULT_LITELLM_VENV)
     ap.add_argument("--souverain-bin", type=Path, default=DEFAULT_SOUVERAIN_BIN)
-    ap.add_argument("--no-install", action="store_true", help="never create/install the LiteLLM venv")
+    ap.add_argument(
+        "--no-install", action="store_true", help="never create/install the LiteLLM venv"
+    )
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    ap.add_argument("--_loadgen-worker", dest="loadgen_worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--_loadgen-worker", dest="loadgen_worker", default=None, help=argparse.SUPPRESS
+    )
     args = ap.parse_args(argv)
     args.targets = [t for t in ALL_TARGETS if t in {x.strip() for x in args.only.split(",")}]
     bad = {x.strip() for x in args.only.split(",")} - set(ALL_TARGETS)
@@ -578,15 +823,29 @@ def main(argv: list[str]) -> int:
         loadgen_worker(args.loadgen_worker)
         return 0
 
-    loadgen = args.loadgen
-    if loadgen == "auto":
-        loadgen = "wrk" if shutil.which("wrk") else "python"
-        if loadgen == "python":
-            log("wrk not found (apt-get install -y wrk); using the built-in asyncio load generator, "
-                "which costs more CPU per request")
-    elif loadgen == "wrk" and not shutil.which("wrk"):
+    loadgen = "python" if args.loadgen == "auto" else args.loadgen
+    if loadgen == "wrk" and not shutil.which("wrk"):
         log("wrk not on PATH: apt-get update && apt-get install -y wrk")
         return 2
+    litellm_exe: Path | None = None
+    litellm_error: str | None = None
+    if "litellm" in args.targets:
+        try:
+            litellm_exe = ensure_litellm(args.litellm_venv, args.no_install)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            litellm_error = str(e)
+            log(f"litellm: cannot install: {e}")
+    if loadgen == "python":
+        candidates = [sys.executable] + (
+            [str(args.litellm_venv / "bin" / "python")]
+            if (args.litellm_venv / "bin" / "python").exists()
+            else []
+        )
+        LOADGEN_PYTHON[0] = next((c for c in candidates if has_uvloop(c)), sys.executable)
+        log(
+            f"load generator: built-in asyncio HTTP/1.1 client run by {LOADGEN_PYTHON[0]} "
+            f"({'uvloop' if has_uvloop(LOADGEN_PYTHON[0]) else 'stdlib event loop'})"
+        )
 
     ncpu = len(os.sched_getaffinity(0))
     if args.no_pin or ncpu < 2:
@@ -595,7 +854,9 @@ def main(argv: list[str]) -> int:
     else:
         allowed = sorted(os.sched_getaffinity(0))
         loadgen_cpus, server_cpus = {allowed[-1]}, set(allowed[:-1])
-        pinning = (f"upstream+gateway on CPU(s) {sorted(server_cpus)}, load generator on CPU {allowed[-1]}")
+        pinning = (
+            f"upstream+gateway on CPU(s) {sorted(server_cpus)}, load generator on CPU {allowed[-1]}"
+        )
     log(f"{ncpu} CPU(s) available; {pinning}")
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -612,13 +873,26 @@ def main(argv: list[str]) -> int:
     report: dict = {
         "benchmark": "gateway_overhead",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpus": ncpu, "pinning": pinning, "platform": platform.platform(),
-                    "python": platform.python_version(),
-                    "note": "upstream, gateway and load generator all share this machine's CPUs"},
-        "config": {"requests": args.requests, "warmup": args.warmup, "concurrency": args.concs, "modes": args.modes_l,
-                   "targets": args.targets, "loadgen": loadgen, "max_phase_seconds": args.max_phase_seconds,
-                   "prompt": PROMPT, "max_tokens": MAX_TOKENS,
-                   "upstream": "bench/fast_upstream.py (asyncio, HTTP/1.1 keep-alive, 5 content chunks, no delay)"},
+        "machine": {
+            "cpus": ncpu,
+            "pinning": pinning,
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "note": "upstream, gateway and load generator all share this machine's CPUs",
+        },
+        "config": {
+            "requests": args.requests,
+            "warmup": args.warmup,
+            "concurrency": args.concs,
+            "modes": args.modes_l,
+            "targets": args.targets,
+            "loadgen": loadgen,
+            "loadgen_python": LOADGEN_PYTHON[0] if loadgen == "python" else None,
+            "max_phase_seconds": args.max_phase_seconds,
+            "prompt": PROMPT,
+            "max_tokens": MAX_TOKENS,
+            "upstream": "bench/fast_upstream.py (asyncio, HTTP/1.1 keep-alive, 5 content chunks, no delay)",
+        },
         "targets": {},
         "phases": [],
         "output": str(args.output),
@@ -626,10 +900,25 @@ def main(argv: list[str]) -> int:
     try:
         up_port = free_port()
         up_log = logs / "upstream.log"
-        up = procs.start("upstream", [sys.executable, str(BENCH_DIR / "fast_upstream.py"), "--port", str(up_port),
-                                      "--model", MODEL], cpus=server_cpus, log_path=up_log)
+        up = procs.start(
+            "upstream",
+            [
+                sys.executable,
+                str(BENCH_DIR / "fast_upstream.py"),
+                "--port",
+                str(up_port),
+                "--model",
+                MODEL,
+            ],
+            cpus=server_cpus,
+            log_path=up_log,
+        )
         wait_ready("upstream", up, up_port, "/health", 30, up_log)
-        log(f"fast upstream ready on 127.0.0.1:{up_port}")
+        up_loop = next(
+            (w.split("=", 1)[1] for w in up_log.read_text().split() if w.startswith("loop=")), "?"
+        )
+        report["config"]["upstream_event_loop"] = up_loop
+        log(f"fast upstream ready on 127.0.0.1:{up_port} (event loop: {up_loop})")
 
         for target in args.targets:
             info: dict = {"status": "ok"}
@@ -639,46 +928,88 @@ def main(argv: list[str]) -> int:
                 if target == "direct":
                     port, key, gw_pid = up_port, UPSTREAM_KEY, None
                 elif target == "litellm":
-                    exe = ensure_litellm(args.litellm_venv, args.no_install)
+                    if litellm_exe is None:
+                        raise RuntimeError(litellm_error or "litellm not installed")
+                    exe = litellm_exe
                     info["version"] = pkg_version(args.litellm_venv / "bin" / "python", "litellm")
                     info["settings"] = LITELLM_SETTINGS
-                    gw, port = start_litellm(exe, up_port, workdir, procs, server_cpus, logs, args.ready_timeout)
+                    gw, port = start_litellm(
+                        exe, up_port, workdir, procs, server_cpus, logs, args.ready_timeout
+                    )
                     key, gw_pid = LITELLM_KEY, gw.pid
                 else:
                     if not args.souverain_bin.exists():
                         info["status"] = "skipped"
-                        info["error"] = f"{args.souverain_bin} not found (pip install -e {REPO_DIR})"
+                        info["error"] = (
+                            f"{args.souverain_bin} not found (pip install -e {REPO_DIR})"
+                        )
                         log(f"souverain: skipped, {info['error']}")
                         continue
                     info["version"] = pkg_version(args.souverain_bin.parent / "python", "souverain")
-                    gw, port = start_souverain(args.souverain_bin, up_port, workdir, procs, server_cpus, logs,
-                                               args.ready_timeout)
+                    gw, port = start_souverain(
+                        args.souverain_bin,
+                        up_port,
+                        workdir,
+                        procs,
+                        server_cpus,
+                        logs,
+                        args.ready_timeout,
+                    )
                     key, gw_pid = SOUVERAIN_KEY, gw.pid
-                log(f"{target}: ready on 127.0.0.1:{port}; checking one non-streamed and one streamed answer")
+                log(
+                    f"{target}: ready on 127.0.0.1:{port}; checking one non-streamed and one streamed answer"
+                )
                 info["smoke"] = smoke_check(port, key)
                 for mode in args.modes_l:
                     for conc in args.concs:
                         ph = {"target": target, "mode": mode, "concurrency": conc}
                         report["phases"].append(ph)
                         log(f"{target:<9} {mode:<9} c={conc:<4} warm-up {args.warmup} ...")
-                        run_loadgen(loadgen, port, key, mode, args.warmup, conc, args.max_phase_seconds, workdir,
-                                    loadgen_cpus, procs)
+                        run_loadgen(
+                            loadgen,
+                            port,
+                            key,
+                            mode,
+                            args.warmup,
+                            conc,
+                            args.max_phase_seconds,
+                            workdir,
+                            loadgen_cpus,
+                            procs,
+                        )
                         cpu0_gw = tree_cpu_seconds(gw_pid) if gw_pid else None
                         cpu0_up = tree_cpu_seconds(up.pid)
-                        res = run_loadgen(loadgen, port, key, mode, args.requests, conc, args.max_phase_seconds,
-                                          workdir, loadgen_cpus, procs)
+                        res = run_loadgen(
+                            loadgen,
+                            port,
+                            key,
+                            mode,
+                            args.requests,
+                            conc,
+                            args.max_phase_seconds,
+                            workdir,
+                            loadgen_cpus,
+                            procs,
+                        )
                         n = max(res["requests"], 1)
                         if gw_pid:
-                            ph["gateway_cpu_ms_per_req"] = (tree_cpu_seconds(gw_pid) - cpu0_gw) * 1e3 / n
-                        ph["upstream_cpu_ms_per_req"] = (tree_cpu_seconds(up.pid) - cpu0_up) * 1e3 / n
+                            ph["gateway_cpu_ms_per_req"] = (
+                                (tree_cpu_seconds(gw_pid) - cpu0_gw) * 1e3 / n
+                            )
+                        ph["upstream_cpu_ms_per_req"] = (
+                            (tree_cpu_seconds(up.pid) - cpu0_up) * 1e3 / n
+                        )
                         ph["result"] = res
                         errs = res["errors"] + res["bad_responses"]
-                        log(f"{target:<9} {mode:<9} c={conc:<4} {res['requests']} req  {res['rps']:.0f} RPS  "
+                        log(
+                            f"{target:<9} {mode:<9} c={conc:<4} {res['requests']} req  {res['rps']:.0f} RPS  "
                             f"p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms"
-                            + (f"  ERRORS/BAD {errs}" if errs else "") + ("  (TRUNCATED)" if res["truncated"] else ""))
+                            + (f"  ERRORS/BAD {errs}" if errs else "")
+                            + ("  (TRUNCATED)" if res["truncated"] else "")
+                        )
             except KeyboardInterrupt:
                 raise
-            except Exception as e:  # noqa: BLE001 - report and go on with the next target
+            except Exception as e:
                 info["status"] = "failed"
                 info["error"] = str(e)
                 log(f"{target}: FAILED: {e}")
@@ -693,14 +1024,19 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     # added latency and the side-by-side comparison
-    direct = {(p["mode"], p["concurrency"]): p["result"] for p in report["phases"]
-              if p["target"] == "direct" and p.get("result")}
+    direct = {
+        (p["mode"], p["concurrency"]): p["result"]
+        for p in report["phases"]
+        if p["target"] == "direct" and p.get("result")
+    }
     for p in report["phases"]:
         d = direct.get((p["mode"], p["concurrency"]))
         if p["target"] != "direct" and d and p.get("result"):
             p["added_p50_ms"] = p["result"]["p50_ms"] - d["p50_ms"]
             p["added_p99_ms"] = p["result"]["p99_ms"] - d["p99_ms"]
-    by = {(p["target"], p["mode"], p["concurrency"]): p for p in report["phases"] if p.get("result")}
+    by = {
+        (p["target"], p["mode"], p["concurrency"]): p for p in report["phases"] if p.get("result")
+    }
     comparison = []
     for mode in args.modes_l:
         for conc in args.concs:
@@ -709,17 +1045,28 @@ def main(argv: list[str]) -> int:
                 continue
             g = lambda ph, k: ph.get(k) if ph else None  # noqa: E731
             gr = lambda ph, k: ph["result"].get(k) if ph else None  # noqa: E731
-            comparison.append({
-                "mode": mode, "concurrency": conc,
-                "souverain_added_p50_ms": g(s, "added_p50_ms"), "souverain_added_p99_ms": g(s, "added_p99_ms"),
-                "litellm_added_p50_ms": g(l_, "added_p50_ms"), "litellm_added_p99_ms": g(l_, "added_p99_ms"),
-                "ratio_added_p50_litellm_over_souverain": ratio(g(l_, "added_p50_ms"), g(s, "added_p50_ms")),
-                "ratio_added_p99_litellm_over_souverain": ratio(g(l_, "added_p99_ms"), g(s, "added_p99_ms")),
-                "rps_direct": gr(d, "rps"), "rps_souverain": gr(s, "rps"), "rps_litellm": gr(l_, "rps"),
-                "ratio_rps_souverain_over_litellm": ratio(gr(s, "rps"), gr(l_, "rps")),
-                "gateway_cpu_ms_per_req_souverain": g(s, "gateway_cpu_ms_per_req"),
-                "gateway_cpu_ms_per_req_litellm": g(l_, "gateway_cpu_ms_per_req"),
-            })
+            comparison.append(
+                {
+                    "mode": mode,
+                    "concurrency": conc,
+                    "souverain_added_p50_ms": g(s, "added_p50_ms"),
+                    "souverain_added_p99_ms": g(s, "added_p99_ms"),
+                    "litellm_added_p50_ms": g(l_, "added_p50_ms"),
+                    "litellm_added_p99_ms": g(l_, "added_p99_ms"),
+                    "ratio_added_p50_litellm_over_souverain": ratio(
+                        g(l_, "added_p50_ms"), g(s, "added_p50_ms")
+                    ),
+                    "ratio_added_p99_litellm_over_souverain": ratio(
+                        g(l_, "added_p99_ms"), g(s, "added_p99_ms")
+                    ),
+                    "rps_direct": gr(d, "rps"),
+                    "rps_souverain": gr(s, "rps"),
+                    "rps_litellm": gr(l_, "rps"),
+                    "ratio_rps_souverain_over_litellm": ratio(gr(s, "rps"), gr(l_, "rps")),
+                    "gateway_cpu_ms_per_req_souverain": g(s, "gateway_cpu_ms_per_req"),
+                    "gateway_cpu_ms_per_req_litellm": g(l_, "gateway_cpu_ms_per_req"),
+                }
+            )
     report["comparison"] = comparison
     report["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     args.output.write_text(json.dumps(report, indent=2) + "\n")

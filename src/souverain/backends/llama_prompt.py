@@ -63,7 +63,7 @@ class PromptBuilder:
             prefix = messages[-1]["content"]
             messages = messages[:-1]
         plain = [{"role": m["role"], "content": m["content"]} for m in messages]
-        result = self._format(messages=plain)
+        result = self._format(messages=plain)  # type: ignore[arg-type]
         text = result.prompt + prefix
         tokens = self._llama.tokenize(
             text.encode("utf-8"), add_bos=not result.added_special, special=True

@@ -12,10 +12,12 @@ disconnects mid-stream), through llama.cpp's stopping-criteria hook.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import importlib.util
 import json
 import os
 import queue
+import secrets
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -32,12 +34,14 @@ from ..errors import (
     SouverainError,
     UnsupportedByModel,
 )
-from ..protocol.chat import ChatCompletionRequest, ChatDelta, ChatMessage, finish_reason
+from ..protocol.chat import ChatCompletionRequest, ChatDelta, ChatMessage, FinishReason
 from ..protocol.common import Usage
 from ..protocol.fim import FIMCompletionRequest
 from ..protocol.models import Capabilities
 from .base import Backend
+from .json_schema import enforceable_schema
 from .llama_prompt import PromptBuilder, load_llama
+from .stop_sequences import StopScanner
 
 DEFAULT_TEMPERATURE = 0.2  # SmolLM2's authors advise a low temperature
 
@@ -262,33 +266,46 @@ class LocalLlamaBackend(Backend):
                 self._loop.call_soon_threadsafe(self._release_slot)
 
     def _run(self, llama: Any, job: _Job) -> None:
-        sampled = 0
+        """Our own token loop: exact token counts, stop sequences, and cancellation."""
+        from llama_cpp import llama_cpp as low
 
-        def keep_going(_ids: Any, _logits: Any) -> bool:
-            nonlocal sampled
-            sampled += 1
-            return job.cancelled.is_set()
-
-        stream = llama.create_completion(
-            prompt=job.tokens,
-            stream=True,
-            stopping_criteria=[keep_going],
-            **job.options,
+        options = job.options
+        seed = options["seed"]
+        llama.set_seed(seed if seed is not None else secrets.randbits(31))
+        vocab = llama._model.vocab
+        decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+        scanner = StopScanner(options["stop"])
+        produced: list[int] = []
+        finish: FinishReason = "length"
+        tokens = llama.generate(
+            job.tokens,
+            temp=options["temperature"],
+            top_p=options["top_p"],
+            presence_penalty=options.get("presence_penalty", 0.0),
+            frequency_penalty=options.get("frequency_penalty", 0.0),
+            grammar=options["grammar"],
+            reset=True,
         )
-        finish = None
-        for chunk in stream:
-            choice = chunk["choices"][0]
-            if choice.get("text"):
-                job.emit(ChatDelta(content=choice["text"]))
-            finish = choice.get("finish_reason") or finish
+        for token in tokens:
             if job.cancelled.is_set():
                 return
-        if job.cancelled.is_set():
-            return
-        finish = finish_reason(finish)
-        # The end-of-turn token (or a stop sequence's last token) is sampled but not sent.
-        completion_tokens = max(0, sampled - 1) if finish == "stop" else sampled
-        job.emit(ChatDelta(finish_reason=finish, usage=Usage(len(job.tokens), completion_tokens)))
+            if low.llama_vocab_is_eog(vocab, token):
+                finish = "stop"
+                break
+            previous = produced[-1:] or job.tokens[-1:]
+            produced.append(token)
+            text = scanner.feed(decode(llama.detokenize([token], prev_tokens=previous)))
+            if text:
+                job.emit(ChatDelta(content=text))
+            if scanner.stopped:
+                finish = "stop"
+                break
+            if len(produced) >= options["max_tokens"]:
+                break
+        tail = scanner.feed(decode(b"", final=True)) + scanner.flush()
+        if tail:
+            job.emit(ChatDelta(content=tail))
+        job.emit(ChatDelta(finish_reason=finish, usage=Usage(len(job.tokens), len(produced))))
 
 
 def _grammar(schema: dict[str, Any] | None) -> Any:
@@ -299,7 +316,9 @@ def _grammar(schema: dict[str, Any] | None) -> Any:
     try:
         if not schema:
             return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        return LlamaGrammar.from_json_schema(json.dumps(enforceable_schema(schema)), verbose=False)
+    except InvalidRequest:
+        raise
     except Exception as exc:  # the converter raises bare exceptions on schemas it can't express
         raise InvalidRequest(
             f"response_format: this JSON schema cannot be enforced: {exc}", param="response_format"
