@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,7 +21,7 @@ def app_state(request: Request) -> AppState:
 
 
 def dumps(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 class JSON(Response):
@@ -40,8 +40,8 @@ async def parse_body(request: Request, schema: type[SchemaT]) -> SchemaT:
     if not raw.strip():
         raise InvalidRequest("the request body is empty; send a JSON object")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
