@@ -186,3 +186,33 @@ def test_health_and_metrics(embedded: Server) -> None:
     assert "souverain_http_request_duration_seconds_bucket" in text
     assert f'souverain_tokens_total{{kind="completion",model="{CHAT}"}}' in text
     assert "souverain_queue_depth" in text
+
+
+def test_embeddings_input_limits(embedded: Server) -> None:
+    with embedded.client() as client:
+        too_long = {"model": "multilingual-e5-small", "input": ["mot " * 600]}
+        error = assert_error_shape(client.post("/v1/embeddings", json=too_long), 400)
+        assert error["code"] == "context_length_exceeded"
+        empty = {"model": "multilingual-e5-small", "input": ["ok", ""]}
+        assert (
+            assert_error_shape(client.post("/v1/embeddings", json=empty), 400)["param"] == "input"
+        )
+        tokens = {"model": "multilingual-e5-small", "input": [[1, 2, 3]]}
+        assert_error_shape(client.post("/v1/embeddings", json=tokens), 400)
+        wrong_type = {"model": "multilingual-e5-small", "input": "x", "input_type": "poem"}
+        assert (
+            assert_error_shape(client.post("/v1/embeddings", json=wrong_type), 400)["param"]
+            == "input_type"
+        )
+
+
+def test_embeddings_input_type_changes_the_prefix(embedded: Server) -> None:
+    with embedded.client() as client:
+
+        def embed(input_type: str) -> list[float]:
+            body = {"model": "multilingual-e5-small", "input": "Rechnung", "input_type": input_type,
+                    "encoding_format": "float"}  # fmt: skip
+            return client.post("/v1/embeddings", json=body).json()["data"][0]["embedding"]  # type: ignore[no-any-return]
+
+        assert embed("query") != embed("passage")
+        assert embed("passage") == embed("document")

@@ -15,7 +15,8 @@ an error ends the stream instead.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -80,18 +81,13 @@ class Pipeline:
 
     async def stream(self, ctx: RequestContext, call: ModelCall) -> AsyncIterator[ChatDelta]:
         """Deltas of a chat or FIM generation; errors before the first one are raised."""
-        try:
+        with self._accounting(ctx):
             targets = await self._admit(ctx, call)
             deltas = await self._first_that_answers(ctx, targets, call)
             async for delta in deltas:
                 if delta.usage is not None:
                     ctx.usage = delta.usage
                 yield delta
-        except BaseException as exc:
-            ctx.outcome = _outcome(exc)
-            raise
-        finally:
-            self._account(ctx)
 
     async def complete(self, ctx: RequestContext, call: ModelCall) -> Completion:
         return await self._unary(ctx, call)  # type: ignore[return-value]
@@ -100,7 +96,7 @@ class Pipeline:
         return await self._unary(ctx, call)  # type: ignore[return-value]
 
     async def _unary(self, ctx: RequestContext, call: ModelCall) -> Completion | Embeddings:
-        try:
+        with self._accounting(ctx):
             targets = await self._admit(ctx, call)
             last_error: SouverainError | None = None
             for backend in targets:
@@ -114,11 +110,6 @@ class Pipeline:
                 return result
             assert last_error is not None
             raise last_error
-        except BaseException as exc:
-            ctx.outcome = _outcome(exc)
-            raise
-        finally:
-            self._account(ctx)
 
     # ---- stages -------------------------------------------------------------------------
 
@@ -147,6 +138,17 @@ class Pipeline:
             return _prepend(first, stream)
         assert last_error is not None
         raise last_error
+
+    @contextmanager
+    def _accounting(self, ctx: RequestContext) -> Iterator[None]:
+        """Record the call's outcome and usage however it ends (error, cancel, success)."""
+        try:
+            yield
+        except BaseException as exc:
+            ctx.outcome = _outcome(exc)
+            raise
+        finally:
+            self._account(ctx)
 
     def _account(self, ctx: RequestContext) -> None:
         model = ctx.model or "unknown"

@@ -141,11 +141,7 @@ class LocalLlamaBackend(Backend):
             return (*prompt.chat_tokens(messages), _grammar(schema))
 
         options = {
-            "temperature": DEFAULT_TEMPERATURE
-            if request.temperature is None
-            else request.temperature,
-            "top_p": 0.95 if request.top_p is None else request.top_p,
-            "seed": request.effective_seed,
+            **_sampling(request.temperature, request.top_p, request.effective_seed),
             "presence_penalty": request.presence_penalty or 0.0,
             "frequency_penalty": request.frequency_penalty or 0.0,
         }
@@ -164,13 +160,7 @@ class LocalLlamaBackend(Backend):
         def prepare() -> tuple[list[int], list[str], Any]:
             return prompt.fim_tokens(fim, request.prompt, request.suffix or ""), [], None
 
-        options = {
-            "temperature": DEFAULT_TEMPERATURE
-            if request.temperature is None
-            else request.temperature,
-            "top_p": 0.95 if request.top_p is None else request.top_p,
-            "seed": request.random_seed,
-        }
+        options = _sampling(request.temperature, request.top_p, request.random_seed)
         return self._generate(prepare, request.stop_sequences, request.max_tokens, options)
 
     # ---- machinery ----------------------------------------------------------------------
@@ -306,6 +296,14 @@ class LocalLlamaBackend(Backend):
         if tail:
             job.emit(ChatDelta(content=tail))
         job.emit(ChatDelta(finish_reason=finish, usage=Usage(len(job.tokens), len(produced))))
+
+
+def _sampling(temperature: float | None, top_p: float | None, seed: int | None) -> dict[str, Any]:
+    return {
+        "temperature": DEFAULT_TEMPERATURE if temperature is None else temperature,
+        "top_p": 0.95 if top_p is None else top_p,
+        "seed": seed,
+    }
 
 
 def _grammar(schema: dict[str, Any] | None) -> Any:
