@@ -63,8 +63,14 @@ def direct_stream(llama, prompt: str, max_tokens: int) -> int:  # type: ignore[n
 
 
 async def souverain_stream(client: httpx.AsyncClient, prompt: str, max_tokens: int) -> int:
-    body = {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": max_tokens, "temperature": 0.2, "top_p": 0.95, "stream": True}  # fmt: skip
+    body = {
+        "model": "smollm2-135m-instruct",
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0.2,
+        "top_p": 0.95,
+        "stream": True,
+    }
     usage = 0
     async with client.stream("POST", "/v1/chat/completions", json=body) as response:
         response.raise_for_status()
@@ -102,10 +108,15 @@ async def main() -> None:
     n_threads = os.cpu_count() or 2
     llama = direct_engine(n_threads, 4096)
     process = start_souverain(tempfile.mkdtemp(prefix="souverain-bench-"), args.port)
-    results: dict[str, list[float]] = {k: [] for k in ("direct_1", "souverain_1", "direct_8", "souverain_8")}
+    results: dict[str, list[float]] = {
+        k: [] for k in ("direct_1", "souverain_1", "direct_8", "souverain_8")
+    }
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{args.port}", timeout=600,
-                                     headers={"Authorization": f"Bearer {KEY}"}) as client:  # fmt: skip
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{args.port}",
+            timeout=600,
+            headers={"Authorization": f"Bearer {KEY}"},
+        ) as client:
             await souverain_stream(client, PROMPTS[0], 8)  # warm up both
             direct_stream(llama, PROMPTS[0], 8)
             for round_ in range(args.rounds):
@@ -121,9 +132,14 @@ async def main() -> None:
                 tokens = sum(direct_stream(llama, p, args.max_tokens) for p in PROMPTS)
                 results["direct_8"].append(tokens / (time.perf_counter() - started))
                 started = time.perf_counter()
-                counts = await asyncio.gather(*(souverain_stream(client, p, args.max_tokens) for p in PROMPTS))
+                counts = await asyncio.gather(
+                    *(souverain_stream(client, p, args.max_tokens) for p in PROMPTS)
+                )
                 results["souverain_8"].append(sum(counts) / (time.perf_counter() - started))
-                print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.1f} tok/s" for k, v in results.items()))
+                print(
+                    f"round {round_ + 1}: "
+                    + ", ".join(f"{k} {v[-1]:.1f} tok/s" for k, v in results.items())
+                )
     finally:
         process.terminate()
         process.wait(timeout=30)

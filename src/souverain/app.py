@@ -22,6 +22,7 @@ from .identity.keys import Authenticator, KeyStore, load_pepper
 from .observability.metrics import Metrics
 from .pipeline import Pipeline
 from .plugins import load_engine_registry
+from .policy.engine import PolicyEngine
 from .routing.models import ModelCatalog
 from .routing.router import Router
 from .state import AppState
@@ -42,7 +43,10 @@ def build_state(settings: Settings, *, database_url: str | None = None) -> AppSt
 
     metrics = Metrics(queue_depths)
     pipeline = Pipeline(
-        authenticator=Authenticator(keys), catalog=catalog, router=Router(), metrics=metrics
+        authenticator=Authenticator(keys),
+        catalog=catalog,
+        router=Router(PolicyEngine(settings.policy)),
+        metrics=metrics,
     )
     return AppState(
         settings=settings,

@@ -57,6 +57,17 @@ class DeploymentConfig(_Strict):
     n_threads: int | None = Field(default=None, ge=1)
     workers: int = Field(default=1, ge=1, le=16)
     max_queue: int = Field(default=64, ge=0)
+    # Sovereignty facts, read by the policy. Unknown is treated as the worst case:
+    # a foreign jurisdiction, unlimited retention, training on the data. A `local`
+    # deployment runs in this process, so it is on-prem, keeps nothing and trains on nothing.
+    operator: str | None = None
+    jurisdiction: str | None = Field(
+        default=None, description='ISO 3166 country code, "EU", or "on-prem".'
+    )
+    region: str | None = None
+    retention_days: int | None = Field(default=None, ge=0, description="0: nothing kept.")
+    trains_on_data: bool | None = None
+    certifications: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _remote_needs_url(self) -> DeploymentConfig:
@@ -83,6 +94,84 @@ class ModelConfig(_Strict):
     max_context_length: int | None = Field(default=None, ge=1)
     capabilities: CapabilitiesConfig = CapabilitiesConfig()
     deployments: tuple[DeploymentConfig, ...] = Field(min_length=1)
+
+
+class PolicyRule(_Strict):
+    """Where data of one classification may go. Unset means no constraint."""
+
+    jurisdictions: tuple[str, ...] | None = None  # "on-prem", "EU" (any EU member), or codes
+    operators: tuple[str, ...] | None = None
+    max_retention_days: int | None = Field(default=None, ge=0)
+    allow_training: bool = True
+    require_certifications: tuple[str, ...] = ()
+
+    def tightens(self, base: PolicyRule) -> bool:
+        """True when everything this rule allows, `base` allows too."""
+        return (
+            _subset(self.jurisdictions, base.jurisdictions)
+            and _subset(self.operators, base.operators)
+            and (
+                base.max_retention_days is None
+                or (
+                    self.max_retention_days is not None
+                    and self.max_retention_days <= base.max_retention_days
+                )
+            )
+            and (base.allow_training or not self.allow_training)
+            and set(base.require_certifications) <= set(self.require_certifications)
+        )
+
+
+def _subset(narrow: tuple[str, ...] | None, wide: tuple[str, ...] | None) -> bool:
+    return wide is None or (narrow is not None and set(narrow) <= set(wide))
+
+
+def default_rules() -> dict[str, PolicyRule]:
+    return {
+        "public": PolicyRule(),
+        "internal": PolicyRule(allow_training=False),
+        "confidential": PolicyRule(
+            jurisdictions=("on-prem", "EU"), max_retention_days=30, allow_training=False
+        ),
+        "restricted": PolicyRule(
+            jurisdictions=("on-prem",), max_retention_days=0, allow_training=False
+        ),
+    }
+
+
+class PolicyConfig(_Strict):
+    """Classification levels (lowest first) and, for each, where its data may go."""
+
+    levels: tuple[str, ...] = ("public", "internal", "confidential", "restricted")
+    default_classification: str = "public"
+    rules: dict[str, PolicyRule] = Field(default_factory=default_rules)
+    # Per-tenant rules; each may only tighten the rule it replaces.
+    tenants: dict[str, dict[str, PolicyRule]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PolicyConfig:
+        if not self.levels or len(set(self.levels)) != len(self.levels):
+            raise ValueError("levels must be a non-empty list of distinct names")
+        if self.default_classification not in self.levels:
+            raise ValueError(
+                f"default_classification {self.default_classification!r} is not a level"
+            )
+        missing = [level for level in self.levels if level not in self.rules]
+        if missing:
+            raise ValueError(f"rules: no rule for level {missing[0]!r}")
+        unknown = [level for level in self.rules if level not in self.levels]
+        if unknown:
+            raise ValueError(f"rules: {unknown[0]!r} is not a level")
+        for tenant, rules in self.tenants.items():
+            for level, rule in rules.items():
+                if level not in self.levels:
+                    raise ValueError(f"tenants.{tenant}: {level!r} is not a level")
+                if not rule.tightens(self.rules[level]):
+                    raise ValueError(
+                        f"tenants.{tenant}.{level}: a tenant rule may only tighten the "
+                        f"platform rule for {level!r}"
+                    )
+        return self
 
 
 class ServerConfig(_Strict):
@@ -118,6 +207,7 @@ class Settings(_Strict):
     data_dir: Path = Path("./souverain-data")
     server: ServerConfig = ServerConfig()
     models: tuple[ModelConfig, ...] = Field(default_factory=default_models)
+    policy: PolicyConfig = PolicyConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .policy.engine import PolicyDecision
 from .protocol.common import Usage, new_id
 
 
@@ -27,8 +28,12 @@ class RequestContext:
     started: float = field(default_factory=time.perf_counter)
     model: str | None = None
     deployment: str | None = None
-    # Raised by data-loss prevention, read by policy; the lowest level until those exist.
-    classification: str = "public"
+    # Levels claimed for this request (header, metadata; data-loss prevention adds its
+    # finding); the policy stage turns them into `classification`.
+    claims: list[str | None] = field(default_factory=list)
+    classification: str | None = None
+    decision: PolicyDecision | None = None
+    jurisdiction: str | None = None
     usage: Usage | None = None
     outcome: str = "ok"
     first_token_at: float | None = None

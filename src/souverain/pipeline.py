@@ -1,8 +1,9 @@
 """The request pipeline: every model call, from every endpoint, goes through here.
 
     identity     who is calling (API key → Principal)          identity/keys.py
-    guards       quotas, data-loss prevention, policy          (issues to come: `Guard`)
-    routing      the ordered deployments allowed to serve it   routing/router.py
+    classify     the highest level claimed for the data        policy/engine.py
+    guards       quotas, data-loss prevention                  (issues to come: `Guard`)
+    routing      policy, then the ordered ready deployments    routing/router.py
     dispatch     send to the first that answers; fail over     here
     restore      un-pseudonymize answers and streams           (DLP issue: `Restorer`)
     accounting   usage and metrics, whatever the outcome       here
@@ -15,7 +16,7 @@ an error ends the stream instead.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -25,6 +26,7 @@ from .context import RequestContext
 from .errors import EngineUnavailable, SouverainError, UnsupportedByModel
 from .identity.keys import Authenticator
 from .observability.metrics import Metrics
+from .policy.engine import CLASSIFICATION_HEADER
 from .protocol.chat import ChatCompletionRequest, ChatDelta, Completion
 from .protocol.embeddings import EmbeddingRequest
 from .protocol.fim import FIMCompletionRequest
@@ -66,9 +68,11 @@ class Pipeline:
 
     # ---- identity ---------------------------------------------------------------------
 
-    async def open(self, authorization: str | None, endpoint: str) -> RequestContext:
-        principal = await self.authenticator.authenticate(authorization)
-        return RequestContext(endpoint=endpoint, principal=principal)
+    async def open(self, headers: Mapping[str, str], endpoint: str) -> RequestContext:
+        principal = await self.authenticator.authenticate(headers.get("authorization"))
+        ctx = RequestContext(endpoint=endpoint, principal=principal)
+        ctx.claims.append(headers.get(CLASSIFICATION_HEADER))
+        return ctx
 
     # ---- model calls --------------------------------------------------------------------
 
@@ -77,6 +81,8 @@ class Pipeline:
         model = self.catalog.get(request.model)
         ctx.model = model.id
         _check_capability(model, kind)
+        ctx.claims.append(self.router.policy.claimed_in(request.metadata))
+        ctx.classification = self.router.policy.classify(*ctx.claims)
         return ModelCall(kind=kind, model=model, request=request)
 
     async def stream(self, ctx: RequestContext, call: ModelCall) -> AsyncIterator[ChatDelta]:
@@ -105,7 +111,7 @@ class Pipeline:
                 except EngineUnavailable as exc:
                     last_error = exc
                     continue
-                ctx.deployment = backend.name
+                _chosen(ctx, backend)
                 ctx.usage = result.usage
                 return result
             assert last_error is not None
@@ -133,7 +139,7 @@ class Pipeline:
                 if stream is not None:
                     await stream.aclose()  # type: ignore[attr-defined]
                 continue
-            ctx.deployment = backend.name
+            _chosen(ctx, backend)
             ctx.first_token_at = ctx.elapsed()
             return _prepend(first, stream)
         assert last_error is not None
@@ -158,6 +164,11 @@ class Pipeline:
             self.metrics.tokens.labels(model, "completion").inc(ctx.usage.completion_tokens)
         if ctx.first_token_at is not None:
             self.metrics.first_token.labels(model).observe(ctx.first_token_at)
+
+
+def _chosen(ctx: RequestContext, backend: Backend) -> None:
+    ctx.deployment = backend.name
+    ctx.jurisdiction = backend.facts.jurisdiction
 
 
 def _check_capability(model: ServedModel, kind: CallKind) -> None:

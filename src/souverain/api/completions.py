@@ -16,7 +16,7 @@ from .streaming import primed, sse_response
 
 async def chat_completions(request: Request) -> Response:
     state = app_state(request)
-    ctx = await state.pipeline.open(request.headers.get("authorization"), "chat")
+    ctx = await state.pipeline.open(request.headers, "chat")
     body = await parse_body(request, ChatCompletionRequest)
     call = state.pipeline.prepare(ctx, "chat", body)
     return await _respond(
@@ -26,7 +26,7 @@ async def chat_completions(request: Request) -> Response:
 
 async def fim_completions(request: Request) -> Response:
     state = app_state(request)
-    ctx = await state.pipeline.open(request.headers.get("authorization"), "fim")
+    ctx = await state.pipeline.open(request.headers, "fim")
     body = await parse_body(request, FIMCompletionRequest)
     call = state.pipeline.prepare(ctx, "fim", body)
     return await _respond(state, ctx, call, stream=body.stream, usage_chunk=False)
@@ -38,16 +38,22 @@ async def _respond(
     if not stream:
         completion = await state.pipeline.complete(ctx, call)
         body = render_completion(completion, model=call.model.id, request_id=ctx.request_id)
-        return JSON(body, headers=_headers(ctx))
+        return JSON(body, headers=decision_headers(ctx))
     deltas = await primed(state.pipeline.stream(ctx, call))
     renderer = ChunkRenderer(
         model=call.model.id, include_usage_chunk=usage_chunk, request_id=ctx.request_id
     )
-    return sse_response(deltas, renderer, headers=_headers(ctx))
+    return sse_response(deltas, renderer, headers=decision_headers(ctx))
 
 
-def _headers(ctx: RequestContext) -> dict[str, str]:
+def decision_headers(ctx: RequestContext) -> dict[str, str]:
+    """Where the call went and under which policy: explained, never the data's content."""
     headers = {"x-request-id": ctx.request_id}
     if ctx.deployment:
         headers["x-souverain-deployment"] = ctx.deployment
+    if ctx.jurisdiction:
+        headers["x-souverain-jurisdiction"] = ctx.jurisdiction
+    if ctx.decision:
+        headers["x-souverain-policy"] = ctx.decision.policy_version
+        headers["x-souverain-classification"] = ctx.decision.classification
     return headers

@@ -6,12 +6,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..protocol.embeddings import EmbeddingRequest, render_embeddings
+from .completions import decision_headers
 from .http import JSON, app_state, parse_body
 
 
 async def embeddings(request: Request) -> Response:
     state = app_state(request)
-    ctx = await state.pipeline.open(request.headers.get("authorization"), "embeddings")
+    ctx = await state.pipeline.open(request.headers, "embeddings")
     body = await parse_body(request, EmbeddingRequest)
     call = state.pipeline.prepare(ctx, "embeddings", body)
     result = await state.pipeline.embed(ctx, call)
@@ -21,4 +22,4 @@ async def embeddings(request: Request) -> Response:
         usage=result.usage,
         encoding_format=body.encoding_format,
     )
-    return JSON(rendered, headers={"x-request-id": ctx.request_id})
+    return JSON(rendered, headers=decision_headers(ctx))

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..config import DeploymentConfig, ModelConfig
 from ..errors import UnsupportedByModel
+from ..policy.facts import DeploymentFacts
 from ..protocol.chat import ChatCompletionRequest, ChatDelta, Completion
 from ..protocol.common import Usage
 from ..protocol.embeddings import EmbeddingRequest
@@ -38,6 +39,7 @@ class Backend:
         self.model = model
         self.deployment = deployment
         self.name = deployment.name or f"{model.id}@{deployment.engine}"
+        self.facts = DeploymentFacts.of(deployment)
 
     async def start(self) -> None:
         """Load weights or open connections; called once before serving."""

@@ -41,6 +41,16 @@ class ServedModel:
         )
 
 
+def _unique_names(backends: list[Backend]) -> None:
+    """Default names are `model@engine`; a second deployment of one engine gets `-2`..."""
+    seen: dict[str, int] = {}
+    for backend in backends:
+        count = seen.get(backend.name, 0) + 1
+        seen[backend.name] = count
+        if count > 1:
+            backend.name = f"{backend.name}-{count}"
+
+
 class ModelCatalog:
     def __init__(self, models: list[ServedModel]) -> None:
         self.models = models
@@ -54,6 +64,7 @@ class ModelCatalog:
                 engines.build(model, deployment, where=f"models.{i}.deployments.{j}")
                 for j, deployment in enumerate(model.deployments)
             ]
+            _unique_names(backends)
             served.append(ServedModel(config=model, backends=backends))
         return cls(served)
 

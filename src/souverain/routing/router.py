@@ -5,21 +5,30 @@ from __future__ import annotations
 from ..backends.base import Backend
 from ..context import RequestContext
 from ..errors import EngineUnavailable
+from ..policy.engine import PolicyEngine
 from .models import ServedModel
 
 
 class Router:
-    """Priority order, skipping deployments that are not ready.
+    """Policy first, then priority order, skipping deployments that are not ready.
 
-    Policy (which jurisdictions may receive this classification), circuit breakers and
-    the kill switch narrow this list in the sovereignty issue; the dispatcher only ever
-    sends to what `candidates` returns.
+    Circuit breakers and the kill switch will narrow this list further; the dispatcher
+    only ever sends to what `candidates` returns.
     """
 
+    def __init__(self, policy: PolicyEngine) -> None:
+        self.policy = policy
+
     def candidates(self, ctx: RequestContext, model: ServedModel) -> list[Backend]:
-        ready = [backend for backend in model.backends if backend.ready()]
+        assert ctx.classification is not None, "the pipeline classifies before routing"
+        decision = self.policy.decide(ctx.classification, ctx.principal.tenant, model.backends)
+        ctx.decision = decision
+        self.policy.enforce(decision, model.id)
+        allowed = set(decision.allowed)
+        ready = [b for b in model.backends if b.name in allowed and b.ready()]
         if not ready:
             raise EngineUnavailable(
-                f"no deployment of model {model.id!r} is available right now", retry_after=5
+                f"no allowed deployment of model {model.id!r} is available right now",
+                retry_after=5,
             )
         return ready

@@ -1,0 +1,1 @@
+"""Sovereignty policy: which deployments may receive data of a given classification."""
