@@ -96,6 +96,45 @@ def serve(
     )
 
 
+@cli.group()
+def policy() -> None:
+    """Inspect the sovereignty policy."""
+
+
+@policy.command("explain")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar="SOUVERAIN_CONFIG",
+    help="YAML configuration file (env: SOUVERAIN_CONFIG).",
+)
+@click.option("--model", required=True, help="Model name or alias.")
+@click.option("--classification", required=True, help="Classification level of the data.")
+@click.option("--tenant", default="default", show_default=True)
+def policy_explain(config_file: str | None, model: str, classification: str, tenant: str) -> None:
+    """Print where a call would go and which rule decides, sending nothing.
+
+    Example: souverain policy explain --model large --classification confidential
+    """  # fmt: skip
+    from .config import load_settings
+    from .errors import SouverainError
+    from .plugins import load_engine_registry
+    from .policy.engine import PolicyEngine
+    from .policy.explain import explain
+    from .routing.models import ModelCatalog
+
+    try:
+        settings = load_settings(config_file)
+        catalog = ModelCatalog.from_settings(settings, load_engine_registry())
+        engine = PolicyEngine(settings.policy)
+        click.echo(explain(engine, catalog.get(model), classification, tenant))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    except SouverainError as exc:
+        raise click.ClickException(exc.message) from None
+
+
 def main() -> None:
     try:
         cli()
