@@ -23,6 +23,7 @@ from .observability.metrics import Metrics
 from .pipeline import Pipeline
 from .plugins import load_engine_registry
 from .policy.engine import PolicyEngine
+from .routing.killswitch import KillSwitch
 from .routing.models import ModelCatalog
 from .routing.router import Router
 from .state import AppState
@@ -42,10 +43,11 @@ def build_state(settings: Settings, *, database_url: str | None = None) -> AppSt
         return [(m.id, b.name, b.queue_depth()) for m in catalog.models for b in m.backends]
 
     metrics = Metrics(queue_depths)
+    killswitch = KillSwitch(database, settings.redis_url)
     pipeline = Pipeline(
         authenticator=Authenticator(keys),
         catalog=catalog,
-        router=Router(PolicyEngine(settings.policy)),
+        router=Router(PolicyEngine(settings.policy), killswitch, settings.routing),
         metrics=metrics,
     )
     return AppState(
@@ -63,6 +65,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.pipeline.router.killswitch.start()
         for backend in state.catalog.backends():
             await backend.start()
             log.info("deployment %s ready (%s)", backend.name, backend.kind)
@@ -73,6 +76,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
             state.started = False
             for backend in state.catalog.backends():
                 await backend.close()
+            await state.pipeline.router.killswitch.close()
             state.database.dispose()
 
     routes = [

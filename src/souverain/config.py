@@ -93,6 +93,8 @@ class ModelConfig(_Strict):
     owned_by: str = "souverain"
     max_context_length: int | None = Field(default=None, ge=1)
     capabilities: CapabilitiesConfig = CapabilitiesConfig()
+    # How to order the deployments the policy allows: as listed, fastest first, or idlest.
+    strategy: Literal["priority", "least-latency", "least-busy"] = "priority"
     deployments: tuple[DeploymentConfig, ...] = Field(min_length=1)
 
 
@@ -174,6 +176,15 @@ class PolicyConfig(_Strict):
         return self
 
 
+class RoutingConfig(_Strict):
+    """Passive health checks and retries, for every deployment."""
+
+    failure_threshold: int = Field(default=3, ge=1, description="Consecutive failures to open.")
+    open_seconds: float = Field(default=10.0, gt=0, description="Before a half-open probe.")
+    retries: int = Field(default=1, ge=0, le=5, description="Extra passes over the deployments.")
+    retry_backoff_s: float = Field(default=0.05, ge=0, description="Base of the jittered wait.")
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -205,9 +216,12 @@ def default_models() -> tuple[ModelConfig, ...]:
 
 class Settings(_Strict):
     data_dir: Path = Path("./souverain-data")
+    # Shared state across gateway replicas (kill switch now; quotas later). None: this process.
+    redis_url: str | None = None
     server: ServerConfig = ServerConfig()
     models: tuple[ModelConfig, ...] = Field(default_factory=default_models)
     policy: PolicyConfig = PolicyConfig()
+    routing: RoutingConfig = RoutingConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:

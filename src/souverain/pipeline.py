@@ -3,8 +3,8 @@
     identity     who is calling (API key → Principal)          identity/keys.py
     classify     the highest level claimed for the data        policy/engine.py
     guards       quotas, data-loss prevention                  (issues to come: `Guard`)
-    routing      policy, then the ordered ready deployments    routing/router.py
-    dispatch     send to the first that answers; fail over     here
+    routing      policy, kill switch, health, then strategy    routing/router.py
+    dispatch     send to the first that answers; fail over     here (breakers learn from it)
     restore      un-pseudonymize answers and streams           (DLP issue: `Restorer`)
     accounting   usage and metrics, whatever the outcome       here
     audit        a tamper-evident record per request           (audit issue)
@@ -16,14 +16,23 @@ an error ends the stream instead.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from .backends.base import Backend, Embeddings
 from .context import RequestContext
-from .errors import EngineUnavailable, SouverainError, UnsupportedByModel
+from .errors import (
+    EngineError,
+    EngineOverloaded,
+    EngineUnavailable,
+    SouverainError,
+    UnsupportedByModel,
+)
 from .identity.keys import Authenticator
 from .observability.metrics import Metrics
 from .policy.engine import CLASSIFICATION_HEADER
@@ -35,6 +44,7 @@ from .routing.router import Router
 
 CallKind = Literal["chat", "fim", "embeddings"]
 CallRequest = ChatCompletionRequest | FIMCompletionRequest | EmbeddingRequest
+AttemptT = TypeVar("AttemptT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +98,8 @@ class Pipeline:
     async def stream(self, ctx: RequestContext, call: ModelCall) -> AsyncIterator[ChatDelta]:
         """Deltas of a chat or FIM generation; errors before the first one are raised."""
         with self._accounting(ctx):
-            targets = await self._admit(ctx, call)
-            deltas = await self._first_that_answers(ctx, targets, call)
+            await self._guard(ctx, call)
+            deltas = await self._first_that_answers(ctx, call)
             async for delta in deltas:
                 if delta.usage is not None:
                     ctx.usage = delta.usage
@@ -103,47 +113,80 @@ class Pipeline:
 
     async def _unary(self, ctx: RequestContext, call: ModelCall) -> Completion | Embeddings:
         with self._accounting(ctx):
-            targets = await self._admit(ctx, call)
-            last_error: SouverainError | None = None
-            for backend in targets:
-                try:
-                    result = await _call_unary(backend, call)
-                except EngineUnavailable as exc:
-                    last_error = exc
-                    continue
-                _chosen(ctx, backend)
-                ctx.usage = result.usage
-                return result
-            assert last_error is not None
-            raise last_error
+            await self._guard(ctx, call)
+            result = await self._dispatch(ctx, call, lambda backend: _call_unary(backend, call))
+            ctx.usage = result.usage
+            return result
 
     # ---- stages -------------------------------------------------------------------------
 
-    async def _admit(self, ctx: RequestContext, call: ModelCall) -> list[Backend]:
+    async def _guard(self, ctx: RequestContext, call: ModelCall) -> None:
         for guard in self.guards:
             await guard.check(ctx, call)
-        return self.router.candidates(ctx, call.model)
 
-    async def _first_that_answers(
-        self, ctx: RequestContext, targets: list[Backend], call: ModelCall
-    ) -> AsyncIterator[ChatDelta]:
-        """Start the stream on the first deployment that produces a first delta."""
+    async def _dispatch(
+        self,
+        ctx: RequestContext,
+        call: ModelCall,
+        attempt: Callable[[Backend], Awaitable[AttemptT]],
+    ) -> AttemptT:
+        """Try the routed deployments in order, then again up to `retries` times.
+
+        Only `EngineUnavailable` moves on (down, timeout, 5xx, 429, queue full); any other
+        error is the answer. Each attempt's outcome feeds the deployment's breaker.
+        """
+        config = self.router.config
         last_error: SouverainError | None = None
-        for backend in targets:
-            stream: AsyncIterator[ChatDelta] | None = None
+        for round_number in range(1 + config.retries):
+            if round_number:
+                await asyncio.sleep(config.retry_backoff_s * (1 + random.random()))
             try:
-                stream = _start_stream(backend, call)
-                first = await anext(stream)
-            except EngineUnavailable as exc:
-                last_error = exc
-                if stream is not None:
-                    await stream.aclose()  # type: ignore[attr-defined]
-                continue
-            _chosen(ctx, backend)
-            ctx.first_token_at = ctx.elapsed()
-            return _prepend(first, stream)
+                targets = self.router.candidates(ctx, call.model)
+            except EngineUnavailable:
+                if last_error is None:
+                    raise
+                break
+            for backend in targets:
+                health = self.router.health(backend)
+                health.started()
+                started = time.perf_counter()
+                try:
+                    result = await attempt(backend)
+                except EngineOverloaded as exc:  # busy is not sick
+                    health.abandoned()
+                    last_error = exc
+                    continue
+                except EngineUnavailable as exc:
+                    health.failed()
+                    last_error = exc
+                    continue
+                except BaseException:
+                    health.abandoned()
+                    raise
+                health.succeeded(time.perf_counter() - started)
+                _chosen(ctx, backend)
+                return result
         assert last_error is not None
         raise last_error
+
+    async def _first_that_answers(
+        self, ctx: RequestContext, call: ModelCall
+    ) -> AsyncIterator[ChatDelta]:
+        """Start the stream on the first deployment that produces a first delta."""
+
+        async def first_delta(backend: Backend) -> tuple[ChatDelta, AsyncIterator[ChatDelta]]:
+            stream = _start_stream(backend, call)
+            try:
+                return await anext(stream), stream
+            except StopAsyncIteration:
+                raise EngineError(f"deployment {backend.name} ended without output") from None
+            except BaseException:
+                await stream.aclose()  # type: ignore[attr-defined]
+                raise
+
+        first, stream = await self._dispatch(ctx, call, first_delta)
+        ctx.first_token_at = ctx.elapsed()
+        return _prepend(first, stream)
 
     @contextmanager
     def _accounting(self, ctx: RequestContext) -> Iterator[None]:

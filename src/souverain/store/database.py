@@ -16,6 +16,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    Float,
     Integer,
     MetaData,
     String,
@@ -48,6 +49,26 @@ api_keys = Table(
     Column("revoked", Boolean, nullable=False, default=False),
 )
 
+provider_cuts = Table(
+    "provider_cuts",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # deployment, operator, jurisdiction
+    Column("value", String(200), primary_key=True),
+    Column("actor", String(200), nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+provider_cut_events = Table(  # who cut or restored what, and when; never updated
+    "provider_cut_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("action", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("value", String(200), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", Float, nullable=False),
+)
+
 Migration = Callable[[Connection], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
 
@@ -61,6 +82,12 @@ def migration(function: Migration) -> Migration:
 def m001_api_keys(conn: Connection) -> None:
     migrations_table.create(conn, checkfirst=True)
     api_keys.create(conn, checkfirst=True)
+
+
+@migration
+def m002_provider_cuts(conn: Connection) -> None:
+    provider_cuts.create(conn, checkfirst=True)
+    provider_cut_events.create(conn, checkfirst=True)
 
 
 def sqlite_url(data_dir: Path) -> str:
