@@ -47,12 +47,12 @@ def free_port() -> int:
 
 def start_server(
     tmp: Path, config: dict[str, object] | None = None, env: dict[str, str] | None = None,
-    key: str = ADMIN_KEY,
+    key: str = ADMIN_KEY, data_dir: Path | None = None,
 ) -> Server:  # fmt: skip
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     args = [sys.executable, "-m", "souverain", "serve", "--port", str(port),
-            "--data-dir", str(tmp / "data"), "--log-level", "warning"]  # fmt: skip
+            "--data-dir", str(data_dir or tmp / "data"), "--log-level", "warning"]  # fmt: skip
     if config is not None:
         config_path = tmp / "config.yaml"
         config_path.write_text(yaml.safe_dump(config))

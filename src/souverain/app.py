@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .api import completions, embeddings, health, models
+from .api import admin, completions, embeddings, health, models
 from .api.http import error_response
 from .api.middleware import BodyLimit, RequestMetrics
 from .config import Settings
@@ -85,6 +85,9 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", models.get_model, methods=["GET"]),
+        Route("/admin/v1/providers", admin.list_providers, methods=["GET"]),
+        Route("/admin/v1/providers/cut", admin.cut_provider, methods=["POST"]),
+        Route("/admin/v1/providers/restore", admin.restore_provider, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -133,6 +135,96 @@ def policy_explain(config_file: str | None, model: str, classification: str, ten
         raise click.ClickException(str(exc)) from None
     except SouverainError as exc:
         raise click.ClickException(exc.message) from None
+
+
+@cli.group()
+def providers() -> None:
+    """Cut providers off, restore them, and see their health (calls a running server)."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_server_options: list[Callable[[F], F]] = [
+    click.option(
+        "--url",
+        envvar="SOUVERAIN_URL",
+        default="http://127.0.0.1:8000",
+        show_default=True,
+        help="The Souverain server (env: SOUVERAIN_URL).",
+    ),
+    click.option(
+        "--key",
+        envvar=["SOUVERAIN_API_KEY", "SOUVERAIN_ADMIN_KEY"],
+        required=True,
+        help="An admin API key (env: SOUVERAIN_API_KEY or SOUVERAIN_ADMIN_KEY).",
+    ),
+]
+_target_options: list[Callable[[F], F]] = [
+    click.argument("deployment", required=False),
+    click.option("--operator", help="Every deployment of this operator."),
+    click.option("--jurisdiction", help="Every deployment in this jurisdiction (e.g. US)."),
+]
+
+
+def _with(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    def apply(function: F) -> F:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return apply
+
+
+@providers.command("cut")
+@_with(_server_options + _target_options)
+def providers_cut(
+    url: str, key: str, deployment: str | None, operator: str | None, jurisdiction: str | None
+) -> None:
+    """Stop all traffic to a deployment, an operator or a jurisdiction, at once.
+
+    Example: souverain providers cut --jurisdiction US
+    """  # fmt: skip
+    target = {"deployment": deployment, "operator": operator, "jurisdiction": jurisdiction}
+    click.echo(_admin_call(url, key, "POST", "/admin/v1/providers/cut", target))
+
+
+@providers.command("restore")
+@_with(_server_options + _target_options)
+def providers_restore(
+    url: str, key: str, deployment: str | None, operator: str | None, jurisdiction: str | None
+) -> None:
+    """Undo a cut."""  # fmt: skip
+    target = {"deployment": deployment, "operator": operator, "jurisdiction": jurisdiction}
+    click.echo(_admin_call(url, key, "POST", "/admin/v1/providers/restore", target))
+
+
+@providers.command("list")
+@_with(_server_options)
+def providers_list(url: str, key: str) -> None:
+    """Show the cuts and each deployment's breaker, load and latency."""
+    click.echo(_admin_call(url, key, "GET", "/admin/v1/providers", None))
+
+
+def _admin_call(url: str, key: str, method: str, path: str, body: dict[str, Any] | None) -> str:
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = None
+    if body is not None:
+        data = json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+    request = urllib.request.Request(
+        url.rstrip("/") + path, data=data, method=method,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.dumps(json.loads(response.read()), indent=2)
+    except urllib.error.HTTPError as exc:
+        detail = json.loads(exc.read() or b"{}").get("error", {}).get("message", exc.reason)
+        raise click.ClickException(f"{exc.code}: {detail}") from None
+    except urllib.error.URLError as exc:
+        raise click.ClickException(f"cannot reach {url}: {exc.reason}") from None
 
 
 def main() -> None:

@@ -138,4 +138,5 @@ class ConfigError(Exception):
 
 def sse_error_event(error: SouverainError) -> bytes:
     """The frames that end a stream whose headers were already sent."""
-    return b"data: " + json.dumps(error.body()).encode() + b"\n\ndata: [DONE]\n\n"
+    frame = json.dumps(error.body(), ensure_ascii=False, separators=(",", ":")).encode()
+    return b"data: " + frame + b"\n\ndata: [DONE]\n\n"

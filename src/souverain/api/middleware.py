@@ -82,4 +82,6 @@ def route_label(path: str) -> str:
         return path
     if path.startswith("/v1/models/"):
         return "/v1/models/{id}"
+    if path.startswith("/admin/"):
+        return "/admin"
     return "other"

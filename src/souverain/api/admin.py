@@ -1,0 +1,62 @@
+"""`/admin/v1/providers`: the kill switch and the deployments' health. Admins only."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..context import RequestContext
+from ..errors import PermissionDenied
+from ..protocol.admin import ProviderTarget
+from ..state import AppState
+from .http import JSON, app_state, parse_body
+
+
+async def _admin(request: Request) -> tuple[AppState, RequestContext]:
+    state = app_state(request)
+    ctx = await state.pipeline.open(request.headers, "admin")
+    if ctx.principal.role != "admin":
+        raise PermissionDenied("this route needs the admin role", code="forbidden")
+    return state, ctx
+
+
+async def list_providers(request: Request) -> Response:
+    state, _ = await _admin(request)
+    router = state.pipeline.router
+    deployments = []
+    for model in state.catalog.models:
+        for backend in model.backends:
+            health = router.health(backend)
+            cut = router.killswitch.blocking(backend)
+            deployments.append(
+                {
+                    "model": model.id,
+                    "deployment": backend.name,
+                    "engine": backend.kind,
+                    "operator": backend.facts.operator,
+                    "jurisdiction": backend.facts.jurisdiction,
+                    "cut": cut.as_dict() if cut else None,
+                    "breaker": health.state.value,
+                    "in_flight": health.in_flight,
+                    "latency_ms": None if health.latency_s is None else health.latency_s * 1000,
+                    "failures": health.failures_total,
+                }
+            )
+    cuts = [cut.as_dict() for cut in router.killswitch.cuts]
+    return JSON({"cuts": cuts, "deployments": deployments})
+
+
+async def cut_provider(request: Request) -> Response:
+    state, ctx = await _admin(request)
+    target = await parse_body(request, ProviderTarget)
+    actor = f"key:{ctx.principal.key_id} ({ctx.principal.name})"
+    cut = await state.pipeline.router.killswitch.cut(target.kind, target.value, actor)
+    return JSON({"cut": cut.as_dict()})
+
+
+async def restore_provider(request: Request) -> Response:
+    state, ctx = await _admin(request)
+    target = await parse_body(request, ProviderTarget)
+    actor = f"key:{ctx.principal.key_id} ({ctx.principal.name})"
+    existed = await state.pipeline.router.killswitch.restore(target.kind, target.value, actor)
+    return JSON({"restored": existed, "kind": target.kind, "value": target.value})
