@@ -282,3 +282,35 @@ def test_providers_cli_cuts_and_restores_through_the_api(gateway: Server) -> Non
         cli, ["providers", "list", "--url", gateway.url, "--key", "sk-sv-wrong"]
     )
     assert refused.exit_code != 0 and "401" in refused.output
+
+
+def test_active_health_checks_open_the_breaker_before_any_request(
+    pair: tuple[Server, Server], tmp_path: Path
+) -> None:
+    a, b = pair
+    config = gateway_config(a, b)
+    for deployment in config["models"][0]["deployments"]:  # type: ignore[index]
+        deployment["health_check_s"] = 0.2
+    gw = start_server(tmp_path / "gw-active", config, env={"RELAY_KEY": RELAY_KEY})
+    try:
+        a.process.send_signal(signal.SIGKILL)
+        with gw.client() as client:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                states = {
+                    d["deployment"]: d["breaker"]
+                    for d in client.get("/admin/v1/providers").json()["deployments"]
+                }
+                if states["a"] == "open":
+                    break
+                time.sleep(0.1)
+            assert states == {"a": "open", "b": "closed"}
+            body = {
+                "model": "resilient",
+                "messages": [{"role": "user", "content": "Hi"}],
+                "max_tokens": 2,
+            }
+            response = client.post("/v1/chat/completions", json=body)
+            assert response.headers["x-souverain-deployment"] == "b"
+    finally:
+        stop_server(gw)

@@ -23,6 +23,7 @@ from .observability.metrics import Metrics
 from .pipeline import Pipeline
 from .plugins import load_engine_registry
 from .policy.engine import PolicyEngine
+from .routing.health_checks import HealthChecker
 from .routing.killswitch import KillSwitch
 from .routing.models import ModelCatalog
 from .routing.router import Router
@@ -69,11 +70,14 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         for backend in state.catalog.backends():
             await backend.start()
             log.info("deployment %s ready (%s)", backend.name, backend.kind)
+        checker = HealthChecker(state.pipeline.router, state.catalog.backends())
+        checker.start()
         state.started = True
         try:
             yield
         finally:
             state.started = False
+            await checker.close()
             for backend in state.catalog.backends():
                 await backend.close()
             await state.pipeline.router.killswitch.close()

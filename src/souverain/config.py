@@ -51,6 +51,9 @@ class DeploymentConfig(_Strict):
     )
     timeout_s: float = Field(default=600.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
+    health_check_s: float | None = Field(
+        default=None, gt=0, description="Probe the engine this often (default: passive only)."
+    )
     # Local engine.
     gguf: str | None = Field(default=None, description="Path to a GGUF file (default: embedded).")
     n_ctx: int = Field(default=4096, ge=256)

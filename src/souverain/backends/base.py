@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import DeploymentConfig, ModelConfig
-from ..errors import UnsupportedByModel
+from ..errors import EngineUnavailable, UnsupportedByModel
 from ..policy.facts import DeploymentFacts
 from ..protocol.chat import ChatCompletionRequest, ChatDelta, Completion
 from ..protocol.common import Usage
@@ -52,6 +52,11 @@ class Backend:
 
     def queue_depth(self) -> int:
         return 0
+
+    async def probe(self) -> None:
+        """An active health check: return if healthy, raise `EngineUnavailable` if not."""
+        if not self.ready():
+            raise EngineUnavailable(f"deployment {self.name} is not ready")
 
     def capabilities(self) -> Capabilities:
         return Capabilities(completion_chat=self.model.type == "chat")

@@ -67,6 +67,18 @@ class HTTPBackend(Backend):
             raise EngineUnavailable(f"deployment {self.name} is not started")
         return self._session
 
+    models_path = "/models"
+
+    async def probe(self) -> None:
+        try:
+            async with self.session.get(self.base_url + self.models_path) as response:
+                await response.read()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._transport_error(exc) from None
+        if status >= 500 or status == 429:
+            raise EngineUnavailable(f"deployment {self.name} answered {status} to its health check")
+
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             async with self.session.post(self.base_url + path, data=orjson.dumps(body)) as response:

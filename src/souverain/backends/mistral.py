@@ -29,6 +29,7 @@ class MistralBackend(OpenAIBackend):
     default_base_url = "https://api.mistral.ai"
     chat_path = "/v1/chat/completions"
     embeddings_path = "/v1/embeddings"
+    models_path = "/v1/models"
 
     def chat_body(self, request: ChatCompletionRequest, *, stream: bool) -> dict[str, Any]:
         given = request.model_dump(exclude_unset=True, exclude_none=True, by_alias=True)

@@ -71,6 +71,16 @@ class DeploymentHealth:
             self.state = BreakerState.OPEN
             self.opened_at = self.clock()
 
+    def probed(self, ok: bool) -> None:
+        """An active health check's result: a failure counts like a failed request."""
+        if ok:
+            self.state = BreakerState.CLOSED
+            self.consecutive_failures = 0
+            self.probing = False
+            return
+        self.in_flight += 1
+        self.failed()
+
     def abandoned(self) -> None:
         """The call ended for a reason that says nothing about the deployment's health."""
         self.in_flight -= 1
