@@ -147,3 +147,26 @@ def test_unknown_classification_is_a_400(gateway: Server) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "classification"
+
+
+def test_a_keys_default_and_ceiling(gateway: Server) -> None:
+    from souverain.identity.keys import KeyStore, load_pepper
+    from souverain.store.database import open_database, sqlite_url
+
+    data_dir = gateway.log.parent / "data"
+    keys = KeyStore(open_database(sqlite_url(data_dir)), load_pepper(data_dir))
+    limited = keys.create(name="hr-app", role="user", default_classification="internal",
+                          max_classification="confidential")  # fmt: skip
+    headers = {"Authorization": f"Bearer {limited}"}
+    body = {"model": "eu-then-us", "messages": HI, "max_tokens": 2}
+    with httpx.Client(base_url=gateway.url, headers=headers, timeout=60) as client:
+        response = client.post("/v1/chat/completions", json=body)
+        assert response.status_code == 200
+        assert response.headers["x-souverain-classification"] == "internal"  # the key's default
+        response = client.post("/v1/chat/completions", json={**body, "model": "us-only"})
+        assert response.status_code == 403  # internal data may not go to the US (tenant rule)
+        over = client.post(
+            "/v1/chat/completions", json=body, headers={"X-Souverain-Classification": "restricted"}
+        )
+        assert over.status_code == 403
+        assert over.json()["error"]["code"] == "classification_ceiling"

@@ -18,6 +18,8 @@ class Principal:
     name: str
     role: str
     tenant: str = "default"
+    default_classification: str | None = None  # assumed for every request of this key
+    max_classification: str | None = None  # the most sensitive level it may send at all
 
 
 @dataclass(slots=True)

@@ -91,8 +91,10 @@ class Pipeline:
         model = self.catalog.get(request.model)
         ctx.model = model.id
         _check_capability(model, kind)
-        ctx.claims.append(self.router.policy.claimed_in(request.metadata))
-        ctx.classification = self.router.policy.classify(*ctx.claims)
+        policy = self.router.policy
+        ctx.claims.append(policy.claimed_in(request.metadata))
+        ctx.classification = policy.classify(ctx.principal.default_classification, *ctx.claims)
+        policy.check_ceiling(ctx.classification, ctx.principal.max_classification)
         return ModelCall(kind=kind, model=model, request=request)
 
     async def stream(self, ctx: RequestContext, call: ModelCall) -> AsyncIterator[ChatDelta]:

@@ -59,14 +59,27 @@ class KeyStore:
     def _hash(self, key: str) -> str:
         return hmac.new(self._pepper, key.encode(), hashlib.sha256).hexdigest()
 
-    def create(self, *, name: str, role: str, key: str | None = None) -> str:
+    def create(
+        self,
+        *,
+        name: str,
+        role: str,
+        key: str | None = None,
+        default_classification: str | None = None,
+        max_classification: str | None = None,
+    ) -> str:
         key = key or generate_key()
         if len(key) < MIN_KEY_LENGTH:
             raise ValueError(f"an API key must be at least {MIN_KEY_LENGTH} characters long")
         with self._engine.begin() as conn:
             conn.execute(
                 api_keys.insert().values(
-                    prefix=key[:PREFIX_LENGTH], secret_hash=self._hash(key), name=name, role=role
+                    prefix=key[:PREFIX_LENGTH],
+                    secret_hash=self._hash(key),
+                    name=name,
+                    role=role,
+                    default_classification=default_classification,
+                    max_classification=max_classification,
                 )
             )
         return key
@@ -105,7 +118,13 @@ class KeyStore:
         matches = hmac.compare_digest(stored, digest)
         if row is None or not matches or row.revoked:
             return None
-        principal = Principal(key_id=row.id, name=row.name, role=row.role)
+        principal = Principal(
+            key_id=row.id,
+            name=row.name,
+            role=row.role,
+            default_classification=row.default_classification,
+            max_classification=row.max_classification,
+        )
         self._cache[digest] = (principal, time.monotonic() + CACHE_SECONDS)
         return principal
 

@@ -73,6 +73,17 @@ class PolicyEngine:
                 level = claim
         return level
 
+    def check_ceiling(self, classification: str, ceiling: str | None) -> None:
+        """403 when the data is more sensitive than the caller's key may send."""
+        if ceiling is None:
+            return
+        if ceiling not in self._rank or self._rank[classification] > self._rank[ceiling]:
+            raise PermissionDenied(
+                f"this API key may send data up to {ceiling!r}; this request is "
+                f"classified {classification!r}",
+                code="classification_ceiling",
+            )
+
     def claimed_in(self, metadata: Mapping[str, Any] | None) -> str | None:
         """The level a request body claims in `metadata.classification`, if any."""
         claim = (metadata or {}).get("classification")

@@ -24,6 +24,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
     text,
 )
@@ -47,6 +48,10 @@ api_keys = Table(
     Column("role", String(32), nullable=False),
     Column("created_at", DateTime(timezone=True), server_default=func.now()),
     Column("revoked", Boolean, nullable=False, default=False),
+    # Classification scopes (policy): the level assumed for this key's requests, and the
+    # highest it may send at all. NULL: the policy's default, and no ceiling.
+    Column("default_classification", String(64), nullable=True),
+    Column("max_classification", String(64), nullable=True),
 )
 
 provider_cuts = Table(
@@ -88,6 +93,14 @@ def m001_api_keys(conn: Connection) -> None:
 def m002_provider_cuts(conn: Connection) -> None:
     provider_cuts.create(conn, checkfirst=True)
     provider_cut_events.create(conn, checkfirst=True)
+
+
+@migration
+def m003_key_classification(conn: Connection) -> None:
+    existing = {c["name"] for c in inspect(conn).get_columns("api_keys")}
+    for column in ("default_classification", "max_classification"):
+        if column not in existing:
+            conn.execute(text(f"ALTER TABLE api_keys ADD COLUMN {column} VARCHAR(64)"))
 
 
 def sqlite_url(data_dir: Path) -> str:
