@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -14,8 +15,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .api import admin, completions, embeddings, health, models
+from .api import audit as audit_routes
 from .api.http import error_response
 from .api.middleware import BodyLimit, RequestMetrics
+from .audit.checkpoint import load_or_create_signing_key
+from .audit.log import AuditLog
 from .config import Settings
 from .errors import InvalidRequest, MethodNotAllowed, NotFound, SouverainError
 from .identity.keys import Authenticator, KeyStore, load_pepper
@@ -45,11 +49,13 @@ def build_state(settings: Settings, *, database_url: str | None = None) -> AppSt
 
     metrics = Metrics(queue_depths)
     killswitch = KillSwitch(database, settings.redis_url)
+    audit = open_audit_log(settings, database)
     pipeline = Pipeline(
         authenticator=Authenticator(keys),
         catalog=catalog,
         router=Router(PolicyEngine(settings.policy), killswitch, settings.routing),
         metrics=metrics,
+        audit=audit,
     )
     return AppState(
         settings=settings,
@@ -58,6 +64,22 @@ def build_state(settings: Settings, *, database_url: str | None = None) -> AppSt
         catalog=catalog,
         metrics=metrics,
         pipeline=pipeline,
+        audit=audit,
+    )
+
+
+def open_audit_log(settings: Settings, database: Engine) -> AuditLog | None:
+    config = settings.audit
+    if not config.enabled:
+        return None
+    key_file = config.signing_key_file or settings.data_dir / "audit-signing.key"
+    signer = load_or_create_signing_key(key_file, config.origin)
+    return AuditLog(
+        database,
+        signer,
+        config.origin,
+        checkpoint_every=config.checkpoint_every,
+        checkpoint_seconds=config.checkpoint_seconds,
     )
 
 
@@ -67,6 +89,8 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await state.pipeline.router.killswitch.start()
+        if state.audit is not None:
+            await state.audit.start()
         for backend in state.catalog.backends():
             await backend.start()
             log.info("deployment %s ready (%s)", backend.name, backend.kind)
@@ -81,6 +105,8 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
             for backend in state.catalog.backends():
                 await backend.close()
             await state.pipeline.router.killswitch.close()
+            if state.audit is not None:
+                await state.audit.close()
             state.database.dispose()
 
     routes = [
@@ -92,6 +118,11 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         Route("/admin/v1/providers", admin.list_providers, methods=["GET"]),
         Route("/admin/v1/providers/cut", admin.cut_provider, methods=["POST"]),
         Route("/admin/v1/providers/restore", admin.restore_provider, methods=["POST"]),
+        Route("/admin/v1/audit/leaves", audit_routes.leaves, methods=["GET"]),
+        Route("/admin/v1/audit/checkpoint", audit_routes.checkpoint, methods=["GET"]),
+        Route("/admin/v1/audit/proof/inclusion", audit_routes.inclusion, methods=["GET"]),
+        Route("/admin/v1/audit/proof/consistency", audit_routes.consistency, methods=["GET"]),
+        Route("/admin/v1/audit/verify", audit_routes.verify, methods=["GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),

@@ -227,6 +227,15 @@ def _admin_call(url: str, key: str, method: str, path: str, body: dict[str, Any]
         raise click.ClickException(f"cannot reach {url}: {exc.reason}") from None
 
 
+def _register_subcommands() -> None:
+    from .audit.cli import audit
+
+    cli.add_command(audit)
+
+
+_register_subcommands()
+
+
 def main() -> None:
     try:
         cli()

@@ -188,6 +188,18 @@ class RoutingConfig(_Strict):
     retry_backoff_s: float = Field(default=0.05, ge=0, description="Base of the jittered wait.")
 
 
+class AuditConfig(_Strict):
+    """The tamper-evident log. Its signing key lives in a file, never in the database."""
+
+    enabled: bool = True
+    origin: str = Field(default="souverain.local/audit", pattern=r"^[^\s+]+$")
+    signing_key_file: Path | None = Field(
+        default=None, description="Default: <data_dir>/audit-signing.key (0600)."
+    )
+    checkpoint_every: int = Field(default=1000, ge=1)
+    checkpoint_seconds: float = Field(default=10.0, gt=0)
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -225,6 +237,7 @@ class Settings(_Strict):
     models: tuple[ModelConfig, ...] = Field(default_factory=default_models)
     policy: PolicyConfig = PolicyConfig()
     routing: RoutingConfig = RoutingConfig()
+    audit: AuditConfig = AuditConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:

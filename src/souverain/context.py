@@ -38,6 +38,7 @@ class RequestContext:
     jurisdiction: str | None = None
     usage: Usage | None = None
     outcome: str = "ok"
+    status: int = 200
     first_token_at: float | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
+from .audit.leaves import request_leaf
+from .audit.log import AuditLog
 from .backends.base import Backend, Embeddings
 from .context import RequestContext
 from .errors import (
@@ -69,12 +71,15 @@ class Pipeline:
         router: Router,
         metrics: Metrics,
         guards: Sequence[Guard] = (),
+        audit: AuditLog | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.catalog = catalog
         self.router = router
         self.metrics = metrics
         self.guards = list(guards)
+        self.audit = audit
+        self._background: set[asyncio.Task[int]] = set()
 
     # ---- identity ---------------------------------------------------------------------
 
@@ -86,8 +91,12 @@ class Pipeline:
 
     # ---- model calls --------------------------------------------------------------------
 
-    def prepare(self, ctx: RequestContext, kind: CallKind, request: CallRequest) -> ModelCall:
-        """Resolve the model (404) and check it can do this kind of call (400)."""
+    async def prepare(self, ctx: RequestContext, kind: CallKind, request: CallRequest) -> ModelCall:
+        """Resolve the model (404), check it can do this kind of call (400), classify."""
+        async with self._accounting(ctx):  # a refused call is recorded like any other
+            return self._prepare(ctx, kind, request)
+
+    def _prepare(self, ctx: RequestContext, kind: CallKind, request: CallRequest) -> ModelCall:
         model = self.catalog.get(request.model)
         ctx.model = model.id
         _check_capability(model, kind)
@@ -99,7 +108,7 @@ class Pipeline:
 
     async def stream(self, ctx: RequestContext, call: ModelCall) -> AsyncIterator[ChatDelta]:
         """Deltas of a chat or FIM generation; errors before the first one are raised."""
-        with self._accounting(ctx):
+        async with self._accounting(ctx, final=True):
             await self._guard(ctx, call)
             deltas = await self._first_that_answers(ctx, call)
             async for delta in deltas:
@@ -114,7 +123,7 @@ class Pipeline:
         return await self._unary(ctx, call)  # type: ignore[return-value]
 
     async def _unary(self, ctx: RequestContext, call: ModelCall) -> Completion | Embeddings:
-        with self._accounting(ctx):
+        async with self._accounting(ctx, final=True):
             await self._guard(ctx, call)
             result = await self._dispatch(ctx, call, lambda backend: _call_unary(backend, call))
             ctx.usage = result.usage
@@ -190,16 +199,34 @@ class Pipeline:
         ctx.first_token_at = ctx.elapsed()
         return _prepend(first, stream)
 
-    @contextmanager
-    def _accounting(self, ctx: RequestContext) -> Iterator[None]:
-        """Record the call's outcome and usage however it ends (error, cancel, success)."""
+    @asynccontextmanager
+    async def _accounting(self, ctx: RequestContext, *, final: bool = False) -> AsyncIterator[None]:
+        """Record the call's outcome, usage and audit leaf however it ends.
+
+        On success the caller resumes only once the leaf is durable (`final`), so the
+        client never gets an answer the log does not hold. A failure is recorded too.
+        """
         try:
             yield
         except BaseException as exc:
             ctx.outcome = _outcome(exc)
-            raise
-        finally:
+            ctx.status = exc.status_code if isinstance(exc, SouverainError) else 499
             self._account(ctx)
+            await self._audit(ctx, wait=not isinstance(exc, GeneratorExit | asyncio.CancelledError))
+            raise
+        if final:
+            self._account(ctx)
+            await self._audit(ctx, wait=True)
+
+    async def _audit(self, ctx: RequestContext, *, wait: bool) -> None:
+        if self.audit is None:
+            return
+        if wait:
+            await self.audit.append(request_leaf(ctx))
+        else:  # a cancelled call cannot wait; its leaf still goes in
+            task = asyncio.create_task(self.audit.append(request_leaf(ctx)))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _account(self, ctx: RequestContext) -> None:
         model = ctx.model or "unknown"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from .audit.log import AuditLog
 from .config import Settings
 from .identity.keys import KeyStore
 from .observability.metrics import Metrics
@@ -21,4 +22,5 @@ class AppState:
     catalog: ModelCatalog
     metrics: Metrics
     pipeline: Pipeline
+    audit: AuditLog | None = None
     started: bool = False

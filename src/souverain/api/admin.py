@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..audit.leaves import admin_leaf
 from ..context import RequestContext
 from ..errors import PermissionDenied
 from ..protocol.admin import ProviderTarget
@@ -18,6 +19,14 @@ async def _admin(request: Request) -> tuple[AppState, RequestContext]:
     if ctx.principal.role != "admin":
         raise PermissionDenied("this route needs the admin role", code="forbidden")
     return state, ctx
+
+
+async def _record(
+    state: AppState, ctx: RequestContext, action: str, target: ProviderTarget
+) -> None:
+    """Admin actions are logged first: one that cannot be recorded is not carried out."""
+    if state.audit is not None:
+        await state.audit.append(admin_leaf(ctx, action, {target.kind: target.value}))
 
 
 async def list_providers(request: Request) -> Response:
@@ -50,6 +59,7 @@ async def cut_provider(request: Request) -> Response:
     state, ctx = await _admin(request)
     target = await parse_body(request, ProviderTarget)
     actor = f"key:{ctx.principal.key_id} ({ctx.principal.name})"
+    await _record(state, ctx, "provider.cut", target)
     cut = await state.pipeline.router.killswitch.cut(target.kind, target.value, actor)
     return JSON({"cut": cut.as_dict()})
 
@@ -58,5 +68,6 @@ async def restore_provider(request: Request) -> Response:
     state, ctx = await _admin(request)
     target = await parse_body(request, ProviderTarget)
     actor = f"key:{ctx.principal.key_id} ({ctx.principal.name})"
+    await _record(state, ctx, "provider.restore", target)
     existed = await state.pipeline.router.killswitch.restore(target.kind, target.value, actor)
     return JSON({"restored": existed, "kind": target.kind, "value": target.value})

@@ -18,7 +18,7 @@ async def chat_completions(request: Request) -> Response:
     state = app_state(request)
     ctx = await state.pipeline.open(request.headers, "chat")
     body = await parse_body(request, ChatCompletionRequest)
-    call = state.pipeline.prepare(ctx, "chat", body)
+    call = await state.pipeline.prepare(ctx, "chat", body)
     return await _respond(
         state, ctx, call, stream=body.stream, usage_chunk=body.include_usage_chunk
     )
@@ -28,7 +28,7 @@ async def fim_completions(request: Request) -> Response:
     state = app_state(request)
     ctx = await state.pipeline.open(request.headers, "fim")
     body = await parse_body(request, FIMCompletionRequest)
-    call = state.pipeline.prepare(ctx, "fim", body)
+    call = await state.pipeline.prepare(ctx, "fim", body)
     return await _respond(state, ctx, call, stream=body.stream, usage_chunk=False)
 
 

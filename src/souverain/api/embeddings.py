@@ -14,7 +14,7 @@ async def embeddings(request: Request) -> Response:
     state = app_state(request)
     ctx = await state.pipeline.open(request.headers, "embeddings")
     body = await parse_body(request, EmbeddingRequest)
-    call = state.pipeline.prepare(ctx, "embeddings", body)
+    call = await state.pipeline.prepare(ctx, "embeddings", body)
     result = await state.pipeline.embed(ctx, call)
     rendered = render_embeddings(
         result.vectors,

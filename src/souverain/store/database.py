@@ -17,10 +17,13 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Float,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     event,
     func,
@@ -74,6 +77,35 @@ provider_cut_events = Table(  # who cut or restored what, and when; never update
     Column("at", Float, nullable=False),
 )
 
+# The tamper-evident audit log (audit/). Leaves and checkpoints are append-only: the
+# database refuses UPDATE and DELETE on them (triggers, see m004).
+audit_leaves = Table(
+    "audit_leaves",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),  # gap-free, from 0
+    Column("at", Float, nullable=False),
+    Column("tenant", String(200), nullable=False),
+    Column("principal", String(200), nullable=True),
+    Column("kind", String(32), nullable=False),  # request, admin, tombstone
+    Column("model", String(200), nullable=True),
+    Column("outcome", String(64), nullable=True),
+    Column("data", Text, nullable=False),  # canonical JSON: the bytes that are hashed
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+)
+Index("audit_leaves_query", audit_leaves.c.tenant, audit_leaves.c.at)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("size", Integer, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("peaks", Text, nullable=False),  # the compact range at this size, to continue from
+    Column("note", Text, nullable=False),  # C2SP signed note
+    Column("at", Float, nullable=False),
+)
+
+APPEND_ONLY = ("audit_leaves", "audit_checkpoints")
+
 Migration = Callable[[Connection], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
 
@@ -103,6 +135,34 @@ def m003_key_classification(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE api_keys ADD COLUMN {column} VARCHAR(64)"))
 
 
+@migration
+def m004_audit_log(conn: Connection) -> None:
+    audit_leaves.create(conn, checkfirst=True)
+    audit_checkpoints.create(conn, checkfirst=True)
+    for table in APPEND_ONLY:
+        for statement in append_only_ddl(conn.dialect.name, table):
+            conn.execute(text(statement))
+
+
+def append_only_ddl(dialect: str, table: str) -> list[str]:
+    """Triggers that make the database itself refuse to change or remove rows."""
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            for op in ("UPDATE", "DELETE")
+        ]
+    if dialect == "postgresql":
+        return [
+            "CREATE OR REPLACE FUNCTION souverain_append_only() RETURNS trigger LANGUAGE plpgsql "
+            "AS $$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$",
+            f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION souverain_append_only()",
+        ]
+    raise ValueError(f"no append-only triggers for the {dialect} dialect")
+
+
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'souverain.db').resolve()}"
 
@@ -117,7 +177,7 @@ def open_database(url: str) -> Engine:
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged audit leaf survives a crash
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
 

@@ -1,0 +1,99 @@
+"""`souverain audit ...`: verify the log, export it with proofs, and the GDPR record."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import Engine, select
+
+from ..config import Settings, load_settings
+from ..errors import ConfigError
+from ..store.database import audit_leaves, open_database, sqlite_url, upgrade
+from .checkpoint import Verifier, load_or_create_signing_key
+from .gdpr import record_of_processing
+from .merkle import inclusion_proof
+from .verify import latest_checkpoint, leaf_hashes, verify_log
+
+config_option = click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False), envvar="SOUVERAIN_CONFIG",
+    help="YAML configuration file (env: SOUVERAIN_CONFIG).",
+)  # fmt: skip
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False), default=None,
+    help="The data directory (env: SOUVERAIN_DATA_DIR).",
+)  # fmt: skip
+
+
+@click.group("audit")
+def audit() -> None:
+    """Verify and export the tamper-evident audit log."""
+
+
+def _open(config_file: str | None, data_dir: str | None) -> tuple[Settings, Engine, Verifier]:
+    try:
+        settings = load_settings(config_file, {"data_dir": data_dir and Path(data_dir)})
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    database = open_database(sqlite_url(settings.data_dir))
+    upgrade(database)
+    key_file = settings.audit.signing_key_file or settings.data_dir / "audit-signing.key"
+    signer = load_or_create_signing_key(key_file, settings.audit.origin)
+    return settings, database, Verifier.from_vkey(signer.verifier_key())
+
+
+@audit.command("verify")
+@config_option
+@data_dir_option
+def verify(config_file: str | None, data_dir: str | None) -> None:
+    """Recompute every leaf and checkpoint; exit 1 and name the first bad index if any."""
+    settings, database, verifier = _open(config_file, data_dir)
+    report = verify_log(database, verifier, settings.audit.origin)
+    click.echo(json.dumps(report.as_dict()))
+    sys.exit(0 if report.ok else 1)
+
+
+@audit.command("export")
+@config_option
+@data_dir_option
+@click.option("--tenant", default=None, help="Only this tenant's records.")
+def export(config_file: str | None, data_dir: str | None, tenant: str | None) -> None:
+    """JSON lines: each leaf with its inclusion proof in the latest signed checkpoint."""
+    _, database, _ = _open(config_file, data_dir)
+    checkpoint = latest_checkpoint(database)
+    if checkpoint is None:
+        raise click.ClickException("no signed checkpoint yet: nothing can be proven")
+    hashes = leaf_hashes(database, checkpoint.size)
+    click.echo(json.dumps({"checkpoint": checkpoint.note}))
+    query = select(audit_leaves).where(audit_leaves.c.seq < checkpoint.size)
+    if tenant:
+        query = query.where(audit_leaves.c.tenant == tenant)
+    with database.connect() as conn:
+        for row in conn.execute(query.order_by(audit_leaves.c.seq)):
+            proof = inclusion_proof(hashes, row.seq)
+            click.echo(json.dumps(_exported(row, checkpoint.size, proof)))
+
+
+def _exported(row: Any, size: int, proof: list[bytes]) -> dict[str, Any]:
+    return {
+        "index": row.seq,
+        "leaf": json.loads(row.data),
+        "leaf_hash": base64.b64encode(row.leaf_hash).decode(),
+        "tree_size": size,
+        "inclusion_proof": [base64.b64encode(h).decode() for h in proof],
+    }
+
+
+@audit.command("gdpr-record")
+@config_option
+def gdpr_record(config_file: str | None) -> None:
+    """The GDPR Art. 30 record of processing, from the configuration (JSON)."""
+    try:
+        settings = load_settings(config_file)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(record_of_processing(settings), indent=2, ensure_ascii=False))

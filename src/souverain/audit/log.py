@@ -1,0 +1,199 @@
+"""The audit log: one leaf per model request and per admin action.
+
+Appends are group-committed: callers await their leaf, a single writer task takes
+whatever is queued, assigns the next sequence numbers and writes the batch in one
+transaction. A caller resumes only once its leaf is on disk, so an acknowledged request
+always has its leaf, and many requests share one fsync.
+
+Every `checkpoint_every` leaves (or `checkpoint_seconds`), the writer signs a C2SP
+checkpoint of the Merkle tree over all leaves; it continues from the previous
+checkpoint's compact range, so it reads only the leaves added since.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import IntegrityError
+
+from ..errors import SouverainError
+from ..store.database import audit_checkpoints, audit_leaves
+from .checkpoint import Checkpoint, Signer
+from .merkle import CompactRange, leaf_hash
+
+log = logging.getLogger("souverain.audit")
+MAX_BATCH = 5000
+WRITE_ATTEMPTS = 5
+
+
+class AuditUnavailable(SouverainError):
+    """The log could not record the call: the call fails rather than go unrecorded."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    default_code = "audit_unavailable"
+
+
+def canonical(data: dict[str, Any]) -> bytes:
+    """The bytes that are hashed: sorted keys, no spaces, UTF-8 (RFC 8785-like for our data)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(eq=False)
+class _Pending:
+    fields: dict[str, Any]
+    done: asyncio.Future[int] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class AuditLog:
+    def __init__(
+        self,
+        database: Engine,
+        signer: Signer,
+        origin: str,
+        *,
+        checkpoint_every: int = 1000,
+        checkpoint_seconds: float = 10.0,
+    ) -> None:
+        self.database = database
+        self.signer = signer
+        self.origin = origin
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_seconds = checkpoint_seconds
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._since_checkpoint = 0
+        self._last_checkpoint_at = time.monotonic()
+
+    async def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_forever())
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(TimeoutError):  # let queued leaves reach the disk
+                await asyncio.wait_for(self._queue.join(), timeout=10)
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        await asyncio.to_thread(self.checkpoint)
+
+    async def append(self, fields: dict[str, Any]) -> int:
+        """Record one leaf; returns its sequence number once it is durable."""
+        if self._writer is None or self._writer.done():
+            raise AuditUnavailable("the audit log is not running; the call was not made")
+        pending = _Pending(fields={"time": utc_now(), **fields})
+        self._queue.put_nowait(pending)
+        return await pending.done
+
+    # ---- the writer ---------------------------------------------------------------------
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._queue.get_nowait())
+            try:
+                first = await asyncio.to_thread(self._write, [p.fields for p in batch])
+            except Exception as exc:  # the callers fail closed; the writer keeps going
+                log.error("audit append failed: %s", exc)
+                for pending in batch:
+                    if not pending.done.done():
+                        pending.done.set_exception(
+                            AuditUnavailable("the audit log could not record the call")
+                        )
+                    self._queue.task_done()
+                continue
+            for offset, pending in enumerate(batch):
+                if not pending.done.done():
+                    pending.done.set_result(first + offset)
+                self._queue.task_done()
+            self._since_checkpoint += len(batch)
+            if self._since_checkpoint >= self.checkpoint_every or (
+                time.monotonic() - self._last_checkpoint_at >= self.checkpoint_seconds
+            ):
+                await asyncio.to_thread(self.checkpoint)
+
+    def _write(self, batch: list[dict[str, Any]]) -> int:
+        """Insert the batch after the current last leaf; another writer may race us: retry."""
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                with self.database.begin() as conn:
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(text("LOCK TABLE audit_leaves IN SHARE ROW EXCLUSIVE MODE"))
+                    first = conn.scalar(select(func.coalesce(func.max(audit_leaves.c.seq) + 1, 0)))
+                    assert first is not None
+                    conn.execute(
+                        audit_leaves.insert(), [_row(first + i, f) for i, f in enumerate(batch)]
+                    )
+                return int(first)
+            except IntegrityError:
+                continue
+        raise RuntimeError("could not take the next sequence numbers")
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign the tree over every leaf written so far (if it grew since the last one)."""
+        self._since_checkpoint = 0
+        self._last_checkpoint_at = time.monotonic()
+        with self.database.connect() as conn:
+            last = conn.execute(
+                select(audit_checkpoints.c.size, audit_checkpoints.c.peaks)
+                .order_by(audit_checkpoints.c.size.desc())
+                .limit(1)
+            ).first()
+            tree = CompactRange()
+            if last is not None:
+                tree = CompactRange.from_state(
+                    last.size, [bytes.fromhex(p) for p in json.loads(last.peaks)]
+                )
+            hashes = conn.execute(
+                select(audit_leaves.c.leaf_hash)
+                .where(audit_leaves.c.seq >= tree.size)
+                .order_by(audit_leaves.c.seq)
+            ).scalars()
+            tree.extend(hashes)
+        if tree.size == 0 or (last is not None and tree.size == last.size):
+            return None
+        checkpoint = Checkpoint(origin=self.origin, size=tree.size, root=tree.root())
+        try:
+            with self.database.begin() as conn:
+                conn.execute(
+                    audit_checkpoints.insert().values(
+                        size=checkpoint.size,
+                        root=checkpoint.root,
+                        peaks=json.dumps([p.hex() for p in tree.peaks]),
+                        note=self.signer.sign(checkpoint).decode(),
+                        at=time.time(),
+                    )
+                )
+        except IntegrityError:
+            return None  # another replica signed this very size
+        return checkpoint
+
+
+def _row(seq: int, fields: dict[str, Any]) -> dict[str, Any]:
+    data = canonical({**fields, "seq": seq})
+    return {
+        "seq": seq,
+        "at": time.time(),
+        "tenant": fields.get("tenant") or "default",
+        "principal": fields.get("principal"),
+        "kind": fields.get("kind", "request"),
+        "model": fields.get("model"),
+        "outcome": fields.get("outcome"),
+        "data": data.decode(),
+        "leaf_hash": leaf_hash(data),
+    }

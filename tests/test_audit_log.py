@@ -1,0 +1,194 @@
+"""The audit log on a real SQLite database: appends, checkpoints, and tamper drills.
+
+Each drill does what an attacker with database access would do (drop the append-only
+triggers, change rows, put the triggers back) and checks that `verify_log` notices and
+names the first bad index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import delete, update
+from sqlalchemy.exc import DatabaseError
+
+from souverain.audit.checkpoint import Checkpoint, Signer, Verifier, load_or_create_signing_key
+from souverain.audit.log import AuditLog
+from souverain.audit.merkle import verify_inclusion
+from souverain.audit.verify import VerifyReport, verify_log
+from souverain.cli import cli
+from souverain.store.database import (
+    append_only_ddl,
+    audit_leaves,
+    open_database,
+    sqlite_url,
+    upgrade,
+)
+
+ORIGIN = "souverain.test/audit"
+
+
+def make_log(data_dir: Path, leaves: int, checkpoint_every: int = 8) -> tuple[AuditLog, Path]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database = open_database(sqlite_url(data_dir))
+    upgrade(database)
+    signer = load_or_create_signing_key(data_dir / "audit-signing.key", ORIGIN)
+    audit = AuditLog(
+        database, signer, ORIGIN, checkpoint_every=checkpoint_every, checkpoint_seconds=3600
+    )
+
+    async def fill() -> list[int]:
+        await audit.start()  # one after the other: checkpoints land at every 8th leaf
+        seqs = []
+        for i in range(leaves):
+            fields = {"kind": "request", "model": f"m{i % 3}", "outcome": "ok", "n": i}
+            seqs.append(await audit.append(fields))
+        await audit.close()  # signs a final checkpoint
+        return seqs
+
+    assert sorted(asyncio.run(fill())) == list(range(leaves))  # gap-free, each once
+    return audit, data_dir / "souverain.db"
+
+
+def report(audit: AuditLog) -> VerifyReport:
+    return verify_log(audit.database, Verifier.from_vkey(audit.signer.verifier_key()), ORIGIN)
+
+
+def tamper(db: Path, *statements: str) -> None:
+    """What someone with the database file can do: triggers off, rewrite, triggers on."""
+    conn = sqlite3.connect(db)
+    for table in ("audit_leaves", "audit_checkpoints"):
+        for op in ("update", "delete"):
+            conn.execute(f"DROP TRIGGER {table}_no_{op}")
+    for statement in statements:
+        conn.execute(statement)
+    for table in ("audit_leaves", "audit_checkpoints"):
+        for ddl in append_only_ddl("sqlite", table):
+            conn.execute(ddl)
+    conn.commit()
+    conn.close()
+
+
+def test_appends_checkpoints_and_proofs(tmp_path: Path) -> None:
+    audit, _ = make_log(tmp_path, 50)
+    assert report(audit) == VerifyReport(ok=True, size=50, checkpoints=7)  # 8, 16, ... 48, 50
+    from souverain.audit.verify import latest_checkpoint, leaf_hashes, prove_inclusion
+
+    row = latest_checkpoint(audit.database)
+    signed = Verifier.from_vkey(audit.signer.verifier_key()).verify(row.note.encode())
+    assert signed == Checkpoint(ORIGIN, 50, signed.root)
+    hashes = leaf_hashes(audit.database, 50)
+    for index in (0, 17, 49):
+        proof = prove_inclusion(audit.database, index, 50)
+        assert verify_inclusion(hashes[index], index, 50, proof, signed.root)
+
+
+def test_the_database_refuses_update_and_delete(tmp_path: Path) -> None:
+    audit, _ = make_log(tmp_path, 3)
+    with pytest.raises(DatabaseError), audit.database.begin() as conn:
+        conn.execute(update(audit_leaves).values(outcome="forged"))
+    with pytest.raises(DatabaseError), audit.database.begin() as conn:
+        conn.execute(delete(audit_leaves).where(audit_leaves.c.seq == 1))
+    assert report(audit).ok
+
+
+def swap(i: int, j: int) -> list[str]:
+    temp = 1_000_000
+    return [f"UPDATE audit_leaves SET seq={temp} WHERE seq={i}", f"UPDATE audit_leaves SET seq={i} WHERE seq={j}",
+            f"UPDATE audit_leaves SET seq={j} WHERE seq={temp}"]  # fmt: skip
+
+
+def rewrite_consistently(index: int) -> Callable[[AuditLog], list[str]]:
+    """Change a leaf and its stored hash together: only the signed checkpoints can tell."""
+
+    def statements(audit: AuditLog) -> list[str]:
+        from souverain.audit.log import canonical
+        from souverain.audit.merkle import leaf_hash
+
+        with audit.database.connect() as conn:
+            data = json.loads(
+                conn.execute(audit_leaves.select().where(audit_leaves.c.seq == index)).one().data
+            )
+        data["outcome"] = "nothing to see"
+        raw = canonical(data)
+        return [
+            f"UPDATE audit_leaves SET data='{raw.decode()}', leaf_hash=X'{leaf_hash(raw).hex()}' WHERE seq={index}"
+        ]
+
+    return statements
+
+
+def forged_checkpoint(size: int, same_key: bool) -> Callable[[AuditLog], list[str]]:
+    def statements(audit: AuditLog) -> list[str]:
+        signer = audit.signer if same_key else Signer.generate(ORIGIN)
+        note = signer.sign(Checkpoint(ORIGIN, size, b"\x07" * 32)).decode()
+        return [f"UPDATE audit_checkpoints SET note='{note}' WHERE size={size}"]
+
+    return statements
+
+
+@pytest.mark.parametrize(
+    ("drill", "first_bad", "says"),
+    [
+        (lambda a: ["UPDATE audit_leaves SET data=replace(data, '\"n\":5', '\"n\":6') WHERE seq=5"], 5, "altered"),
+        (lambda a: ["DELETE FROM audit_leaves WHERE seq=7"], 7, "missing"),
+        (lambda a: ["DELETE FROM audit_leaves WHERE seq>=30"], 30, "removed from the end"),
+        (lambda a: swap(3, 11), 3, "another position"),
+        (rewrite_consistently(20), 16, "does not match its signed checkpoint"),
+        (forged_checkpoint(40, same_key=False), 32, "not validly signed"),
+        (forged_checkpoint(40, same_key=True), 32, "fork"),
+    ],
+    ids=["edit-a-byte", "delete-a-row", "delete-the-tail", "reorder", "rewrite-with-hash",
+         "checkpoint-other-key", "fork-same-size"],
+)  # fmt: skip
+def test_tamper_drills_are_detected(
+    tmp_path: Path, drill: Callable[[AuditLog], list[str]], first_bad: int, says: str
+) -> None:
+    audit, db = make_log(tmp_path, 48)  # checkpoints at 8, 16, 24, 32, 40, 48
+    assert report(audit).ok
+    tamper(db, *drill(audit))
+    result = report(audit)
+    assert not result.ok
+    assert says in (result.problem or "")
+    # A rewritten leaf with a matching hash, or a bad checkpoint, is only visible at the
+    # checkpoint: the index reported is the start of the range that checkpoint covers.
+    assert result.first_bad_index == first_bad
+
+
+def test_concurrent_appends_are_gap_free(tmp_path: Path) -> None:
+    database = open_database(sqlite_url(tmp_path))
+    upgrade(database)
+    audit = AuditLog(database, Signer.generate(ORIGIN), ORIGIN, checkpoint_every=100)
+
+    async def burst() -> list[int]:
+        await audit.start()
+        seqs = await asyncio.gather(*(audit.append({"n": i}) for i in range(2000)))
+        await audit.close()
+        return list(seqs)
+
+    assert sorted(asyncio.run(burst())) == list(range(2000))
+    assert report(audit).ok
+
+
+def test_cli_verify_and_export(tmp_path: Path) -> None:
+    make_log(tmp_path / "data", 12)
+    runner = CliRunner()
+    env = {"SOUVERAIN_AUDIT__ORIGIN": ORIGIN}
+    result = runner.invoke(cli, ["audit", "verify", "--data-dir", str(tmp_path / "data")], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["ok"] is True
+    exported = runner.invoke(
+        cli, ["audit", "export", "--data-dir", str(tmp_path / "data")], env=env
+    )
+    lines = [json.loads(line) for line in exported.output.splitlines()]
+    assert lines[0]["checkpoint"].startswith(ORIGIN + "\n12\n")
+    assert [line["index"] for line in lines[1:]] == list(range(12))
+    tamper(tmp_path / "data" / "souverain.db", "DELETE FROM audit_leaves WHERE seq=4")
+    failed = runner.invoke(cli, ["audit", "verify", "--data-dir", str(tmp_path / "data")], env=env)
+    assert failed.exit_code == 1 and json.loads(failed.output)["first_bad_index"] == 4
