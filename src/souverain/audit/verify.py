@@ -9,11 +9,11 @@ hashes), or checkpoints beyond the last leaf (the tail was deleted).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, select
 
 from ..store.database import audit_checkpoints, audit_leaves
@@ -58,7 +58,7 @@ def verify_log(database: Engine, verifier: Verifier, origin: str) -> VerifyRepor
         digest = leaf_hash(data)
         if digest != row.leaf_hash:
             return _bad(index, verified, f"leaf {index} was altered (its hash does not match)")
-        if json.loads(data).get("seq") != index:
+        if orjson.loads(data).get("seq") != index:
             return _bad(index, verified, f"leaf {index} holds the record of another position")
         tree.append(digest)
         while pending and pending[0].size == tree.size:
