@@ -19,6 +19,8 @@ import httpx
 import pytest
 import yaml
 
+from .databases import database_url  # noqa: F401  (a fixture: SQLite and PostgreSQL)
+
 ADMIN_KEY = "sk-sv-test0000" + "k" * 32
 
 

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete, update
+from sqlalchemy import Connection, delete, text, update
 from sqlalchemy.exc import DatabaseError
 
 from souverain.audit.checkpoint import Checkpoint, Signer, Verifier, load_or_create_signing_key
-from souverain.audit.log import AuditLog
-from souverain.audit.merkle import verify_inclusion
+from souverain.audit.log import AuditLog, canonical
+from souverain.audit.merkle import leaf_hash, verify_inclusion
 from souverain.audit.verify import VerifyReport, verify_log
 from souverain.cli import cli
 from souverain.store.database import (
+    APPEND_ONLY,
     append_only_ddl,
     audit_leaves,
     open_database,
@@ -34,9 +34,11 @@ from souverain.store.database import (
 ORIGIN = "souverain.test/audit"
 
 
-def make_log(data_dir: Path, leaves: int, checkpoint_every: int = 8) -> tuple[AuditLog, Path]:
+def make_log(
+    data_dir: Path, leaves: int, checkpoint_every: int = 8, url: str | None = None
+) -> tuple[AuditLog, Path]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    database = open_database(sqlite_url(data_dir))
+    database = open_database(url or sqlite_url(data_dir))
     upgrade(database)
     signer = load_or_create_signing_key(data_dir / "audit-signing.key", ORIGIN)
     audit = AuditLog(
@@ -60,19 +62,78 @@ def report(audit: AuditLog) -> VerifyReport:
     return verify_log(audit.database, Verifier.from_vkey(audit.signer.verifier_key()), ORIGIN)
 
 
-def tamper(db: Path, *statements: str) -> None:
-    """What someone with the database file can do: triggers off, rewrite, triggers on."""
-    conn = sqlite3.connect(db)
-    for table in ("audit_leaves", "audit_checkpoints"):
-        for op in ("update", "delete"):
-            conn.execute(f"DROP TRIGGER {table}_no_{op}")
-    for statement in statements:
-        conn.execute(statement)
-    for table in ("audit_leaves", "audit_checkpoints"):
-        for ddl in append_only_ddl("sqlite", table):
-            conn.execute(ddl)
-    conn.commit()
-    conn.close()
+Drill = Callable[[Connection, AuditLog], None]
+
+
+def tamper(audit: AuditLog, drill: Drill) -> None:
+    """What someone with full database rights can do: triggers off, rewrite, triggers on."""
+    with audit.database.begin() as conn:
+        postgres = conn.dialect.name == "postgresql"
+        for table in APPEND_ONLY:
+            if postgres:
+                conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+            else:
+                for op in ("update", "delete"):
+                    conn.execute(text(f"DROP TRIGGER {table}_no_{op}"))
+        drill(conn, audit)
+        for table in APPEND_ONLY:
+            if postgres:
+                conn.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
+            else:
+                for ddl in append_only_ddl("sqlite", table):
+                    conn.execute(text(ddl))
+
+
+def run(sql: str, **params: object) -> Drill:
+    return lambda conn, audit: conn.execute(text(sql), params) and None
+
+
+def leaf_data(conn: Connection, index: int) -> str:
+    return str(
+        conn.execute(
+            text("SELECT data FROM audit_leaves WHERE seq = :i"), {"i": index}
+        ).scalar_one()
+    )
+
+
+def edit_a_byte(conn: Connection, audit: AuditLog) -> None:
+    changed = leaf_data(conn, 5).replace('"n":5', '"n":6')
+    conn.execute(text("UPDATE audit_leaves SET data = :d WHERE seq = 5"), {"d": changed})
+
+
+def swap(i: int, j: int) -> Drill:
+    def drill(conn: Connection, audit: AuditLog) -> None:
+        for old, new in ((i, 1_000_000), (j, i), (1_000_000, j)):
+            conn.execute(
+                text("UPDATE audit_leaves SET seq = :new WHERE seq = :old"),
+                {"new": new, "old": old},
+            )
+
+    return drill
+
+
+def rewrite_consistently(index: int) -> Drill:
+    """Change a leaf and its stored hash together: only the signed checkpoints can tell."""
+
+    def drill(conn: Connection, audit: AuditLog) -> None:
+        data = json.loads(leaf_data(conn, index))
+        data["outcome"] = "nothing to see"
+        raw = canonical(data)
+        conn.execute(text("UPDATE audit_leaves SET data = :d, leaf_hash = :h WHERE seq = :i"),
+                     {"d": raw.decode(), "h": leaf_hash(raw), "i": index})  # fmt: skip
+
+    return drill
+
+
+def forged_checkpoint(size: int, same_key: bool) -> Drill:
+    def drill(conn: Connection, audit: AuditLog) -> None:
+        signer = audit.signer if same_key else Signer.generate(ORIGIN)
+        note = signer.sign(Checkpoint(ORIGIN, size, b"\x07" * 32)).decode()
+        conn.execute(
+            text("UPDATE audit_checkpoints SET note = :n WHERE size = :s"), {"n": note, "s": size}
+        )
+
+    return drill
 
 
 def test_appends_checkpoints_and_proofs(tmp_path: Path) -> None:
@@ -89,8 +150,8 @@ def test_appends_checkpoints_and_proofs(tmp_path: Path) -> None:
         assert verify_inclusion(hashes[index], index, 50, proof, signed.root)
 
 
-def test_the_database_refuses_update_and_delete(tmp_path: Path) -> None:
-    audit, _ = make_log(tmp_path, 3)
+def test_the_database_refuses_update_and_delete(tmp_path: Path, database_url: str) -> None:
+    audit, _ = make_log(tmp_path, 3, url=database_url)
     with pytest.raises(DatabaseError), audit.database.begin() as conn:
         conn.execute(update(audit_leaves).values(outcome="forged"))
     with pytest.raises(DatabaseError), audit.database.begin() as conn:
@@ -98,48 +159,13 @@ def test_the_database_refuses_update_and_delete(tmp_path: Path) -> None:
     assert report(audit).ok
 
 
-def swap(i: int, j: int) -> list[str]:
-    temp = 1_000_000
-    return [f"UPDATE audit_leaves SET seq={temp} WHERE seq={i}", f"UPDATE audit_leaves SET seq={i} WHERE seq={j}",
-            f"UPDATE audit_leaves SET seq={j} WHERE seq={temp}"]  # fmt: skip
-
-
-def rewrite_consistently(index: int) -> Callable[[AuditLog], list[str]]:
-    """Change a leaf and its stored hash together: only the signed checkpoints can tell."""
-
-    def statements(audit: AuditLog) -> list[str]:
-        from souverain.audit.log import canonical
-        from souverain.audit.merkle import leaf_hash
-
-        with audit.database.connect() as conn:
-            data = json.loads(
-                conn.execute(audit_leaves.select().where(audit_leaves.c.seq == index)).one().data
-            )
-        data["outcome"] = "nothing to see"
-        raw = canonical(data)
-        return [
-            f"UPDATE audit_leaves SET data='{raw.decode()}', leaf_hash=X'{leaf_hash(raw).hex()}' WHERE seq={index}"
-        ]
-
-    return statements
-
-
-def forged_checkpoint(size: int, same_key: bool) -> Callable[[AuditLog], list[str]]:
-    def statements(audit: AuditLog) -> list[str]:
-        signer = audit.signer if same_key else Signer.generate(ORIGIN)
-        note = signer.sign(Checkpoint(ORIGIN, size, b"\x07" * 32)).decode()
-        return [f"UPDATE audit_checkpoints SET note='{note}' WHERE size={size}"]
-
-    return statements
-
-
 @pytest.mark.parametrize(
     ("drill", "first_bad", "says"),
     [
-        (lambda a: ["UPDATE audit_leaves SET data=replace(data, '\"n\":5', '\"n\":6') WHERE seq=5"], 5, "altered"),
-        (lambda a: ["DELETE FROM audit_leaves WHERE seq=7"], 7, "missing"),
-        (lambda a: ["DELETE FROM audit_leaves WHERE seq>=30"], 30, "removed from the end"),
-        (lambda a: swap(3, 11), 3, "another position"),
+        (edit_a_byte, 5, "altered"),
+        (run("DELETE FROM audit_leaves WHERE seq = 7"), 7, "missing"),
+        (run("DELETE FROM audit_leaves WHERE seq >= 30"), 30, "removed from the end"),
+        (swap(3, 11), 3, "another position"),
         (rewrite_consistently(20), 16, "does not match its signed checkpoint"),
         (forged_checkpoint(40, same_key=False), 32, "not validly signed"),
         (forged_checkpoint(40, same_key=True), 32, "fork"),
@@ -148,11 +174,11 @@ def forged_checkpoint(size: int, same_key: bool) -> Callable[[AuditLog], list[st
          "checkpoint-other-key", "fork-same-size"],
 )  # fmt: skip
 def test_tamper_drills_are_detected(
-    tmp_path: Path, drill: Callable[[AuditLog], list[str]], first_bad: int, says: str
+    tmp_path: Path, database_url: str, drill: Drill, first_bad: int, says: str
 ) -> None:
-    audit, db = make_log(tmp_path, 48)  # checkpoints at 8, 16, 24, 32, 40, 48
+    audit, _ = make_log(tmp_path, 48, url=database_url)  # checkpoints at 8, 16, ... 48
     assert report(audit).ok
-    tamper(db, *drill(audit))
+    tamper(audit, drill)
     result = report(audit)
     assert not result.ok
     assert says in (result.problem or "")
@@ -189,6 +215,42 @@ def test_cli_verify_and_export(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in exported.output.splitlines()]
     assert lines[0]["checkpoint"].startswith(ORIGIN + "\n12\n")
     assert [line["index"] for line in lines[1:]] == list(range(12))
-    tamper(tmp_path / "data" / "souverain.db", "DELETE FROM audit_leaves WHERE seq=4")
+    database = open_database(sqlite_url(tmp_path / "data"))
+    signer = load_or_create_signing_key(tmp_path / "data" / "audit-signing.key", ORIGIN)
+    tamper(AuditLog(database, signer, ORIGIN), run("DELETE FROM audit_leaves WHERE seq = 4"))
     failed = runner.invoke(cli, ["audit", "verify", "--data-dir", str(tmp_path / "data")], env=env)
     assert failed.exit_code == 1 and json.loads(failed.output)["first_bad_index"] == 4
+
+
+def test_postgres_insert_only_role(tmp_path: Path) -> None:
+    """On PostgreSQL a role that may only read and append cannot change rows even with
+    the triggers off."""
+    from souverain.store.database import grant_audit_writer
+
+    from .databases import postgres_database
+
+    for url in postgres_database():
+        audit, _ = make_log(tmp_path, 3, url=url)
+        role = "souverain_audit_writer_" + url.rsplit("_", 1)[-1]
+        with audit.database.begin() as conn:
+            conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+            grant_audit_writer(conn, role)
+            for table in APPEND_ONLY:
+                conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+        writer = open_database(url.replace("postgres@", f"{role}@"))
+        try:
+            writer_log = AuditLog(writer, audit.signer, ORIGIN)
+            assert writer_log._write([{"kind": "request", "n": 99}]) == 3  # appending works
+            for statement in ("UPDATE audit_leaves SET outcome = 'x'", "DELETE FROM audit_leaves",
+                              "UPDATE audit_checkpoints SET note = ''"):  # fmt: skip
+                with (
+                    pytest.raises(DatabaseError, match="permission denied"),
+                    writer.begin() as conn,
+                ):
+                    conn.execute(text(statement))
+        finally:
+            writer.dispose()
+            audit.database.dispose()
+            with open_database(url).begin() as conn:
+                conn.execute(text(f"DROP OWNED BY {role}"))
+                conn.execute(text(f"DROP ROLE {role}"))

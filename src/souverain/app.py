@@ -32,14 +32,15 @@ from .routing.killswitch import KillSwitch
 from .routing.models import ModelCatalog
 from .routing.router import Router
 from .state import AppState
-from .store.database import open_database, sqlite_url, upgrade
+from .store.database import database_url as store_url
+from .store.database import open_database, upgrade
 
 log = logging.getLogger("souverain")
 
 
 def build_state(settings: Settings, *, database_url: str | None = None) -> AppState:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = open_database(database_url or sqlite_url(settings.data_dir))
+    database = open_database(store_url(database_url or settings.database_url, settings.data_dir))
     upgrade(database)
     keys = KeyStore(database, load_pepper(settings.data_dir))
     catalog = ModelCatalog.from_settings(settings, load_engine_registry())

@@ -231,6 +231,8 @@ def default_models() -> tuple[ModelConfig, ...]:
 
 class Settings(_Strict):
     data_dir: Path = Path("./souverain-data")
+    # SQLite in data_dir by default; `postgresql://...` for replicas sharing one database.
+    database_url: str | None = None
     # Shared state across gateway replicas (kill switch now; quotas later). None: this process.
     redis_url: str | None = None
     server: ServerConfig = ServerConfig()

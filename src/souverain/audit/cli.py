@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 
 from ..config import Settings, load_settings
 from ..errors import ConfigError
-from ..store.database import audit_leaves, open_database, sqlite_url, upgrade
+from ..store.database import audit_leaves, database_url, open_database, upgrade
 from .checkpoint import Verifier, load_or_create_signing_key
 from .gdpr import record_of_processing
 from .merkle import inclusion_proof
@@ -39,7 +39,7 @@ def _open(config_file: str | None, data_dir: str | None) -> tuple[Settings, Engi
         settings = load_settings(config_file, {"data_dir": data_dir and Path(data_dir)})
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    database = open_database(sqlite_url(settings.data_dir))
+    database = open_database(database_url(settings.database_url, settings.data_dir))
     upgrade(database)
     key_file = settings.audit.signing_key_file or settings.data_dir / "audit-signing.key"
     signer = load_or_create_signing_key(key_file, settings.audit.origin)

@@ -31,6 +31,7 @@ from .merkle import CompactRange, leaf_hash
 
 log = logging.getLogger("souverain.audit")
 MAX_BATCH = 5000
+APPEND_LOCK = 0x536F7576  # PostgreSQL advisory lock id for the audit appenders ("Souv")
 WRITE_ATTEMPTS = 5
 
 
@@ -132,8 +133,8 @@ class AuditLog:
         for _ in range(WRITE_ATTEMPTS):
             try:
                 with self.database.begin() as conn:
-                    if conn.dialect.name == "postgresql":
-                        conn.execute(text("LOCK TABLE audit_leaves IN SHARE ROW EXCLUSIVE MODE"))
+                    if conn.dialect.name == "postgresql":  # one appender at a time, any role
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK})
                     first = conn.scalar(select(func.coalesce(func.max(audit_leaves.c.seq) + 1, 0)))
                     assert first is not None
                     conn.execute(

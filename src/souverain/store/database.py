@@ -167,6 +167,16 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'souverain.db').resolve()}"
 
 
+def database_url(configured: str | None, data_dir: Path) -> str:
+    """The configured URL (with psycopg 3 as PostgreSQL's driver), or SQLite in data_dir."""
+    if not configured:
+        return sqlite_url(data_dir)
+    for prefix in ("postgresql://", "postgres://"):
+        if configured.startswith(prefix):
+            return "postgresql+psycopg://" + configured[len(prefix) :]
+    return configured
+
+
 def open_database(url: str) -> Engine:
     engine = create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
@@ -195,6 +205,18 @@ def upgrade(engine: Engine) -> list[str]:
             conn.execute(migrations_table.insert().values(name=name))
             applied_now.append(name)
     return applied_now
+
+
+def grant_audit_writer(conn: Connection, role: str) -> None:
+    """PostgreSQL: let `role` read and append to the audit log, and nothing else.
+
+    With the triggers this is two locks: even someone who drops the triggers cannot
+    change rows through a connection that uses this role.
+    """
+    quoted = conn.dialect.identifier_preparer.quote(role)
+    for table in APPEND_ONLY:
+        conn.execute(text(f"REVOKE ALL ON {table} FROM {quoted}"))
+        conn.execute(text(f"GRANT SELECT, INSERT ON {table} TO {quoted}"))
 
 
 def ping(engine: Engine) -> bool:
