@@ -58,7 +58,7 @@ def one_by_one(appends: int) -> float:
     audit = fresh_log()
     started = time.perf_counter()
     for i in range(appends):
-        audit._write([{**LEAF, "time": "2026-11-29T00:00:00Z", "request_id": f"req-{i}"}])
+        audit._write([({**LEAF, "time": "2026-11-29T00:00:00Z", "request_id": f"req-{i}"}, None)])
     return appends / (time.perf_counter() - started)
 
 
@@ -67,7 +67,7 @@ def verify_speed(leaves: int) -> dict[str, float]:
     started = time.perf_counter()
     batch = 20_000
     for start in range(0, leaves, batch):
-        audit._write([{**LEAF, "time": "2026-11-29T00:00:00Z", "request_id": f"r{i}"}
+        audit._write([({**LEAF, "time": "2026-11-29T00:00:00Z", "request_id": f"r{i}"}, None)
                       for i in range(start, min(start + batch, leaves))])  # fmt: skip
         if (start + batch) % 100_000 == 0:
             audit.checkpoint()

@@ -194,3 +194,68 @@ async def test_kill_9_under_load_loses_no_acknowledged_leaf(
             assert client.get("/admin/v1/audit/verify").json()["ok"] is True
     finally:
         stop_server(restarted)
+
+
+def test_retained_bodies_are_sealed_and_erasable(embedded: Server, tmp_path: Path) -> None:
+    from sqlalchemy import func, select, text
+
+    from souverain.audit.payloads import PayloadVault, load_or_create_master_key
+    from souverain.store.database import audit_payloads
+
+    config = relay_config(embedded, payloads={"*": {"store": True, "retention_days": 365}})
+    server = start_server(tmp_path / "kept", config, env={"UPSTREAM_KEY": embedded.key})
+    data_dir = tmp_path / "kept" / "data"
+    database = open_database(sqlite_url(data_dir))
+    vault = PayloadVault(database, load_or_create_master_key(data_dir / "audit-master.key"))
+    try:
+        with server.client() as client:
+            body = {
+                "model": "m",
+                "messages": [{"role": "user", "content": SECRET_PROMPT}],
+                "max_tokens": 3,
+                "user": "alice",
+            }
+            response = client.post("/v1/chat/completions", json=body)
+            answer = response.json()["choices"][0]["message"]["content"]
+            leaf = leaf_for(server, response.headers["x-request-id"])["leaf"]
+            payload = leaf["payload"]  # type: ignore[index]
+            assert payload["subject"] == vault.pseudonym("alice") and "alice" not in json.dumps(
+                leaf
+            )
+            with database.connect() as conn:
+                sealed = conn.execute(select(audit_payloads.c.ciphertext)).scalar_one()
+            assert SECRET_PROMPT.encode() not in sealed  # encrypted at rest
+            import hashlib
+
+            assert hashlib.sha256(sealed).hexdigest() == payload["sha256"]
+            opened = json.loads(vault.open("alice", sealed))
+            assert opened["request"]["messages"][0]["content"] == SECRET_PROMPT
+            assert opened["response"] == answer
+
+            erased = client.post("/admin/v1/audit/erase", json={"subject": "alice"}).json()
+            assert erased["payloads_erased"] == 1 and erased["kind"] == "tombstone"
+            with database.connect() as conn:
+                assert (
+                    conn.execute(select(func.count()).select_from(audit_payloads)).scalar_one() == 0
+                )
+            with pytest.raises(KeyError):
+                vault.open("alice", sealed)  # the key is gone: any copy of the ciphertext is noise
+            assert leaves(server, kind="tombstone")[-1]["leaf"]["subject"] == payload["subject"]  # type: ignore[index]
+            assert client.get("/admin/v1/audit/verify").json()["ok"] is True
+
+            client.post("/v1/chat/completions", json={**body, "user": "bob"})
+            with database.begin() as conn:  # age bob's body past the tenant's retention
+                conn.execute(text("UPDATE audit_payloads SET at = at - 400 * 86400"))
+            assert vault.purge("default", 365) == 1
+    finally:
+        stop_server(server)
+
+
+def test_retention_below_the_floor_is_refused(tmp_path: Path) -> None:
+    from souverain.config import load_settings
+    from souverain.errors import ConfigError
+
+    path = tmp_path / "c.yaml"
+    path.write_text("audit:\n  payloads:\n    ministry: {store: true, retention_days: 30}\n")
+    with pytest.raises(ConfigError, match=r"payloads\.ministry\.retention_days"):
+        load_settings(path, environ={})

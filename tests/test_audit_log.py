@@ -240,7 +240,7 @@ def test_postgres_insert_only_role(tmp_path: Path) -> None:
         writer = open_database(url.replace("postgres@", f"{role}@"))
         try:
             writer_log = AuditLog(writer, audit.signer, ORIGIN)
-            assert writer_log._write([{"kind": "request", "n": 99}]) == 3  # appending works
+            assert writer_log._write([({"kind": "request", "n": 99}, None)]) == 3  # appending works
             for statement in ("UPDATE audit_leaves SET outcome = 'x'", "DELETE FROM audit_leaves",
                               "UPDATE audit_checkpoints SET note = ''"):  # fmt: skip
                 with (

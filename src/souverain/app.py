@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from .api.http import error_response
 from .api.middleware import BodyLimit, RequestMetrics
 from .audit.checkpoint import load_or_create_signing_key
 from .audit.log import AuditLog
+from .audit.payloads import PayloadVault, load_or_create_master_key
 from .config import Settings
 from .errors import InvalidRequest, MethodNotAllowed, NotFound, SouverainError
 from .identity.keys import Authenticator, KeyStore, load_pepper
@@ -75,12 +77,26 @@ def open_audit_log(settings: Settings, database: Engine) -> AuditLog | None:
         return None
     key_file = config.signing_key_file or settings.data_dir / "audit-signing.key"
     signer = load_or_create_signing_key(key_file, config.origin)
+    master_file = config.master_key_file or settings.data_dir / "audit-master.key"
     return AuditLog(
         database,
         signer,
         config.origin,
         checkpoint_every=config.checkpoint_every,
         checkpoint_seconds=config.checkpoint_seconds,
+        vault=PayloadVault(database, load_or_create_master_key(master_file)),
+        payload_tenants=lambda tenant: config.payload_rule(tenant) is not None,
+    )
+
+
+def purge_payloads(settings: Settings, audit: AuditLog) -> int:
+    """Delete retained bodies older than their tenant's retention; returns how many."""
+    if audit.vault is None:
+        return 0
+    return sum(
+        audit.vault.purge(tenant, rule.retention_days)
+        for tenant, rule in settings.audit.payloads.items()
+        if rule.store and tenant != "*"
     )
 
 
@@ -92,6 +108,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         await state.pipeline.router.killswitch.start()
         if state.audit is not None:
             await state.audit.start()
+            await asyncio.to_thread(purge_payloads, settings, state.audit)
         for backend in state.catalog.backends():
             await backend.start()
             log.info("deployment %s ready (%s)", backend.name, backend.kind)
@@ -124,6 +141,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         Route("/admin/v1/audit/proof/inclusion", audit_routes.inclusion, methods=["GET"]),
         Route("/admin/v1/audit/proof/consistency", audit_routes.consistency, methods=["GET"]),
         Route("/admin/v1/audit/verify", audit_routes.verify, methods=["GET"]),
+        Route("/admin/v1/audit/erase", audit_routes.erase, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),

@@ -188,6 +188,11 @@ class RoutingConfig(_Strict):
     retry_backoff_s: float = Field(default=0.05, ge=0, description="Base of the jittered wait.")
 
 
+class PayloadRetention(_Strict):
+    store: bool = False
+    retention_days: int = Field(default=180, ge=1, description="Purged after this.")
+
+
 class AuditConfig(_Strict):
     """The tamper-evident log. Its signing key lives in a file, never in the database."""
 
@@ -198,6 +203,26 @@ class AuditConfig(_Strict):
     )
     checkpoint_every: int = Field(default=1000, ge=1)
     checkpoint_seconds: float = Field(default=10.0, gt=0)
+    # Request/response bodies, kept encrypted per data subject, by tenant ("*": all).
+    payloads: dict[str, PayloadRetention] = Field(default_factory=dict)
+    retention_floor_days: int = Field(default=180, ge=0, description="No tenant keeps less.")
+    master_key_file: Path | None = Field(
+        default=None, description="Default: <data_dir>/audit-master.key (0600)."
+    )
+
+    @model_validator(mode="after")
+    def _retention_floor(self) -> AuditConfig:
+        for tenant, rule in self.payloads.items():
+            if rule.store and rule.retention_days < self.retention_floor_days:
+                raise ValueError(
+                    f"payloads.{tenant}.retention_days is below the floor of "
+                    f"{self.retention_floor_days} days"
+                )
+        return self
+
+    def payload_rule(self, tenant: str) -> PayloadRetention | None:
+        rule = self.payloads.get(tenant) or self.payloads.get("*")
+        return rule if rule is not None and rule.store else None
 
 
 class ServerConfig(_Strict):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
 from .audit.leaves import request_leaf
-from .audit.log import AuditLog
+from .audit.log import AuditLog, Payload, canonical
 from .backends.base import Backend, Embeddings
 from .context import RequestContext
 from .errors import (
@@ -104,6 +104,9 @@ class Pipeline:
         ctx.claims.append(policy.claimed_in(request.metadata))
         ctx.classification = policy.classify(ctx.principal.default_classification, *ctx.claims)
         policy.check_ceiling(ctx.classification, ctx.principal.max_classification)
+        if self.audit is not None and self.audit.keeps_payloads(ctx.principal.tenant):
+            ctx.notes["request"] = request.model_dump(mode="json", exclude_none=True, by_alias=True)
+            ctx.notes["subject"] = _subject(ctx, request)
         return ModelCall(kind=kind, model=model, request=request)
 
     async def stream(self, ctx: RequestContext, call: ModelCall) -> AsyncIterator[ChatDelta]:
@@ -111,9 +114,12 @@ class Pipeline:
         async with self._accounting(ctx, final=True):
             await self._guard(ctx, call)
             deltas = await self._first_that_answers(ctx, call)
+            keep = "request" in ctx.notes
             async for delta in deltas:
                 if delta.usage is not None:
                     ctx.usage = delta.usage
+                if keep and delta.content:
+                    ctx.notes["response"] = ctx.notes.get("response", "") + delta.content
                 yield delta
 
     async def complete(self, ctx: RequestContext, call: ModelCall) -> Completion:
@@ -127,6 +133,8 @@ class Pipeline:
             await self._guard(ctx, call)
             result = await self._dispatch(ctx, call, lambda backend: _call_unary(backend, call))
             ctx.usage = result.usage
+            if "request" in ctx.notes and isinstance(result, Completion):
+                ctx.notes["response"] = result.content
             return result
 
     # ---- stages -------------------------------------------------------------------------
@@ -221,10 +229,14 @@ class Pipeline:
     async def _audit(self, ctx: RequestContext, *, wait: bool) -> None:
         if self.audit is None:
             return
+        payload = None
+        if "request" in ctx.notes:
+            body = {"request": ctx.notes["request"], "response": ctx.notes.get("response")}
+            payload = Payload(subject=ctx.notes["subject"], body=canonical(body))
         if wait:
-            await self.audit.append(request_leaf(ctx))
+            await self.audit.append(request_leaf(ctx), payload)
         else:  # a cancelled call cannot wait; its leaf still goes in
-            task = asyncio.create_task(self.audit.append(request_leaf(ctx)))
+            task = asyncio.create_task(self.audit.append(request_leaf(ctx), payload))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
@@ -236,6 +248,13 @@ class Pipeline:
             self.metrics.tokens.labels(model, "completion").inc(ctx.usage.completion_tokens)
         if ctx.first_token_at is not None:
             self.metrics.first_token.labels(model).observe(ctx.first_token_at)
+
+
+def _subject(ctx: RequestContext, request: CallRequest) -> str:
+    """Whose data this is: the request's `user`, else `metadata.subject`, else the key."""
+    user = getattr(request, "user", None)
+    subject = (request.metadata or {}).get("subject")
+    return str(user or subject or f"key:{ctx.principal.key_id}")
 
 
 def _chosen(ctx: RequestContext, backend: Backend) -> None:

@@ -14,9 +14,10 @@ from starlette.responses import Response
 from ..audit.verify import latest_checkpoint, prove_consistency, prove_inclusion, verify_log
 from ..context import RequestContext
 from ..errors import InvalidRequest, NotFound, PermissionDenied
+from ..protocol.admin import ErasureRequest
 from ..state import AppState
 from ..store.database import audit_leaves
-from .http import JSON, app_state
+from .http import JSON, app_state, parse_body
 
 READERS = ("admin", "auditor")
 MAX_PAGE = 1000
@@ -127,3 +128,16 @@ async def verify(request: Request) -> Response:
     verifier = Verifier.from_vkey(state.audit.signer.verifier_key())
     report = await asyncio.to_thread(verify_log, state.database, verifier, state.audit.origin)
     return JSON(report.as_dict())
+
+
+async def erase(request: Request) -> Response:
+    """Crypto-shred one data subject's retained bodies (admins only)."""
+    state = app_state(request)
+    ctx = await state.pipeline.open(request.headers, "admin")
+    if ctx.principal.role != "admin":
+        raise PermissionDenied("erasure needs the admin role", code="forbidden")
+    if state.audit is None:
+        raise NotFound("the audit log is disabled on this server", code="audit_disabled")
+    body = await parse_body(request, ErasureRequest)
+    result = await state.audit.erase(body.subject, f"key:{ctx.principal.key_id}")
+    return JSON(result)

@@ -11,11 +11,13 @@ from typing import Any
 import click
 from sqlalchemy import Engine, select
 
+from ..app import open_audit_log, purge_payloads
 from ..config import Settings, load_settings
 from ..errors import ConfigError
 from ..store.database import audit_leaves, database_url, open_database, upgrade
 from .checkpoint import Verifier, load_or_create_signing_key
 from .gdpr import record_of_processing
+from .log import AuditLog, utc_now
 from .merkle import inclusion_proof
 from .verify import latest_checkpoint, leaf_hashes, verify_log
 
@@ -88,10 +90,43 @@ def _exported(row: Any, size: int, proof: list[bytes]) -> dict[str, Any]:
     }
 
 
+@audit.command("erase")
+@config_option
+@data_dir_option
+@click.option("--subject", required=True, help="The data subject (a request's `user`).")
+def erase(config_file: str | None, data_dir: str | None, subject: str) -> None:
+    """Crypto-shred a subject's retained bodies; a tombstone leaf records it."""
+    settings, database, _ = _open(config_file, data_dir)
+    log = _log(settings, database)
+    assert log.vault is not None
+    pseudonym, erased = log.vault.erase(subject)
+    tombstone = {"kind": "tombstone", "principal": "cli", "subject": pseudonym,
+                 "payloads_erased": erased, "time": utc_now()}  # fmt: skip
+    index = log._write([(tombstone, None)])
+    log.checkpoint()
+    click.echo(json.dumps({**tombstone, "index": index}))
+
+
+@audit.command("purge")
+@config_option
+@data_dir_option
+def purge(config_file: str | None, data_dir: str | None) -> None:
+    """Delete retained bodies past their tenant's retention."""
+    settings, database, _ = _open(config_file, data_dir)
+    click.echo(json.dumps({"purged": purge_payloads(settings, _log(settings, database))}))
+
+
+def _log(settings: Settings, database: Engine) -> AuditLog:
+    log = open_audit_log(settings, database)
+    if log is None:
+        raise click.ClickException("the audit log is disabled in this configuration")
+    return log
+
+
 @audit.command("gdpr-record")
 @config_option
 def gdpr_record(config_file: str | None) -> None:
-    """The GDPR Art. 30 record of processing, from the configuration (JSON)."""
+    """Print the GDPR Article 30 record of processing (JSON), from the configuration."""
     try:
         settings = load_settings(config_file)
     except ConfigError as exc:

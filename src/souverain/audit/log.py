@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import SouverainError
-from ..store.database import audit_checkpoints, audit_leaves
+from ..store.database import audit_checkpoints, audit_leaves, audit_payloads
 from .checkpoint import Checkpoint, Signer
 from .merkle import CompactRange, leaf_hash
+from .payloads import PayloadVault
 
 log = logging.getLogger("souverain.audit")
 MAX_BATCH = 5000
@@ -52,9 +55,18 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A body to keep, encrypted for its data subject (see payloads.py)."""
+
+    subject: str
+    body: bytes
+
+
 @dataclass(eq=False)
 class _Pending:
     fields: dict[str, Any]
+    payload: Payload | None = None
     done: asyncio.Future[int] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -69,8 +81,12 @@ class AuditLog:
         *,
         checkpoint_every: int = 1000,
         checkpoint_seconds: float = 10.0,
+        vault: PayloadVault | None = None,
+        payload_tenants: Callable[[str], bool] = lambda tenant: False,
     ) -> None:
         self.database = database
+        self.vault = vault
+        self.keeps_payloads = payload_tenants  # does this tenant keep request/response bodies?
         self.signer = signer
         self.origin = origin
         self.checkpoint_every = checkpoint_every
@@ -92,11 +108,13 @@ class AuditLog:
                 await self._writer
         await asyncio.to_thread(self.checkpoint)
 
-    async def append(self, fields: dict[str, Any]) -> int:
-        """Record one leaf; returns its sequence number once it is durable."""
+    async def append(self, fields: dict[str, Any], payload: Payload | None = None) -> int:
+        """Record one leaf (and its sealed payload); returns its index once durable."""
         if self._writer is None or self._writer.done():
             raise AuditUnavailable("the audit log is not running; the call was not made")
-        pending = _Pending(fields={"time": utc_now(), **fields})
+        if payload is not None and self.vault is None:
+            payload = None
+        pending = _Pending(fields={"time": utc_now(), **fields}, payload=payload)
         self._queue.put_nowait(pending)
         return await pending.done
 
@@ -108,7 +126,7 @@ class AuditLog:
             while not self._queue.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._queue.get_nowait())
             try:
-                first = await asyncio.to_thread(self._write, [p.fields for p in batch])
+                first = await asyncio.to_thread(self._write, [(p.fields, p.payload) for p in batch])
             except Exception as exc:  # the callers fail closed; the writer keeps going
                 log.error("audit append failed: %s", exc)
                 for pending in batch:
@@ -128,7 +146,7 @@ class AuditLog:
             ):
                 await asyncio.to_thread(self.checkpoint)
 
-    def _write(self, batch: list[dict[str, Any]]) -> int:
+    def _write(self, batch: list[tuple[dict[str, Any], Payload | None]]) -> int:
         """Insert the batch after the current last leaf; another writer may race us: retry."""
         for _ in range(WRITE_ATTEMPTS):
             try:
@@ -137,13 +155,45 @@ class AuditLog:
                         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK})
                     first = conn.scalar(select(func.coalesce(func.max(audit_leaves.c.seq) + 1, 0)))
                     assert first is not None
-                    conn.execute(
-                        audit_leaves.insert(), [_row(first + i, f) for i, f in enumerate(batch)]
-                    )
+                    rows = [
+                        _row(first + i, self._seal(conn, first + i, fields, payload))
+                        for i, (fields, payload) in enumerate(batch)
+                    ]
+                    conn.execute(audit_leaves.insert(), rows)
                 return int(first)
             except IntegrityError:
                 continue
         raise RuntimeError("could not take the next sequence numbers")
+
+    def _seal(
+        self, conn: Connection, seq: int, fields: dict[str, Any], payload: Payload | None
+    ) -> dict[str, Any]:
+        """Store the payload encrypted; the leaf gets only its pseudonym and hash."""
+        if payload is None or self.vault is None:
+            return fields
+        pseudonym = self.vault.pseudonym(payload.subject)
+        sealed = self.vault.seal(conn, pseudonym, payload.body)
+        conn.execute(
+            audit_payloads.insert().values(
+                seq=seq,
+                tenant=fields.get("tenant") or "default",
+                subject=pseudonym,
+                ciphertext=sealed,
+                at=time.time(),
+            )
+        )
+        digest = hashlib.sha256(sealed).hexdigest()
+        return {**fields, "payload": {"subject": pseudonym, "sha256": digest}}
+
+    async def erase(self, subject: str, actor: str) -> dict[str, Any]:
+        """Crypto-shred a data subject's bodies and record it with a tombstone leaf."""
+        if self.vault is None:
+            raise AuditUnavailable("payload storage is not configured")
+        pseudonym, erased = await asyncio.to_thread(self.vault.erase, subject)
+        tombstone = {"kind": "tombstone", "principal": actor, "subject": pseudonym,
+                     "payloads_erased": erased}  # fmt: skip
+        seq = await self.append(tombstone)
+        return {**tombstone, "index": seq}
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign the tree over every leaf written so far (if it grew since the last one)."""

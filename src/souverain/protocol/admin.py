@@ -32,3 +32,9 @@ class ProviderTarget(BaseModel):
     @property
     def value(self) -> str:
         return self.deployment or self.operator or self.jurisdiction or ""
+
+
+class ErasureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(min_length=1, max_length=500)

@@ -106,6 +106,27 @@ audit_checkpoints = Table(
 
 APPEND_ONLY = ("audit_leaves", "audit_checkpoints")
 
+# Retained request/response bodies, encrypted per data subject (audit/payloads.py). These
+# rows are deletable on purpose: erasure destroys the subject's key and ciphertexts.
+audit_subject_keys = Table(
+    "audit_subject_keys",
+    metadata,
+    Column("subject", String(64), primary_key=True),  # keyed pseudonym, never the raw id
+    Column("wrapped_key", LargeBinary, nullable=False),  # AES-GCM under the master key
+    Column("at", Float, nullable=False),
+)
+
+audit_payloads = Table(
+    "audit_payloads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("seq", Integer, nullable=False, index=True),  # the leaf that references it
+    Column("tenant", String(200), nullable=False),
+    Column("subject", String(64), nullable=False, index=True),
+    Column("ciphertext", LargeBinary, nullable=False),  # nonce || AES-GCM(data key, body)
+    Column("at", Float, nullable=False),
+)
+
 Migration = Callable[[Connection], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
 
@@ -142,6 +163,12 @@ def m004_audit_log(conn: Connection) -> None:
     for table in APPEND_ONLY:
         for statement in append_only_ddl(conn.dialect.name, table):
             conn.execute(text(statement))
+
+
+@migration
+def m005_audit_payloads(conn: Connection) -> None:
+    audit_subject_keys.create(conn, checkfirst=True)
+    audit_payloads.create(conn, checkfirst=True)
 
 
 def append_only_ddl(dialect: str, table: str) -> list[str]:
