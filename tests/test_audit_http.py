@@ -72,7 +72,7 @@ def chat(server: Server, model: str = "m", stream: bool = False, **headers: str)
 
 
 def leaf_for(server: Server, request_id: str) -> dict[str, object]:
-    found = [item for item in leaves(server) if item["leaf"]["request_id"] == request_id]  # type: ignore[index]
+    found = [item for item in leaves(server) if item["leaf"].get("request_id") == request_id]  # type: ignore[attr-defined]
     assert len(found) == 1, request_id
     return found[0]
 
@@ -147,6 +147,34 @@ def test_roles(audited: Server) -> None:
         )
 
 
+def test_configuration_changes_are_recorded(embedded: Server, tmp_path: Path) -> None:
+    env = {"UPSTREAM_KEY": embedded.key}
+    server = start_server(tmp_path / "cfg", relay_config(embedded), env=env)
+    stop_server(server)
+    server = start_server(tmp_path / "cfg", relay_config(embedded), env=env)  # same config
+    configs = [
+        item["leaf"]
+        for item in leaves(server, kind="admin")
+        if item["leaf"]["action"] == "configuration"
+    ]  # type: ignore[index]
+    assert len(configs) == 1
+    stop_server(server)
+    changed = {**relay_config(embedded), "policy": {"rules": {"public": {}, "internal": {}, "confidential": {},
+                                                              "restricted": {"jurisdictions": ["on-prem"]}}}}  # fmt: skip
+    server = start_server(tmp_path / "cfg", changed, env=env)
+    try:
+        configs = [
+            item["leaf"]
+            for item in leaves(server, kind="admin")
+            if item["leaf"]["action"] == "configuration"
+        ]  # type: ignore[index]
+        assert (
+            len(configs) == 2 and configs[0]["target"]["policy"] != configs[1]["target"]["policy"]
+        )  # type: ignore[index]
+    finally:
+        stop_server(server)
+
+
 def test_admin_actions_are_recorded(audited: Server) -> None:
     with audited.client() as client:
         client.post("/admin/v1/providers/cut", json={"jurisdiction": "US"})
@@ -188,7 +216,7 @@ async def test_kill_9_under_load_loses_no_acknowledged_leaf(
         tmp_path / "durable", relay_config(embedded), env={"UPSTREAM_KEY": embedded.key}
     )
     try:
-        recorded = {item["leaf"]["request_id"] for item in leaves(restarted)}  # type: ignore[index]
+        recorded = {item["leaf"].get("request_id") for item in leaves(restarted)}  # type: ignore[attr-defined]
         assert set(acknowledged) <= recorded
         with restarted.client() as client:
             assert client.get("/admin/v1/audit/verify").json()["ok"] is True

@@ -215,6 +215,20 @@ def test_cli_verify_and_export(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in exported.output.splitlines()]
     assert lines[0]["checkpoint"].startswith(ORIGIN + "\n12\n")
     assert [line["index"] for line in lines[1:]] == list(range(12))
+    data = ["--data-dir", str(tmp_path / "data")]
+    proof = json.loads(
+        runner.invoke(cli, ["audit", "proof", "--index", "5", *data], env=env).output
+    )
+    signed = Verifier.from_vkey(
+        load_or_create_signing_key(tmp_path / "data" / "audit-signing.key", ORIGIN).verifier_key()
+    ).verify(proof["checkpoint"].encode())
+    hashes = [__import__("base64").b64decode(h) for h in proof["proof"]]
+    assert verify_inclusion(leaf_hash(canonical(lines[6]["leaf"])), 5, 12, hashes, signed.root)
+    consistency = json.loads(
+        runner.invoke(cli, ["audit", "proof", "--old-size", "8", *data], env=env).output
+    )
+    assert consistency["new_size"] == 12 and consistency["proof"]
+    assert runner.invoke(cli, ["audit", "proof", "--index", "99", *data], env=env).exit_code != 0
     database = open_database(sqlite_url(tmp_path / "data"))
     signer = load_or_create_signing_key(tmp_path / "data" / "audit-signing.key", ORIGIN)
     tamper(AuditLog(database, signer, ORIGIN), run("DELETE FROM audit_leaves WHERE seq = 4"))

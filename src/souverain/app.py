@@ -22,6 +22,7 @@ from .api.middleware import BodyLimit, RequestMetrics
 from .audit.checkpoint import load_or_create_signing_key
 from .audit.log import AuditLog
 from .audit.payloads import PayloadVault, load_or_create_master_key
+from .audit.verify import last_configuration
 from .config import Settings
 from .errors import InvalidRequest, MethodNotAllowed, NotFound, SouverainError
 from .identity.keys import Authenticator, KeyStore, load_pepper
@@ -89,6 +90,21 @@ def open_audit_log(settings: Settings, database: Engine) -> AuditLog | None:
     )
 
 
+async def record_configuration(settings: Settings, state: AppState) -> None:
+    """An admin leaf whenever the policy or the retention settings differ from the last
+    ones recorded: configuration changes are admin actions too."""
+    assert state.audit is not None
+    current = {
+        "policy": state.pipeline.router.policy.version,
+        "retention": settings.audit.model_dump(
+            mode="json", include={"payloads", "retention_floor_days"}
+        ),
+    }
+    if await asyncio.to_thread(last_configuration, state.database) != current:
+        await state.audit.append({"kind": "admin", "principal": "config", "action": "configuration",
+                                  "target": current})  # fmt: skip
+
+
 def purge_payloads(settings: Settings, audit: AuditLog) -> int:
     """Delete retained bodies older than their tenant's retention; returns how many."""
     if audit.vault is None:
@@ -109,6 +125,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         if state.audit is not None:
             await state.audit.start()
             await asyncio.to_thread(purge_payloads, settings, state.audit)
+            await record_configuration(settings, state)
         for backend in state.catalog.backends():
             await backend.start()
             log.info("deployment %s ready (%s)", backend.name, backend.kind)

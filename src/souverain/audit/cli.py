@@ -18,7 +18,7 @@ from ..store.database import audit_leaves, database_url, open_database, upgrade
 from .checkpoint import Verifier, load_or_create_signing_key
 from .gdpr import record_of_processing
 from .log import AuditLog, utc_now
-from .merkle import inclusion_proof
+from .merkle import consistency_proof, inclusion_proof
 from .verify import latest_checkpoint, leaf_hashes, verify_log
 
 config_option = click.option(
@@ -88,6 +88,40 @@ def _exported(row: Any, size: int, proof: list[bytes]) -> dict[str, Any]:
         "tree_size": size,
         "inclusion_proof": [base64.b64encode(h).decode() for h in proof],
     }
+
+
+@audit.command("proof")
+@config_option
+@data_dir_option
+@click.option("--index", type=int, help="Inclusion proof of this leaf...")
+@click.option("--old-size", type=int, help="...or consistency proof from this tree size...")
+@click.option("--size", type=int, help="...in (to) this size (default: latest checkpoint).")
+def proof(
+    config_file: str | None,
+    data_dir: str | None,
+    index: int | None,
+    old_size: int | None,
+    size: int | None,
+) -> None:
+    """Print an inclusion or a consistency proof (base64 hashes) with the checkpoint."""
+    _, database, _ = _open(config_file, data_dir)
+    checkpoint = latest_checkpoint(database)
+    size = size or (checkpoint.size if checkpoint else 0)
+    if (index is None) == (old_size is None):
+        raise click.UsageError("give either --index or --old-size")
+    try:
+        if index is not None:
+            hashes = inclusion_proof(leaf_hashes(database, size), index)
+            out: dict[str, Any] = {"index": index, "tree_size": size}
+        else:
+            assert old_size is not None
+            hashes = consistency_proof(leaf_hashes(database, size), old_size)
+            out = {"old_size": old_size, "new_size": size}
+    except ValueError as exc:
+        raise click.ClickException(f"no such proof: {exc}") from None
+    out["proof"] = [base64.b64encode(h).decode() for h in hashes]
+    out["checkpoint"] = checkpoint.note if checkpoint and checkpoint.size == size else None
+    click.echo(json.dumps(out))
 
 
 @audit.command("erase")

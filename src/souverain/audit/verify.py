@@ -138,3 +138,19 @@ def prove_inclusion(database: Engine, index: int, size: int) -> list[bytes]:
 
 def prove_consistency(database: Engine, old_size: int, new_size: int) -> list[bytes]:
     return consistency_proof(leaf_hashes(database, new_size), old_size)
+
+
+def last_configuration(database: Engine) -> Any:
+    """The `target` of the newest configuration leaf, or None."""
+    with database.connect() as conn:
+        rows = conn.execute(
+            select(audit_leaves.c.data)
+            .where(audit_leaves.c.kind == "admin")
+            .order_by(audit_leaves.c.seq.desc())
+            .limit(1000)
+        ).scalars()
+        for data in rows:
+            leaf = orjson.loads(data)
+            if leaf.get("action") == "configuration":
+                return leaf.get("target")
+    return None
