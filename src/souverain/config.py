@@ -193,6 +193,58 @@ class PayloadRetention(_Strict):
     retention_days: int = Field(default=180, ge=1, description="Purged after this.")
 
 
+DlpAction = Literal["allow", "redact", "pseudonymize", "block"]
+
+
+class DlpDestination(_Strict):
+    """What deployments matching these facts may see, by finding type ("*": any other)."""
+
+    jurisdictions: tuple[str, ...] | None = None
+    operators: tuple[str, ...] | None = None
+    actions: dict[str, DlpAction]
+
+
+def _default_dlp_actions() -> dict[str, DlpAction]:
+    return {"secret": "block", "*": "pseudonymize"}
+
+
+class DlpConfig(_Strict):
+    """Data-loss prevention: what to look for, and what each destination may see."""
+
+    enabled: bool = True
+    # Custom detectors: finding type -> terms (whole words, any case) or a regex.
+    dictionaries: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    patterns: dict[str, str] = Field(default_factory=dict)
+    # The classification a finding of this type gives the request ("*": any other type).
+    raises: dict[str, str] = Field(
+        default_factory=lambda: {
+            "secret": "restricted",
+            "email": "internal",
+            "phone": "internal",
+            "ip_address": "internal",
+            "*": "confidential",
+        }
+    )
+    # First matching destination wins; deployments matching none get `default_actions`.
+    destinations: tuple[DlpDestination, ...] = (
+        DlpDestination(jurisdictions=("on-prem",), actions={"*": "allow"}),
+    )
+    default_actions: dict[str, DlpAction] = Field(default_factory=_default_dlp_actions)
+
+    @model_validator(mode="after")
+    def _patterns_compile(self) -> DlpConfig:
+        import re
+
+        for name, pattern in self.patterns.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"patterns.{name}: not a valid regular expression: {exc}"
+                ) from None
+        return self
+
+
 class AuditConfig(_Strict):
     """The tamper-evident log. Its signing key lives in a file, never in the database."""
 
@@ -265,6 +317,7 @@ class Settings(_Strict):
     policy: PolicyConfig = PolicyConfig()
     routing: RoutingConfig = RoutingConfig()
     audit: AuditConfig = AuditConfig()
+    dlp: DlpConfig = DlpConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:

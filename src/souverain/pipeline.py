@@ -2,10 +2,13 @@
 
     identity     who is calling (API key → Principal)          identity/keys.py
     classify     the highest level claimed for the data        policy/engine.py
-    guards       quotas, data-loss prevention                  (issues to come: `Guard`)
+    guards       data-loss prevention (findings raise the       dlp/engine.py
+                 classification), quotas                       (issue to come: `Guard`)
     routing      policy, kill switch, health, then strategy    routing/router.py
     dispatch     send to the first that answers; fail over     here (breakers learn from it)
-    restore      un-pseudonymize answers and streams           (DLP issue: `Restorer`)
+                 each deployment gets the request as it may
+                 see it (DLP: redacted, pseudonymized, blocked)
+    restore      un-pseudonymize answers and streams           dlp/restore.py
     accounting   usage and metrics, whatever the outcome       here
     audit        a tamper-evident record per request           (audit issue)
 
@@ -28,6 +31,8 @@ from .audit.leaves import request_leaf
 from .audit.log import AuditLog, Payload, canonical
 from .backends.base import Backend, Embeddings
 from .context import RequestContext
+from .dlp.engine import DlpBlocked, DlpEngine
+from .dlp.restore import restore_completion, restore_stream
 from .errors import (
     EngineError,
     EngineOverloaded,
@@ -72,6 +77,7 @@ class Pipeline:
         metrics: Metrics,
         guards: Sequence[Guard] = (),
         audit: AuditLog | None = None,
+        dlp: DlpEngine | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.catalog = catalog
@@ -79,6 +85,7 @@ class Pipeline:
         self.metrics = metrics
         self.guards = list(guards)
         self.audit = audit
+        self.dlp = dlp
         self._background: set[asyncio.Task[int]] = set()
 
     # ---- identity ---------------------------------------------------------------------
@@ -131,13 +138,30 @@ class Pipeline:
     async def _unary(self, ctx: RequestContext, call: ModelCall) -> Completion | Embeddings:
         async with self._accounting(ctx, final=True):
             await self._guard(ctx, call)
-            result = await self._dispatch(ctx, call, lambda backend: _call_unary(backend, call))
+
+            async def attempt(backend: Backend) -> Completion | Embeddings:
+                request, mapping = self._outbound(ctx, call, backend)
+                result = await _call_unary(backend, call.kind, request)
+                if mapping and isinstance(result, Completion):
+                    restore_completion(result, mapping)
+                return result
+
+            result = await self._dispatch(ctx, call, attempt)
             ctx.usage = result.usage
             if "request" in ctx.notes and isinstance(result, Completion):
                 ctx.notes["response"] = result.content
             return result
 
     # ---- stages -------------------------------------------------------------------------
+
+    def _outbound(
+        self, ctx: RequestContext, call: ModelCall, backend: Backend
+    ) -> tuple[CallRequest, dict[str, str] | None]:
+        """The request as this deployment may see it (redacted, pseudonymized) and the
+        mapping that restores the answer; `DlpBlocked` when it may not see it at all."""
+        if self.dlp is None:
+            return call.request, None
+        return self.dlp.outbound(ctx, call.request, backend)
 
     async def _guard(self, ctx: RequestContext, call: ModelCall) -> None:
         for guard in self.guards:
@@ -157,6 +181,8 @@ class Pipeline:
         config = self.router.config
         last_error: SouverainError | None = None
         for round_number in range(1 + config.retries):
+            if isinstance(last_error, DlpBlocked):
+                break  # what the data is does not change between rounds
             if round_number:
                 await asyncio.sleep(config.retry_backoff_s * (1 + random.random()))
             try:
@@ -171,7 +197,7 @@ class Pipeline:
                 started = time.perf_counter()
                 try:
                     result = await attempt(backend)
-                except EngineOverloaded as exc:  # busy is not sick
+                except (EngineOverloaded, DlpBlocked) as exc:  # busy, or not for this one
                     health.abandoned()
                     last_error = exc
                     continue
@@ -194,7 +220,10 @@ class Pipeline:
         """Start the stream on the first deployment that produces a first delta."""
 
         async def first_delta(backend: Backend) -> tuple[ChatDelta, AsyncIterator[ChatDelta]]:
-            stream = _start_stream(backend, call)
+            request, mapping = self._outbound(ctx, call, backend)
+            stream = _start_stream(backend, call.kind, request)
+            if mapping:
+                stream = restore_stream(stream, mapping)
             try:
                 return await anext(stream), stream
             except StopAsyncIteration:
@@ -276,18 +305,22 @@ def _check_capability(model: ServedModel, kind: CallKind) -> None:
         )
 
 
-def _start_stream(backend: Backend, call: ModelCall) -> AsyncIterator[ChatDelta]:
-    if call.kind == "fim":
-        return backend.fim(call.request)  # type: ignore[arg-type]
-    return backend.chat(call.request)  # type: ignore[arg-type]
+def _start_stream(
+    backend: Backend, kind: CallKind, request: CallRequest
+) -> AsyncIterator[ChatDelta]:
+    if kind == "fim":
+        return backend.fim(request)  # type: ignore[arg-type]
+    return backend.chat(request)  # type: ignore[arg-type]
 
 
-async def _call_unary(backend: Backend, call: ModelCall) -> Completion | Embeddings:
-    if call.kind == "embeddings":
-        return await backend.embed(call.request)  # type: ignore[arg-type]
-    if call.kind == "fim":
-        return await backend.fim_complete(call.request)  # type: ignore[arg-type]
-    return await backend.chat_complete(call.request)  # type: ignore[arg-type]
+async def _call_unary(
+    backend: Backend, kind: CallKind, request: CallRequest
+) -> Completion | Embeddings:
+    if kind == "embeddings":
+        return await backend.embed(request)  # type: ignore[arg-type]
+    if kind == "fim":
+        return await backend.fim_complete(request)  # type: ignore[arg-type]
+    return await backend.chat_complete(request)  # type: ignore[arg-type]
 
 
 async def _prepend(first: ChatDelta, rest: AsyncIterator[ChatDelta]) -> AsyncIterator[ChatDelta]:

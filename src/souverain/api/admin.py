@@ -21,14 +21,6 @@ async def _admin(request: Request) -> tuple[AppState, RequestContext]:
     return state, ctx
 
 
-async def _record(
-    state: AppState, ctx: RequestContext, action: str, target: ProviderTarget
-) -> None:
-    """Admin actions are logged first: one that cannot be recorded is not carried out."""
-    if state.audit is not None:
-        await state.audit.append(admin_leaf(ctx, action, {target.kind: target.value}))
-
-
 async def list_providers(request: Request) -> Response:
     state, _ = await _admin(request)
     router = state.pipeline.router
@@ -56,18 +48,22 @@ async def list_providers(request: Request) -> Response:
 
 
 async def cut_provider(request: Request) -> Response:
-    state, ctx = await _admin(request)
-    target = await parse_body(request, ProviderTarget)
-    actor = f"key:{ctx.principal.key_id} ({ctx.principal.name})"
-    await _record(state, ctx, "provider.cut", target)
+    state, actor, target = await _logged_action(request, "provider.cut")
     cut = await state.pipeline.router.killswitch.cut(target.kind, target.value, actor)
     return JSON({"cut": cut.as_dict()})
 
 
 async def restore_provider(request: Request) -> Response:
-    state, ctx = await _admin(request)
-    target = await parse_body(request, ProviderTarget)
-    actor = f"key:{ctx.principal.key_id} ({ctx.principal.name})"
-    await _record(state, ctx, "provider.restore", target)
+    state, actor, target = await _logged_action(request, "provider.restore")
     existed = await state.pipeline.router.killswitch.restore(target.kind, target.value, actor)
     return JSON({"restored": existed, "kind": target.kind, "value": target.value})
+
+
+async def _logged_action(request: Request, action: str) -> tuple[AppState, str, ProviderTarget]:
+    """Admin check, body, and the audit leaf, which is written before the action is taken:
+    an action that cannot be recorded is not carried out."""
+    state, ctx = await _admin(request)
+    target = await parse_body(request, ProviderTarget)
+    if state.audit is not None:
+        await state.audit.append(admin_leaf(ctx, action, {target.kind: target.value}))
+    return state, f"key:{ctx.principal.key_id} ({ctx.principal.name})", target

@@ -1,27 +1,11 @@
-"""Tamper-evident audit log: the RFC 9162 Merkle tree core lives in :mod:`.merkle`."""
+"""The tamper-evident audit log.
 
-from souverain.audit.merkle import (
-    EMPTY_ROOT,
-    HASH_SIZE,
-    CompactRange,
-    consistency_proof,
-    inclusion_proof,
-    leaf_hash,
-    node_hash,
-    root_from_leaf_hashes,
-    verify_consistency,
-    verify_inclusion,
-)
-
-__all__ = [
-    "EMPTY_ROOT",
-    "HASH_SIZE",
-    "CompactRange",
-    "consistency_proof",
-    "inclusion_proof",
-    "leaf_hash",
-    "node_hash",
-    "root_from_leaf_hashes",
-    "verify_consistency",
-    "verify_inclusion",
-]
+merkle.py      RFC 9162 Merkle tree: hashes, proofs, a compact accumulator
+checkpoint.py  C2SP signed checkpoints (Ed25519), the signing key file
+log.py         group-committed appends, checkpointing
+leaves.py      what a leaf says (never a prompt or an answer)
+payloads.py    retained bodies, encrypted per data subject; erasure
+verify.py      verification and proofs over the stored log
+gdpr.py        the GDPR Art. 30 record of processing
+cli.py         `souverain audit ...`
+"""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from pathlib import Path
@@ -21,23 +20,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Engine, delete, select
 
 from ..store.database import audit_payloads, audit_subject_keys
+from ..store.keyfile import load_or_create_key_file
 
 NONCE = 12
 
 
 def load_or_create_master_key(path: Path) -> bytes:
-    """32 random bytes in a 0600 file; a file others can read is refused."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(32))
-    if path.stat().st_mode & 0o077:
-        raise PermissionError(f"{path} must be readable by its owner only (chmod 600)")
-    key = path.read_bytes()
-    if len(key) != 32:
-        raise ValueError(f"{path} must hold exactly 32 bytes")
-    return key
+    return load_or_create_key_file(path, 32)
 
 
 class PayloadVault:

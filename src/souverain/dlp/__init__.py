@@ -1,0 +1,1 @@
+"""Data-loss prevention: detection of personal data and secrets in prompts (no actions)."""

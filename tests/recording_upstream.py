@@ -1,0 +1,97 @@
+"""A recording, echoing OpenAI-compatible upstream: a test instrument, named as a fake.
+
+It records every body it receives (to prove what left the gateway) and answers with the
+last user message's text (so placeholders come back and their restoration can be
+checked), streamed in 3-character chunks so that placeholders are split across chunks.
+With `tools` in the request it answers with a tool call whose arguments carry the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+from aiohttp import web
+
+
+class RecordingUpstream:
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> RecordingUpstream:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def seen(self) -> str:
+        return json.dumps(self.received, ensure_ascii=False)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        runner = web.AppRunner(app)
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.received.append(body)
+        text = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+        if isinstance(text, list):
+            text = "".join(part.get("text", "") for part in text)
+        usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        if body.get("tools"):
+            arguments = json.dumps({"text": text}, ensure_ascii=False)
+            call = {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "echo", "arguments": arguments},
+            }
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            return web.json_response({"id": "x", "object": "chat.completion", "created": 0, "model": "echo",
+                                      "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+                                      "usage": usage})  # fmt: skip
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": text}
+            return web.json_response({"id": "x", "object": "chat.completion", "created": 0, "model": "echo",
+                                      "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                                      "usage": usage})  # fmt: skip
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for i in range(0, len(text), 3):
+            chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "echo",
+                     "choices": [{"index": 0, "delta": {"content": text[i : i + 3]}, "finish_reason": None}]}  # fmt: skip
+            await response.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+        last = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "echo",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}  # fmt: skip
+        await response.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
+        return response
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.received.append(body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.0, 1.0]} for i in range(len(inputs))
+        ]
+        return web.json_response({"object": "list", "data": data, "model": "echo",
+                                  "usage": {"prompt_tokens": 3, "total_tokens": 3}})  # fmt: skip
