@@ -24,6 +24,14 @@ from .audit.log import AuditLog
 from .audit.payloads import PayloadVault, load_or_create_master_key
 from .audit.verify import last_configuration
 from .config import Settings
+from .dlp.detectors import (
+    Detector,
+    DictionaryDetector,
+    RegexDetector,
+    Scanner,
+    default_detectors,
+)
+from .dlp.engine import DlpEngine
 from .errors import InvalidRequest, MethodNotAllowed, NotFound, SouverainError
 from .identity.keys import Authenticator, KeyStore, load_pepper
 from .observability.metrics import Metrics
@@ -37,6 +45,7 @@ from .routing.router import Router
 from .state import AppState
 from .store.database import database_url as store_url
 from .store.database import open_database, upgrade
+from .store.keyfile import load_or_create_key_file
 
 log = logging.getLogger("souverain")
 
@@ -54,12 +63,14 @@ def build_state(settings: Settings, *, database_url: str | None = None) -> AppSt
     metrics = Metrics(queue_depths)
     killswitch = KillSwitch(database, settings.redis_url)
     audit = open_audit_log(settings, database)
+    policy = PolicyEngine(settings.policy)
     pipeline = Pipeline(
         authenticator=Authenticator(keys),
         catalog=catalog,
-        router=Router(PolicyEngine(settings.policy), killswitch, settings.routing),
+        router=Router(policy, killswitch, settings.routing),
         metrics=metrics,
         audit=audit,
+        dlp=open_dlp(settings, policy),
     )
     return AppState(
         settings=settings,
@@ -70,6 +81,19 @@ def build_state(settings: Settings, *, database_url: str | None = None) -> AppSt
         pipeline=pipeline,
         audit=audit,
     )
+
+
+def open_dlp(settings: Settings, policy: PolicyEngine) -> DlpEngine | None:
+    config = settings.dlp
+    if not config.enabled:
+        return None
+    detectors: list[Detector] = [
+        *default_detectors(),
+        *(DictionaryDetector(terms, kind) for kind, terms in config.dictionaries.items()),
+        *(RegexDetector(pattern, kind) for kind, pattern in config.patterns.items()),
+    ]
+    secret = load_or_create_key_file(settings.data_dir / "dlp.key")
+    return DlpEngine(config, policy, Scanner(detectors), secret)
 
 
 def open_audit_log(settings: Settings, database: Engine) -> AuditLog | None:

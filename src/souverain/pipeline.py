@@ -83,7 +83,9 @@ class Pipeline:
         self.catalog = catalog
         self.router = router
         self.metrics = metrics
-        self.guards = list(guards)
+        # Data-loss prevention runs first among the guards: what it finds raises the
+        # classification every later stage (quotas, policy) works with.
+        self.guards: list[Guard] = [*([dlp] if dlp else []), *guards]
         self.audit = audit
         self.dlp = dlp
         self._background: set[asyncio.Task[int]] = set()

@@ -12,19 +12,10 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, NamedTuple, Protocol
 
 import phonenumbers
-from stdnum import iban, luhn
-from stdnum.be import nn
-from stdnum.de import idnr
-from stdnum.es import dni, nie
-from stdnum.eu import vat
-from stdnum.fr import nir
-from stdnum.it import codicefiscale
-from stdnum.nl import bsn
-from stdnum.pl import pesel
+from stdnum import luhn
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +36,6 @@ class Detector(Protocol):
     def find(self, text: str) -> list[Finding]: ...
 
 
-# On equal-length overlaps the earlier type here wins: stronger checksums / structure first.
-SPECIFICITY: tuple[str, ...] = tuple(
-    "secret iban it_codice_fiscale fr_nir eu_vat be_national_number pl_pesel de_steuer_id"
-    " es_nie es_dni nl_bsn payment_card email ip_address phone".split()
-)
-_RANK = {t: i for i, t in enumerate(SPECIFICITY)}
-
 # Boundaries shared by the number patterns: not glued to a word, not the tail of a longer
 # number ("4711-0815-2026", "12.345678901") and not followed by a decimal or a suffix ("-beta").
 _LB = r"(?<![\w+\-/@])(?<!\d[.,])"
@@ -68,7 +52,6 @@ class Cluster(NamedTuple):
     end: int
     digits: int
     letters: bool  # holds a capital letter (DNI, NIE, codice fiscale need one)
-    dots: bool
 
 
 _clusters_cache: tuple[str, tuple[Cluster, ...]] = ("", ())
@@ -77,9 +60,8 @@ _clusters_cache: tuple[str, tuple[Cluster, ...]] = ("", ())
 def number_clusters(text: str) -> tuple[Cluster, ...]:
     """Windows of `text` worth running number patterns on, shared by all number detectors.
 
-    One pass instead of a dozen full-text regexes keeps the scanner far under its latency
-    budget; each detector then skips windows with too few digits for its type. The
-    one-entry cache serves all the detectors of one scan (it holds the text, so `is` is safe).
+    One pass instead of a dozen full-text regexes keeps a scan within its latency budget; the
+    one-entry cache serves the detectors of one scan (it holds the text, so `is` is safe).
     """
     global _clusters_cache
     cached = _clusters_cache
@@ -91,25 +73,15 @@ def number_clusters(text: str) -> tuple[Cluster, ...]:
         g = m.group()
         if len(g) < 7:  # years, times, small prices: shorter than any identifier
             continue
-        found.append(
-            Cluster(
-                max(0, m.start() - _LEFT),
-                min(n, m.end() + _RIGHT),
-                sum(map(str.isdigit, g)),
-                g != g.lower(),
-                "." in g,
-            )
-        )
+        s, e = max(0, m.start() - _LEFT), min(n, m.end() + _RIGHT)
+        found.append(Cluster(s, e, sum(map(str.isdigit, g)), g != g.lower()))
     result = tuple(found)
     _clusters_cache = (text, result)
     return result
 
 
 def _valid_prefix_end(text: str, s: int, e: int, ok: Callable[[str], bool]) -> int | None:
-    """End of the longest valid prefix of text[s:e], cut at separators.
-
-    Greedy candidates can swallow the next group ("... 189 BIC"); retry a few shorter cuts.
-    """
+    # Greedy candidates can swallow the next group ("... 189 BIC"): try a few shorter cuts.
     cuts = [m.start() for m in _SEPARATORS.finditer(text, s, e)]
     ends = [e, *cuts[::-1][:4]]
     for end in ends:
@@ -122,111 +94,92 @@ def _compact(value: str) -> str:
     return _SEPARATORS.sub("", value).upper()
 
 
-class StdnumType(NamedTuple):
-    """A row of STDNUM_TABLE: add a country's identifier by adding a row."""
+class NumberSpec(NamedTuple):
+    """A number type; a row of STDNUM_TABLE adds a country's identifier."""
 
     type: str
-    module: ModuleType  # a python-stdnum module: its is_valid() has the final word
-    candidate: str  # permissive regex, separators allowed; boundaries are added
+    module: str  # python-stdnum module whose is_valid() has the final word ("": given in code)
+    candidate: str  # permissive regex, separators allowed (table rows: boundaries added)
     min_digits: int  # skip windows holding fewer digits
     letter: bool = False  # the identifier holds a capital letter
     greedy: bool = False  # the regex may swallow a following group: retry shorter cuts
 
 
 _VAT_CC = "AT|BE|BG|CY|CZ|DE|DK|EE|EL|ES|FI|FR|HR|HU|IE|IT|LT|LU|LV|MT|NL|PL|PT|RO|SE|SI|SK|XI"
+_VAT = rf"(?:{_VAT_CC})[ \-]?[0-9A-Z](?:[ .\-]?[0-9A-Z]){{7,13}}"
 _NIR = r"[1-478](?:[ .]?\d{2}){2}[ .]?(?:\d{2}|2[AB])(?:[ .]?\d{3}){2}[ .]?\d{2}"
 _CF = r"[A-Z]{6}[\dL-NP-V]{2}[A-EHLMPR-T][\dL-NP-V]{2}[A-Z][\dL-NP-V]{3}[A-Z]"  # L-V: omocodia
 _BE_NN = r"\d{2}([ .]?)\d{2}\1\d{2}[ .\-]?\d{3}[ .]?\d{2}"
-STDNUM_TABLE: tuple[StdnumType, ...] = (
-    StdnumType("iban", iban, r"[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11,30}", 8, greedy=True),
-    StdnumType("fr_nir", nir, _NIR, 13),
-    StdnumType("de_steuer_id", idnr, r"[1-9]\d(?:[ ]?\d{3}){3}", 11),
-    StdnumType("it_codice_fiscale", codicefiscale, _CF, 4, letter=True),
-    StdnumType("es_dni", dni, r"\d{2}\.?\d{3}\.?\d{3}[ \-]?[A-Z]", 8, letter=True),
-    StdnumType("es_nie", nie, r"[XYZ][ \-]?\d{7}[ \-]?[A-Z]", 7, letter=True),
-    StdnumType("nl_bsn", bsn, r"\d{4}\.\d{2}\.\d{3}|\d{3}([ .])\d{3}\1\d{3}|\d{9}", 9),
-    StdnumType("be_national_number", nn, _BE_NN, 11),
-    StdnumType("pl_pesel", pesel, r"\d{11}", 11),
-    StdnumType(
-        "eu_vat", vat, rf"(?:{_VAT_CC})[ \-]?[0-9A-Z](?:[ .\-]?[0-9A-Z]){{7,13}}", 7, greedy=True
-    ),
+_BSN = r"\d{4}\.\d{2}\.\d{3}|\d{3}([ .])\d{3}\1\d{3}|\d{9}"
+# Row order is also the tie-break when two types claim the same span: strongest check first.
+STDNUM_TABLE: tuple[NumberSpec, ...] = (
+    NumberSpec("iban", "stdnum.iban", r"[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11,30}", 8, greedy=True),
+    NumberSpec("it_codice_fiscale", "stdnum.it.codicefiscale", _CF, 4, letter=True),
+    NumberSpec("fr_nir", "stdnum.fr.nir", _NIR, 13),
+    NumberSpec("eu_vat", "stdnum.eu.vat", _VAT, 7, greedy=True),
+    NumberSpec("be_national_number", "stdnum.be.nn", _BE_NN, 11),
+    NumberSpec("pl_pesel", "stdnum.pl.pesel", r"\d{11}", 11),
+    NumberSpec("de_steuer_id", "stdnum.de.idnr", r"[1-9]\d(?:[ ]?\d{3}){3}", 11),
+    NumberSpec("es_nie", "stdnum.es.nie", r"[XYZ][ \-]?\d{7}[ \-]?[A-Z]", 7, letter=True),
+    NumberSpec("es_dni", "stdnum.es.dni", r"\d{2}\.?\d{3}\.?\d{3}[ \-]?[A-Z]", 8, letter=True),
+    NumberSpec("nl_bsn", "stdnum.nl.bsn", _BSN, 9),
 )
+_OTHER_TYPES = ("payment_card", "email", "ip_address", "phone")
+SPECIFICITY = ("secret", *(row.type for row in STDNUM_TABLE), *_OTHER_TYPES)
+_RANK = {t: i for i, t in enumerate(SPECIFICITY)}
 
 
-class _NumberDetector:
-    """Shared loop: candidate regex over the number windows, validator on each candidate."""
+class NumberDetector:
+    """Candidate regex over the number windows, then a validator on each candidate."""
 
-    name: str
-    types: tuple[str, ...]
-    _pattern: re.Pattern[str]
-    _min_digits = 7
-    _letter = False
-    _greedy = False
-
-    def _valid(self, candidate: str) -> bool:
-        raise NotImplementedError
+    def __init__(self, spec: NumberSpec, valid: Callable[[str], bool]) -> None:
+        self.name, self.types, self._spec, self._valid = spec.type, (spec.type,), spec, valid
+        self._pattern = re.compile(spec.candidate)
 
     def find(self, text: str) -> list[Finding]:
         found: list[Finding] = []
         kind, last = self.types[0], -1
         for c in number_clusters(text):
-            if c.digits < self._min_digits or (self._letter and not c.letters):
+            if c.digits < self._spec.min_digits or (self._spec.letter and not c.letters):
                 continue
             for m in self._pattern.finditer(text, c.start, c.end):
                 s, e = m.span()
                 if s < last:  # windows overlap by their margins
                     continue
-                end = (
-                    _valid_prefix_end(text, s, e, self._valid)
-                    if self._greedy
-                    else (e if self._valid(m.group()) else None)
-                )
+                if self._spec.greedy:
+                    end = _valid_prefix_end(text, s, e, self._valid)
+                else:
+                    end = e if self._valid(m.group()) else None
                 if end is not None:
                     found.append(Finding(s, end, kind, text[s:end]))
                     last = end
         return found
 
 
-class StdnumDetector(_NumberDetector):
-    """One row of STDNUM_TABLE."""
-
-    def __init__(self, row: StdnumType) -> None:
-        self.name = row.type
-        self.types = (row.type,)
-        self._is_valid: Callable[[str], bool] = row.module.is_valid
-        self._pattern = re.compile(_LB + "(?:" + row.candidate + ")" + _RB)
-        self._min_digits, self._letter, self._greedy = row.min_digits, row.letter, row.greedy
-
-    def _valid(self, candidate: str) -> bool:
-        return bool(self._is_valid(_compact(candidate)))
+def stdnum_detector(row: NumberSpec) -> NumberDetector:
+    is_valid: Callable[[str], bool] = importlib.import_module(row.module).is_valid
+    row = row._replace(candidate=_LB + "(?:" + row.candidate + ")" + _RB)
+    return NumberDetector(row, lambda candidate: bool(is_valid(_compact(candidate))))
 
 
-def _plausible_iin(d: str) -> bool:
-    """Issuer prefix and length agree (ISO/IEC 7812 ranges of the major networks)."""
-    n, p2, p3, p4 = len(d), int(d[:2]), int(d[:3]), int(d[:4])
-    if d[0] == "4":
-        return n in (13, 16, 19)  # Visa
-    if 51 <= p2 <= 55 or 2221 <= p4 <= 2720:
-        return n == 16  # Mastercard
-    if p2 in (34, 37):
-        return n == 15  # Amex
-    if 300 <= p3 <= 305 or p2 in (36, 38, 39):
-        return 14 <= n <= 19  # Diners
-    if 3528 <= p4 <= 3589 or p4 == 6011 or p2 in (62, 65) or 644 <= p3 <= 649:
-        return 16 <= n <= 19  # JCB, Discover, UnionPay
-    return p2 in (50, 56, 57, 58, 63, 67) and 12 <= n <= 19  # Maestro
+# Issuer prefix and length (ISO/IEC 7812): Visa | Mastercard | Amex | Diners |
+# JCB, Discover, UnionPay | Maestro.
+_IIN = re.compile(
+    r"4(?:\d{12}|\d{15}|\d{18})|(?:5[1-5]\d\d|222[1-9]|22[3-9]\d|2[3-6]\d\d|27[01]\d|2720)\d{12}"
+    r"|3[47]\d{13}|3(?:0[0-5]|[689]\d)\d{11,16}"
+    r"|(?:35(?:2[89]|[3-8]\d)|6011|6[25]\d\d|64[4-9]\d)\d{12,15}|(?:5[0678]|6[37])\d{10,17}"
+)
 
 
-class PaymentCardDetector(_NumberDetector):
-    name = "payment_card"
-    types = ("payment_card",)
-    _pattern = re.compile(_LB + r"\d{4}(?:[ \-]?\d{2,6}){2,4}" + _RB)
-    _min_digits = 13
-    _greedy = True
+def _card_ok(candidate: str) -> bool:
+    digits = _compact(candidate)
+    return _IIN.fullmatch(digits) is not None and luhn.is_valid(digits)
 
-    def _valid(self, candidate: str) -> bool:
-        d = _compact(candidate)
-        return 13 <= len(d) <= 19 and d.isdigit() and _plausible_iin(d) and luhn.is_valid(d)
+
+class PaymentCardDetector(NumberDetector):
+    def __init__(self) -> None:
+        pattern = _LB + r"\d{4}(?:[ \-]?\d{2,6}){2,4}" + _RB
+        super().__init__(NumberSpec("payment_card", "", pattern, 13, greedy=True), _card_ok)
 
 
 # Regions with a trunk "0" in national format, and those written without one.
@@ -238,42 +191,43 @@ _DATE_LIKE = re.compile(r"\d{1,4}([./\-])\d{1,2}\1\d{1,4}")
 _NON_DIGIT = re.compile(r"\D")
 
 
-class PhoneDetector(_NumberDetector):
+# National numbers are not the tail of a longer grouped number ("1 234 567 890 EUR",
+# NIR "... 2B 046 468 50"); branches: +CC / 00CC, trunk 0, bare national.
+_PHONE = _LB + (
+    r"(?<!\d )(?<!\d[A-Z] )(?:(?:\+|00)[1-9][\d .\-/()]{5,22}\d"
+    r"|\(?0[1-9][\d .\-/()]{4,18}\d|[1-9]\d{1,3}(?: \d{2,4}){2,4})" + _RB
+)
+
+
+def _phone_ok(candidate: str) -> bool:
+    if _DATE_LIKE.fullmatch(candidate):
+        return False
+    digits = _NON_DIGIT.sub("", candidate.replace("(0)", ""))
+    if candidate[0] == "+" or candidate.startswith("00"):
+        number = "+" + (digits[2:] if candidate[0] == "0" else digits)
+        return 8 <= len(number) <= 16 and _valid_in(number, None)
+    if digits[0] == "0":
+        return 7 <= len(digits) <= 14 and any(_valid_in(digits, r) for r in TRUNK_REGIONS)
+    regions = [r for r, lead in BARE_REGIONS.items() if digits[0] in lead]
+    return 9 <= len(digits) <= 10 and any(_valid_in(digits, r) for r in regions)
+
+
+def _valid_in(number: str, region: str | None) -> bool:
+    try:
+        return bool(phonenumbers.is_valid_number(phonenumbers.parse(number, region)))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+class PhoneDetector(NumberDetector):
     """International (+CC / 00CC) numbers, and national formats of the EU regions above.
 
     Numbers without a trunk 0 (ES, PL, PT, IT mobiles, LU) are only taken when written in
     space-separated groups: a bare 9-digit run is as likely an invoice number as a phone.
     """
 
-    name = "phone"
-    types = ("phone",)
-    # National numbers are not the tail of a longer grouped number ("1 234 567 890 EUR",
-    # NIR "... 2B 046 468 50").
-    _pattern = re.compile(
-        r"(?<![\w+])(?:\+|00)[1-9][\d .\-/()]{5,22}\d" + _RB + "|"
-        r"(?<![\w+\-/.])(?<!\d )(?<!\d[A-Z] )\(?0[1-9][\d .\-/()]{4,18}\d" + _RB + "|"
-        rf"{_LB}(?<!\d )(?<!\d[A-Z] )[1-9]\d{{1,3}}(?: \d{{2,4}}){{2,4}}" + _RB
-    )
-    _greedy = True
-
-    def _valid(self, candidate: str) -> bool:
-        if _DATE_LIKE.fullmatch(candidate):
-            return False
-        digits = _NON_DIGIT.sub("", candidate.replace("(0)", ""))
-        if candidate[0] == "+" or candidate.startswith("00"):
-            number = "+" + (digits[2:] if candidate[0] == "0" else digits)
-            return 8 <= len(number) <= 16 and _phone_ok(number, None)
-        if digits[0] == "0":
-            return 7 <= len(digits) <= 14 and any(_phone_ok(digits, r) for r in TRUNK_REGIONS)
-        regions = [r for r, lead in BARE_REGIONS.items() if digits[0] in lead]
-        return 9 <= len(digits) <= 10 and any(_phone_ok(digits, r) for r in regions)
-
-
-def _phone_ok(number: str, region: str | None) -> bool:
-    try:
-        return bool(phonenumbers.is_valid_number(phonenumbers.parse(number, region)))
-    except phonenumbers.NumberParseException:
-        return False
+    def __init__(self) -> None:
+        super().__init__(NumberSpec("phone", "", _PHONE, 7, greedy=True), _phone_ok)
 
 
 _EMAIL = re.compile(
@@ -300,39 +254,28 @@ class EmailDetector:
         return found
 
 
-_IPV4 = re.compile(r"(?<![\w.\-])(?:\d{1,3}\.){3}\d{1,3}(?![\w\-]|\.\d)")
+# "version 1.2.3.4" is a version even though it parses as an address.
+_IPV4 = r"(?<![\w.\-])(?<![vV]ersion )(?<![vV]ersione )(?<![vV]ersión )(?<!release )"
+_IPV4 += r"(?:\d{1,3}\.){3}\d{1,3}(?![\w\-]|\.\d)"  # a port or a /prefix may follow
 _V6_ANCHOR = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _V6_CHARS = frozenset("0123456789abcdefABCDEF:.")
-# "version 1.2.3.4" is a version even though it parses as an address.
-_VERSION_BEFORE = re.compile(r"(?i)(?:version|versione|versión|versie|wersja|release)[\s:]*$")
+_WORD_CHAR = re.compile(r"[\w.]")  # what must not touch an address
+_WORD = re.compile(r"\w")
 
 
-def _is_word_char(c: str) -> bool:
-    return c.isalnum() or c == "_"
+def _ipv4_ok(candidate: str) -> bool:
+    try:
+        return bool(ipaddress.IPv4Address(candidate))
+    except ValueError:
+        return False
 
 
-class IpAddressDetector:
-    name = "ip_address"
-    types = ("ip_address",)
+class IpAddressDetector(NumberDetector):
+    def __init__(self) -> None:
+        super().__init__(NumberSpec("ip_address", "", _IPV4, 4), _ipv4_ok)
 
     def find(self, text: str) -> list[Finding]:
-        found: list[Finding] = []
-        last = -1
-        for c in number_clusters(text):
-            if not c.dots:
-                continue
-            for m in _IPV4.finditer(text, c.start, c.end):
-                s = m.start()
-                if s < last or _VERSION_BEFORE.search(text, max(0, s - 12), s):
-                    continue
-                try:
-                    ipaddress.IPv4Address(m.group())
-                except ValueError:
-                    continue
-                found.append(Finding(s, m.end(), "ip_address", m.group()))
-                last = m.end()
-        found.extend(self._ipv6(text))
-        return found
+        return super().find(text) + self._ipv6(text)
 
     @staticmethod
     def _ipv6(text: str) -> list[Finding]:
@@ -351,9 +294,7 @@ class IpAddressDetector:
                 e -= 1
             last = e
             cand = text[s:e]
-            if (s > 0 and (_is_word_char(text[s - 1]) or text[s - 1] == ".")) or (
-                e < n and _is_word_char(text[e])
-            ):
+            if _WORD_CHAR.match(text[s - 1 : s]) or _WORD_CHAR.match(text[e : e + 1]):
                 continue
             if sum(c not in ":." for c in cand) < 3 and cand != "::1":  # slices like [1::2]
                 continue
@@ -375,8 +316,7 @@ class DictionaryDetector:
     """Case-insensitive, whole-word search for a list of terms (names, projects, clients)."""
 
     def __init__(self, terms: Iterable[str], type_: str = "dictionary") -> None:
-        self.name = type_
-        self.types = (type_,)
+        self.name, self.types = type_, (type_,)
         words = sorted({t.strip().lower() for t in terms if t.strip()}, key=len, reverse=True)
         alternation = "|".join(map(re.escape, words))
         self._regex = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.I) if words else None
@@ -397,12 +337,10 @@ class DictionaryDetector:
             return [
                 Finding(m.start(), m.end(), kind, m.group()) for m in self._regex.finditer(text)
             ]
-        n, found = len(text), []
+        found: list[Finding] = []
         for last, length in self._automaton.iter(lower):
             s, e = last - length + 1, last + 1
-            if (s == 0 or not _is_word_char(text[s - 1])) and (
-                e == n or not _is_word_char(text[e])
-            ):
+            if not (_WORD.match(text[s - 1 : s]) or _WORD.match(text[e : e + 1])):
                 found.append(Finding(s, e, kind, text[s:e]))
         return found
 
@@ -411,8 +349,7 @@ class RegexDetector:
     """A user pattern for one type; `group` picks the reported part of each match."""
 
     def __init__(self, pattern: str | re.Pattern[str], type_: str, group: int | str = 0) -> None:
-        self.name = type_
-        self.types = (type_,)
+        self.name, self.types = type_, (type_,)
         self._pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
         self._group = group
 
@@ -440,7 +377,7 @@ def default_detectors() -> list[Detector]:
     """Every built-in detector except the dictionary (which needs the caller's terms)."""
     from souverain.dlp.secrets import SecretDetector  # secrets imports Finding from here
 
-    detectors: list[Detector] = [StdnumDetector(row) for row in STDNUM_TABLE]
+    detectors: list[Detector] = [stdnum_detector(row) for row in STDNUM_TABLE]
     detectors += [PaymentCardDetector(), PhoneDetector(), EmailDetector(), IpAddressDetector()]
     return [*detectors, SecretDetector()]
 

@@ -204,7 +204,7 @@ def _name_hits(text: str) -> Iterator[tuple[int, int]]:
 def _key_value_ok(key: str, value: str) -> bool:
     """A value next to a key-like name: a known key shape, or long, mixed and high-entropy."""
     k = key.lower()
-    if "mistral" in k and _MISTRAL.fullmatch(value):
+    if ("mistral" in k or "api" in k) and _MISTRAL.fullmatch(value):
         return True
     if "aws" in k and _AWS_SECRET.fullmatch(value):
         return True
