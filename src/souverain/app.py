@@ -24,14 +24,7 @@ from .audit.log import AuditLog
 from .audit.payloads import PayloadVault, load_or_create_master_key
 from .audit.verify import last_configuration
 from .config import Settings
-from .dlp.detectors import (
-    Detector,
-    DictionaryDetector,
-    RegexDetector,
-    Scanner,
-    default_detectors,
-)
-from .dlp.engine import DlpEngine
+from .dlp.engine import DlpEngine, build_scanner
 from .errors import InvalidRequest, MethodNotAllowed, NotFound, SouverainError
 from .identity.keys import Authenticator, KeyStore, load_pepper
 from .observability.metrics import Metrics
@@ -84,16 +77,10 @@ def build_state(settings: Settings, *, database_url: str | None = None) -> AppSt
 
 
 def open_dlp(settings: Settings, policy: PolicyEngine) -> DlpEngine | None:
-    config = settings.dlp
-    if not config.enabled:
+    if not settings.dlp.enabled:
         return None
-    detectors: list[Detector] = [
-        *default_detectors(),
-        *(DictionaryDetector(terms, kind) for kind, terms in config.dictionaries.items()),
-        *(RegexDetector(pattern, kind) for kind, pattern in config.patterns.items()),
-    ]
     secret = load_or_create_key_file(settings.data_dir / "dlp.key")
-    return DlpEngine(config, policy, Scanner(detectors), secret)
+    return DlpEngine(settings.dlp, policy, build_scanner(settings.dlp), secret)
 
 
 def open_audit_log(settings: Settings, database: Engine) -> AuditLog | None:

@@ -229,8 +229,10 @@ def _admin_call(url: str, key: str, method: str, path: str, body: dict[str, Any]
 
 def _register_subcommands() -> None:
     from .audit.cli import audit
+    from .dlp.cli import dlp
 
     cli.add_command(audit)
+    cli.add_command(dlp)
 
 
 _register_subcommands()

@@ -320,6 +320,13 @@ class Settings(_Strict):
     dlp: DlpConfig = DlpConfig()
 
     @model_validator(mode="after")
+    def _dlp_levels_exist(self) -> Settings:
+        for kind, level in self.dlp.raises.items():
+            if level not in self.policy.levels:
+                raise ValueError(f"dlp.raises.{kind}: {level!r} is not a policy level")
+        return self
+
+    @model_validator(mode="after")
     def _unique_names(self) -> Settings:
         seen: set[str] = set()
         for model in self.models:

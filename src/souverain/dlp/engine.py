@@ -36,6 +36,19 @@ class Scanner(Protocol):
     def scan(self, text: str) -> Sequence[Any]: ...
 
 
+def build_scanner(config: DlpConfig) -> Scanner:
+    """The built-in detectors plus the configured dictionaries and patterns."""
+    from .detectors import DictionaryDetector, RegexDetector, default_detectors
+    from .detectors import Scanner as DetectorScanner
+
+    detectors = [
+        *default_detectors(),
+        *(DictionaryDetector(terms, kind) for kind, terms in config.dictionaries.items()),
+        *(RegexDetector(pattern, kind) for kind, pattern in config.patterns.items()),
+    ]
+    return DetectorScanner(detectors)
+
+
 class DlpBlocked(PermissionDenied):
     default_code = "dlp_blocked"
 
