@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -95,6 +96,10 @@ class AuditLog:
         self._writer: asyncio.Task[None] | None = None
         self._since_checkpoint = 0
         self._last_checkpoint_at = time.monotonic()
+        self._next: int | None = None  # the next leaf index, when this process knows it
+        self._conn: Connection | None = None  # the writer's own connection
+        # Every write runs on this one thread, so the writer's connection never moves.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
 
     async def start(self) -> None:
         self._writer = asyncio.create_task(self._write_forever())
@@ -106,7 +111,11 @@ class AuditLog:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
-        await asyncio.to_thread(self.checkpoint)
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._close_writer)
+
+    def _close_writer(self) -> None:
+        self.checkpoint()
+        self._discard_connection()
 
     async def append(self, fields: dict[str, Any], payload: Payload | None = None) -> int:
         """Record one leaf (and its sealed payload); returns its index once durable."""
@@ -126,7 +135,9 @@ class AuditLog:
             while not self._queue.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._queue.get_nowait())
             try:
-                first = await asyncio.to_thread(self._write, [(p.fields, p.payload) for p in batch])
+                first = await asyncio.get_running_loop().run_in_executor(
+                    self._thread, self._write, [(p.fields, p.payload) for p in batch]
+                )
             except Exception as exc:  # the callers fail closed; the writer keeps going
                 log.error("audit append failed: %s", exc)
                 for pending in batch:
@@ -144,26 +155,55 @@ class AuditLog:
             if self._since_checkpoint >= self.checkpoint_every or (
                 time.monotonic() - self._last_checkpoint_at >= self.checkpoint_seconds
             ):
-                await asyncio.to_thread(self.checkpoint)
+                await asyncio.get_running_loop().run_in_executor(self._thread, self.checkpoint)
 
     def _write(self, batch: list[tuple[dict[str, Any], Payload | None]]) -> int:
-        """Insert the batch after the current last leaf; another writer may race us: retry."""
+        """Insert the batch after the current last leaf; another writer may race us: retry.
+
+        One connection stays open for the writer (no pool checkout per batch), and on
+        SQLite the next index is remembered rather than read back each time: a stale
+        guess collides on the primary key and is corrected by the retry.
+        """
         for _ in range(WRITE_ATTEMPTS):
+            conn = self._connection()
             try:
-                with self.database.begin() as conn:
-                    if conn.dialect.name == "postgresql":  # one appender at a time, any role
-                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK})
-                    first = conn.scalar(select(func.coalesce(func.max(audit_leaves.c.seq) + 1, 0)))
-                    assert first is not None
+                with conn.begin():
+                    first = self._next_index(conn)
                     rows = [
                         _row(first + i, self._seal(conn, first + i, fields, payload))
                         for i, (fields, payload) in enumerate(batch)
                     ]
                     conn.execute(audit_leaves.insert(), rows)
-                return int(first)
             except IntegrityError:
+                self._next = None
                 continue
+            except Exception:
+                self._next = None
+                self._discard_connection()
+                raise
+            self._next = first + len(batch)
+            return first
         raise RuntimeError("could not take the next sequence numbers")
+
+    def _next_index(self, conn: Connection) -> int:
+        if conn.dialect.name == "postgresql":  # one appender at a time, any role
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK})
+        elif self._next is not None:
+            return self._next
+        first = conn.scalar(select(func.coalesce(func.max(audit_leaves.c.seq) + 1, 0)))
+        assert first is not None
+        return int(first)
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.database.connect()
+        return self._conn
+
+    def _discard_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
 
     def _seal(
         self, conn: Connection, seq: int, fields: dict[str, Any], payload: Payload | None

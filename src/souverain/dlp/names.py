@@ -1,0 +1,332 @@
+"""Person-name detector for FR, DE, IT, ES, NL, PL and EN text, without a statistical model.
+
+Why no NER model: the official spaCy models on PyPI cover only some of these languages, hub
+models (GLiNER, transformers) download weights at run time, and an English NER run on French
+text tags half of every sentence as a person. Instead: a first-name gazetteer (the nam_dict
+list shipped in the `gender-guesser` wheel, read as data, with per-country frequencies) plus
+the structure names take in text - a known first name before capitalised surname tokens,
+an honorific ("Mme", "Herr", "Sig.ra", "Pani", "Dr.") before capitalised tokens, a greeting
+before a first name, and "Surname, Firstname" in lists. Guards drop streets, places, months
+and company names, which are the usual false positives of such rules.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import NamedTuple
+
+from souverain.dlp.detectors import Finding
+
+
+def _words(blob: str) -> frozenset[str]:
+    return frozenset(blob.split())
+
+
+# Column of each country in nam_dict.txt (see gender_guesser.detector.Detector.COUNTRIES):
+# Great Britain, Ireland, USA, Italy, Spain, France, Belgium, Netherlands, Germany, Austria,
+# Switzerland, Poland. Names frequent only elsewhere add false positives, not recall.
+_COUNTRY_COLUMNS = (0, 1, 2, 3, 6, 7, 8, 10, 12, 13, 14, 23)
+_MIN_FREQUENCY = 1  # hex scale 1..D, roughly logarithmic; 1 = "rare but attested"
+
+# First names that are also ordinary capitalised words in one of the seven languages (or
+# places). They never start a name on their own; a title or greeting still makes them count.
+_AMBIGUOUS = _words(
+    """Paris Roma Florence Victoria China India Georgia Israel Jordan Kent Lourdes Sevilla
+    April May June August Mai Juni Julio Augusto Marzo Mayo Domingo Mercedes Rosario Dolores
+    Rose Will Mark Page Grace Hope Joy Faith Bill Ray Sun Bank Max Frank Dean Guy Pat Sky
+    Haus Frau Kind Rosa Lilie Wolf Fuchs Stern Sonne Gloria Aurora Fortuna Pace Bella Nina
+    Ana Olive Pearl Ruby Amber Ivy Iris Jade Dawn Eve Summer Major General Grand Lord Royal
+    Amsterdam Berlin Milano Madrid London Wien Lisboa Europa Norma Fe Luz Paz Cruz Sol Mar
+    Angel Beau Constance Clement Earnest Ernest Lucky Sterling Chase Hunter Rich Young Cher
+    Secondo Consiglio Clio El Il Lo Le La Les Het Een Der Die Das Den The"""
+)
+
+# Words that cannot be a surname token: months, weekdays, places, street and institution
+# nouns. A first name before one of these is a street, a date or a place, not a person.
+_NOT_SURNAME = _words(
+    """Janvier Février Mars Avril Mai Juin Juillet Août Septembre Octobre Novembre Décembre
+    Januar Februar März April Juni Juli August Oktober Dezember Gennaio Febbraio Marzo Aprile
+    Maggio Giugno Luglio Agosto Settembre Ottobre Dicembre Enero Febrero Abril Mayo Junio Julio
+    Septiembre Octubre Noviembre Diciembre Januari Februari Maart Mei Juli Augustus Oktober
+    Stycznia Lutego Marca Kwietnia Maja Czerwca Lipca Sierpnia Września Października Listopada
+    Grudnia January February March May June July September October November December
+    Lundi Mardi Mercredi Jeudi Vendredi Samedi Dimanche Montag Dienstag Mittwoch Donnerstag
+    Freitag Samstag Sonntag Lunedì Martedì Mercoledì Giovedì Venerdì Sabato Domenica Lunes
+    Martes Miércoles Jueves Viernes Sábado Domingo Maandag Dinsdag Woensdag Donderdag Vrijdag
+    Zaterdag Zondag Monday Tuesday Wednesday Thursday Friday Saturday Sunday
+    Paris Lyon Marseille Berlin München Hamburg Köln Wien Zürich Milano Roma Torino Napoli
+    Madrid Barcelona Sevilla Valencia Amsterdam Rotterdam Utrecht Kraków Warszawa Gdańsk
+    London Manchester Bruxelles Genève Europe Europa
+    Street Road Avenue Lane Square Hospital University College School Institute Foundation
+    Straße Strasse Platz Allee Weg Klinik Stiftung Universität Schule Gymnasium Bahnhof
+    Straat Laan Plein Gracht Ziekenhuis Stichting Ltd Inc GmbH AG SA SAS BV NV LLC Logistics
+    Manager Cloud Pro Suite Server Studio Plus Edition Group Holding"""
+)
+
+# Legal forms and institution nouns after the span: "Martin Bauer GmbH", "Jan de Vries BV",
+# "Antoni van Leeuwenhoek Ziekenhuis" name a company or a building, not a person.
+_AFTER = re.compile(
+    r"\s*(?:Ziekenhuis|Hospital|Klinik|Stiftung|Foundation|Institute?|School|Schule|Straße|"
+    r"Street|Road|Avenue|Stichting|Airport|Museum|Prize|Award|Preis|Gymnasium|&|\+|GmbH|AG\b|KG\b|SA\b|SAS\b|SARL\b|S\.A\.|S\.p\.A\.|S\.r\.l\.|Srl\b|SpA\b|SL\b|"
+    r"S\.L\.|BV\b|B\.V\.|NV\b|N\.V\.|Ltd|LLC|Inc\b|plc\b|Sp\. z o\.o\.|& Co|und Söhne|e\.V\.)"
+)
+# A preceding word that makes the next capitalised tokens a street, venue or saint.
+_PLACE_CUE = re.compile(
+    r"(?:\b(?:rue|avenue|av\.|boulevard|bd|place|quai|impasse|allée|chemin|cours|via|viale|"
+    r"piazza|piazzale|corso|largo|vicolo|calle|avenida|av|paseo|plaza|carrer|camino|ul\.|ulica|"
+    r"al\.|aleja|plac|osiedle|lycée|collège|école|hôpital|hospital|clinique|ospedale|clinica|"
+    r"istituto|instituto|institut|université|università|universidad|fondation|fondazione|"
+    r"fundación|stade|stadio|estadio|gare|stazione|estación|aéroport|aeroporto|aeropuerto|"
+    r"musée|museo|museum|centre|centro|saint|sainte|st|ste|san|santa|santo|sankt|são|"
+    r"szpital|uniwersytet|szkoła|ulicy|kościół|kościoła|prix|premio|preis|prijs|prize|award)\.?"
+    r"|[-'\u2019])\s*$",
+    re.IGNORECASE,
+)
+
+# Titles and salutations, as printed. Case-sensitive on purpose: "fr." or "pan" mean other things.
+_TITLES = _words(
+    """M. MM. Mme Mmes Mlle Mlles Madame Monsieur Maître Me Herr Herrn Frau Hr. Fr. Fräulein
+    Sig. Sig.ra Sig.na Signor Signora Signorina Dott. Dott.ssa Avv. Ing. Sr. Sra. Srta. Señor
+    Señora Señorita Don Doña Dña. Dhr. Mevr. Mw. Mr Mr. Mrs Mrs. Ms Ms. Miss Mx. Sir Dame Pan
+    Pani Pana Panu Panem Panią Panie Państwo Dr Dr. Prof. Prof Mag. Dipl.-Ing. Dr.-Ing.
+    med. dr mgr inż. Mgr heer mevrouw meneer Heer Mevrouw Meneer Dra. Dra"""
+)
+# Greetings that introduce a bare first name ("Dear Anna,", "Liebe Sabine,", "Hola Lucía").
+_GREETINGS = _words(
+    """Bonjour Bonsoir Salut Cher Chère Dear Hi Hello Hallo Liebe Lieber Sehr Ciao Caro Cara
+    Gentile Gentilissima Gentilissimo Hola Estimado Estimada Querido Querida Beste Geachte Hoi
+    Dag Beste Drogi Droga Szanowny Szanowna Cześć Witaj Thanks Merci Danke Grazie Gracias
+    Bedankt Dziękuję"""
+)
+_PARTICLES = _words("de du des d' van von der den ter ten zu zur di da del della dei degli dos la")
+
+# One word: a letter run, optionally hyphenated or with an elided prefix ("O'Brien", "D'Amico"),
+# or an abbreviation with a dot ("Sig.ra", "Dott.ssa", "M.").
+_WORD = re.compile(r"(?:[^\W\d_]+['\u2019])?[^\W\d_]+(?:[-.][^\W\d_]+)*\.?")
+# A run of capitalised words, joined by spaces, ", " or name particles: every rule needs one.
+_RUN = re.compile(
+    r"[A-ZÀ-ÖØ-Þ\u0100-\u017F][\w'\u2019.-]*"
+    r"(?:(?:[ \t]+|,[ \t]*)(?:(?:[dD]['\u2019]|(?:de|du|des|van|von|der|den|ter|ten|zu|zur|"
+    r"di|da|del|della|dei|degli|dos|la)[ \t]+))*[A-ZÀ-ÖØ-Þ\u0100-\u017F][\w'\u2019.-]*)*"
+)
+# Polish inflects names ("Janem Kowalskim", "Agnieszki"): map a few case endings back to the
+# nominative the gazetteer holds. Only consulted for tokens not found as they are.
+_PL_ENDINGS = (
+    ("owi", ""),
+    ("em", ""),
+    ("iem", ""),
+    ("ie", ""),
+    ("a", ""),
+    ("u", ""),
+    ("y", "a"),
+    ("i", "a"),
+    ("ą", "a"),
+    ("ę", "a"),
+    ("ii", "ia"),
+    ("ę", "o"),
+    ("io", "ia"),
+    ("o", "a"),
+    # Mobile e: Paweł -> Pawła, Pawłowi; Marek -> Marka, Markiem.
+    ("ła", "eł"),
+    ("łowi", "eł"),
+    ("łem", "eł"),
+    ("ka", "ek"),
+    ("kiem", "ek"),
+    ("kowi", "ek"),
+)
+
+
+_STREET_SUFFIXES = (
+    "laan",
+    "straat",
+    "plein",
+    "gracht",
+    "kade",
+    "singel",
+    "straße",
+    "strasse",
+    "gasse",
+    "allee",
+    "platz",
+)
+
+
+class _Tok(NamedTuple):  # a NamedTuple builds several times faster than a frozen dataclass
+    start: int
+    end: int
+    text: str
+    gap: str  # text between the previous token and this one
+
+
+def _load_first_names() -> frozenset[str]:
+    # Read the data file only; the gazetteer logic is ours, so nothing else of the package runs.
+    raw = resources.files("gender_guesser").joinpath("data/nam_dict.txt").read_text("utf-8")
+    names: set[str] = set()
+    for line in raw.splitlines():
+        if not line or line[0] in "#=":
+            continue
+        counts = line[30:-1]
+        freq = max(
+            (int(counts[i], 16) for i in _COUNTRY_COLUMNS if i < len(counts) and counts[i] != " "),
+            default=0,
+        )
+        if freq >= _MIN_FREQUENCY:
+            name = line[2:29].split()[0]
+            names.update((name.replace("+", "-"), name.replace("+", "")))
+    return frozenset(names)
+
+
+def _cap(word: str) -> bool:
+    # A trailing dot is the sentence's ("... Dupont."), except on initials ("J.").
+    return word[:1].isupper() and len(word.rstrip(".")) > 1
+
+
+@dataclass
+class PersonNameDetector:
+    """Finds person names; the span covers the name itself, never the title or greeting."""
+
+    name: str = "person_names"
+    types: tuple[str, ...] = ("person",)
+    first_names: frozenset[str] = field(default_factory=_load_first_names, repr=False)
+    _memo: dict[tuple[str, bool], bool] = field(default_factory=dict, repr=False, compare=False)
+
+    def _first(self, word: str, strict: bool) -> bool:
+        """Is `word` a first name? `strict` excludes names that are also common words."""
+        key = (word, strict)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = self._first_uncached(word, strict)
+            if len(self._memo) > 50_000:  # prompts repeat their vocabulary; bound the memory
+                self._memo.clear()
+        return hit
+
+    def _first_uncached(self, word: str, strict: bool) -> bool:
+        word = word.rstrip(".")
+        if (strict and word in _AMBIGUOUS) or word in _GREETINGS or word in _TITLES:
+            return False
+        if word in self.first_names:
+            return True
+        folded = unicodedata.normalize("NFD", word).encode("ascii", "ignore").decode()
+        if folded != word and folded in self.first_names:
+            return True  # the list spells some names unaccented: "Etienne" for "Étienne"
+        if "-" in word:  # "Jean-Pierre", "Anna-Lena"
+            return all(p in self.first_names for p in word.split("-"))
+        for suffix, repl in _PL_ENDINGS:
+            if word.endswith(suffix) and word[: -len(suffix)] + repl in self.first_names:
+                return len(word) > 3
+        return False
+
+    def _surname(self, word: str) -> bool:
+        bare = word.rstrip(".")
+        if "." in bare:  # "B.V.", "S.p.A.": an abbreviation, not a surname
+            return False
+        return (
+            _cap(word)
+            and bare not in _NOT_SURNAME
+            and word not in _TITLES
+            and not bare.lower().endswith(_STREET_SUFFIXES)  # "Willem de Zwijgerlaan"
+        )
+
+    def _tail(self, toks: list[_Tok], i: int, limit: int) -> int:
+        """Index after the surname tokens starting at i (particles allowed), or i if none."""
+        j, end, taken = i, i, 0
+        while j < len(toks) and taken < limit and toks[j].gap.strip(" ") in ("", "-"):
+            w = toks[j].text
+            if j > i and "\n" in toks[j].gap:
+                break
+            if w.lower() in _PARTICLES or w in ("d'", "D'"):
+                j += 1
+                continue
+            if not self._surname(w):
+                break
+            j += 1
+            end, taken = j, taken + 1
+        return end
+
+    def find(self, text: str) -> list[Finding]:
+        spans: list[tuple[int, int]] = []
+        for run in _RUN.finditer(text):
+            # Tokenise only the run of capitalised words plus the word before it (a title or
+            # greeting cue): prose in lowercase never reaches Python code, which keeps a 2 KB
+            # prompt well under budget.
+            start = run.start()
+            ws = text.rfind(" ", max(0, start - 40), max(0, start - 1)) + 1
+            if run.end() - start == len(run.group().split(None, 1)[0]):
+                # A lone capitalised word (sentence start, place) is a name only after a cue.
+                cue = text[ws:start].strip()
+                if cue not in _TITLES and cue not in _GREETINGS:
+                    continue
+            toks: list[_Tok] = []
+            prev = ws
+            for m in _WORD.finditer(text, ws, run.end()):
+                s, e = m.span()
+                toks.append(_Tok(s, e, m.group(), text[prev:s]))
+                prev = e
+            self._scan(text, toks, int(bool(toks) and toks[0].start < start), spans)
+        return [Finding(s, e, "person", text[s:e]) for s, e in spans]
+
+    def _scan(self, text: str, toks: list[_Tok], i: int, spans: list[tuple[int, int]]) -> None:
+        while i < len(toks):
+            t = toks[i]
+            if not t.text[0].isupper():  # every rule starts on a capital: skip the rest cheaply
+                i += 1
+                continue
+            end = self._match_at(text, toks, i)
+            if end > i:
+                s, e = t.start, toks[end - 1].end
+                e -= text.endswith(".", s, e)
+                if not self._guarded(text, s, e):
+                    spans.append((s, e))
+                i = end
+            else:
+                i += 1
+
+    def _match_at(self, text: str, toks: list[_Tok], i: int) -> int:
+        """End index (exclusive) of a name whose first token is toks[i], else i."""
+        w = toks[i].text
+        prev = toks[i - 1].text if i else ""
+        gap = toks[i].gap.strip(" ")
+        cue = (prev in _TITLES or prev in _GREETINGS) and gap in ("", ",")
+        if prev in _TITLES and gap == "" and _cap(w) and w not in _TITLES:
+            # After a title every capitalised token belongs to the name: "Frau Dr. Anna Weber".
+            return self._tail(toks, i, 3)
+        if w in _TITLES or not _cap(w):
+            return i
+        if self._first(w, strict=not cue):
+            j = i + 1
+            # Up to two more given names: "Jean Paul Dupont", "Maria Luisa Fernández".
+            while (
+                j < min(i + 3, len(toks))
+                and toks[j].gap == " "
+                and self._first(toks[j].text, strict=True)
+            ):
+                j += 1
+            end = self._tail(toks, j, 2)
+            if end > j:
+                return end
+            if j > i + 1 and toks[j - 1].text not in _AMBIGUOUS:
+                return j  # "Anna Maria": the last given name doubles as surname
+            if cue and prev in _GREETINGS:
+                return j  # "Liebe Sabine," - a bare first name after a greeting
+            # Otherwise fall through: "Bernard, Philippe" starts with a first name too.
+        # "Dupont, Marie" in lists and headers: a surname, a comma, a known first name ending
+        # the item. Needs the item boundary after it so "In Paris, Anna said" does not match.
+        if (
+            i + 1 < len(toks)
+            and toks[i + 1].gap == ", "
+            and self._surname(w)
+            and self._first(toks[i + 1].text, strict=True)
+            and text[toks[i + 1].end :].lstrip(" ")[:1] in ("", ";", "\n", ")", "|")
+            and not (i and toks[i].gap.strip(" ") in ("", ","))
+        ):
+            return i + 2
+        return i
+
+    def _guarded(self, text: str, start: int, end: int) -> bool:
+        """True when context shows the span is a street, venue, saint or company."""
+        return bool(_PLACE_CUE.search(text, max(0, start - 16), start)) or bool(
+            _AFTER.match(text, end)
+        )
