@@ -115,3 +115,10 @@ def test_organisation_dictionaries_and_patterns() -> None:
     )
     found = build_scanner(config).scan("Le projet orion (ticket TCK-004711) remplace FALCON.")
     assert [(f.type, f.start) for f in found] == [("project", 3), ("ticket", 24), ("project", 45)]
+
+
+def test_person_names_are_an_opt_in_detector() -> None:
+    text = "Bonjour, Mme Claire Lefèvre vous attend."
+    assert not build_scanner(DlpConfig()).scan(text)
+    found = build_scanner(DlpConfig(person_names=True)).scan(text)
+    assert [f.type for f in found] == ["person"]

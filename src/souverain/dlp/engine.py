@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from ..backends.base import Backend
 from ..config import DlpConfig
 from ..context import RequestContext
-from ..errors import PermissionDenied, SouverainError
+from ..errors import ConfigError, PermissionDenied, SouverainError
 from ..policy.engine import PolicyEngine
 from ..policy.facts import DeploymentFacts
 from .fields import Request, read_texts, with_texts
@@ -46,6 +46,15 @@ def build_scanner(config: DlpConfig) -> Scanner:
         *(DictionaryDetector(terms, kind) for kind, terms in config.dictionaries.items()),
         *(RegexDetector(pattern, kind) for kind, pattern in config.patterns.items()),
     ]
+    if config.person_names:
+        from .names import PersonNameDetector
+
+        try:
+            detectors.append(PersonNameDetector())
+        except ImportError:  # the first-name list ships in the optional extra
+            raise ConfigError(
+                "dlp.person_names needs the optional extra: pip install 'souverain[names]'"
+            ) from None
     return DetectorScanner(detectors)
 
 
