@@ -122,3 +122,17 @@ def test_person_names_are_an_opt_in_detector() -> None:
     assert not build_scanner(DlpConfig()).scan(text)
     found = build_scanner(DlpConfig(person_names=True)).scan(text)
     assert [f.type for f in found] == ["person"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password=<YOUR_PASSWORD>",  # an angle-bracket placeholder, not a secret
+        "Bel het secretariaat: 06-66226127.",  # 'secret' inside a longer word
+        "Referentie 28 183 857 604 van de klant",  # not a BSN cut out of a longer number
+        "Konto PL37 2204 8667 2590 0000 0000 0000",  # not a VAT cut out of an invalid IBAN
+    ],
+)
+def test_decoys_found_by_the_evaluation(text: str) -> None:
+    kinds = {f.type for f in build_scanner(DlpConfig()).scan(text)}
+    assert not kinds & {"secret", "nl_bsn", "eu_vat"}, kinds

@@ -81,8 +81,11 @@ def number_clusters(text: str) -> tuple[Cluster, ...]:
 
 
 def _valid_prefix_end(text: str, s: int, e: int, ok: Callable[[str], bool]) -> int | None:
-    # Greedy candidates can swallow the next group ("... 189 BIC"): try a few shorter cuts.
+    # Greedy candidates can swallow the next word ("... 189 BIC"): try a few shorter cuts,
+    # but only dropping a part with a letter in it. Cutting digits off a longer number
+    # would find a valid short identifier inside an invalid long one (a VAT in an IBAN).
     cuts = [m.start() for m in _SEPARATORS.finditer(text, s, e)]
+    cuts = [cut for cut in cuts if any(ch.isalpha() for ch in text[cut:e])]
     ends = [e, *cuts[::-1][:4]]
     for end in ends:
         if ok(text[s:end]):
@@ -110,7 +113,8 @@ _VAT = rf"(?:{_VAT_CC})[ \-]?[0-9A-Z](?:[ .\-]?[0-9A-Z]){{7,13}}"
 _NIR = r"[1-478](?:[ .]?\d{2}){2}[ .]?(?:\d{2}|2[AB])(?:[ .]?\d{3}){2}[ .]?\d{2}"
 _CF = r"[A-Z]{6}[\dL-NP-V]{2}[A-EHLMPR-T][\dL-NP-V]{2}[A-Z][\dL-NP-V]{3}[A-Z]"  # L-V: omocodia
 _BE_NN = r"\d{2}([ .]?)\d{2}\1\d{2}[ .\-]?\d{3}[ .]?\d{2}"
-_BSN = r"\d{4}\.\d{2}\.\d{3}|\d{3}([ .])\d{3}\1\d{3}|\d{9}"
+# Grouped BSNs must not be the tail or head of a longer grouped number ("28 183 857 604").
+_BSN = r"\d{4}\.\d{2}\.\d{3}|(?<!\d[ .])\d{3}([ .])\d{3}\1\d{3}(?![ .]\d)|\d{9}"
 # Row order is also the tie-break when two types claim the same span: strongest check first.
 STDNUM_TABLE: tuple[NumberSpec, ...] = (
     NumberSpec("iban", "stdnum.iban", r"[A-Z]{2}\d{2}(?:[ \-]?[A-Z0-9]){11,30}", 8, greedy=True),

@@ -165,7 +165,11 @@ _NOT_SECRET_WORDS = frozenset(
 )
 _WORD_SPLIT = re.compile(r"[\s_.\-]+")
 
-_VALUE = r"""(?:(?P<q>["'`])(?P<qv>[^"'`\r\n]{1,200})(?P=q)|(?P<v>[^\s"'`,;)\]}>]{1,200}))"""
+# A value: quoted, an <angle placeholder> (whole, so it is recognized as one), or a word.
+_VALUE = (
+    r"""(?:(?P<q>["'`])(?P<qv>[^"'`\r\n]{1,200})(?P=q)"""
+    r"""|(?P<v><[^<>\r\n]{1,200}>|[^\s"'`,;)\]}>]{1,200}))"""
+)
 # name [up to two more words] [quote] separator value: `DB_PASSWORD=x`, `"token": "x"`,
 # `AWS secret access key = x`, `Passwort: x`.
 _ASSIGN = re.compile(
@@ -197,8 +201,19 @@ def _name_hits(text: str) -> Iterator[tuple[int, int]]:
     for name in names:
         i = lower.find(name)
         while i != -1:
-            yield i, i + len(name)
+            if _word_bounded(text, i, i + len(name)):
+                yield i, i + len(name)
             i = lower.find(name, i + 1)
+
+
+def _word_bounded(text: str, start: int, end: int) -> bool:
+    """A name, not part of a longer word: "secretariaat" is no secret. `DB_PASSWORD`,
+    `api-key` and camelCase `clientSecret`/`secretKey` still count."""
+    before = text[start - 1] if start else " "
+    after = text[end] if end < len(text) else " "
+    head_ok = not before.isalpha() or (before.islower() and text[start].isupper())
+    tail_ok = not after.isalpha() or (after.isupper() and text[end - 1].islower())
+    return head_ok and tail_ok
 
 
 def _key_value_ok(key: str, value: str) -> bool:
