@@ -10,7 +10,8 @@
                  see it (DLP: redacted, pseudonymized, blocked)
     restore      un-pseudonymize answers and streams           dlp/restore.py
     accounting   usage and metrics, whatever the outcome       here
-    audit        a tamper-evident record per request           (audit issue)
+    audit        a durable, tamper-evident leaf per call       audit/log.py (the answer
+                 (allowed or refused) before the answer goes   waits for it)
 
 Guards run before any byte leaves; the dispatcher is the only caller of an engine.
 Failover happens only before an engine produced anything: once a token went out,
