@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from .cli_options import config_option
 from .errors import ConfigError
 
 
@@ -29,13 +30,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    envvar="SOUVERAIN_CONFIG",
-    help="YAML configuration file (env: SOUVERAIN_CONFIG). Default: embedded models.",
-)
+@config_option
 @click.option(
     "--host", default=None, help="Address to listen on (default 127.0.0.1; env: SOUVERAIN_HOST)."
 )
@@ -104,13 +99,7 @@ def policy() -> None:
 
 
 @policy.command("explain")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    envvar="SOUVERAIN_CONFIG",
-    help="YAML configuration file (env: SOUVERAIN_CONFIG).",
-)
+@config_option
 @click.option("--model", required=True, help="Model name or alias.")
 @click.option("--classification", required=True, help="Classification level of the data.")
 @click.option("--tenant", default="default", show_default=True)

@@ -12,6 +12,7 @@ import click
 from sqlalchemy import Engine, select
 
 from ..app import open_audit_log, purge_payloads
+from ..cli_options import config_option
 from ..config import Settings, load_settings
 from ..errors import ConfigError
 from ..store.database import audit_leaves, database_url, open_database, upgrade
@@ -21,10 +22,6 @@ from .log import AuditLog, utc_now
 from .merkle import consistency_proof, inclusion_proof
 from .verify import latest_checkpoint, leaf_hashes, verify_log
 
-config_option = click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False), envvar="SOUVERAIN_CONFIG",
-    help="YAML configuration file (env: SOUVERAIN_CONFIG).",
-)  # fmt: skip
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False), default=None,
     help="The data directory (env: SOUVERAIN_DATA_DIR).",

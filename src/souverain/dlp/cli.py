@@ -7,6 +7,7 @@ from typing import IO
 
 import click
 
+from ..cli_options import config_option
 from ..config import DeploymentConfig, load_settings
 from ..errors import ConfigError
 from ..policy.engine import PolicyEngine
@@ -22,13 +23,7 @@ def dlp() -> None:
 @dlp.command("scan")
 @click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
 @click.option("--jsonl", is_flag=True, help="One JSON object per line, with a `text` field.")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    envvar="SOUVERAIN_CONFIG",
-    help="YAML configuration file (env: SOUVERAIN_CONFIG).",
-)
+@config_option
 @click.option("--jurisdiction", default=None, help="Show the actions for a deployment there...")
 @click.option("--operator", default=None, help="...run by this operator (default: neither).")
 def scan(
