@@ -262,6 +262,11 @@ class LocalLlamaBackend(Backend):
         options = job.options
         seed = options["seed"]
         llama.set_seed(seed if seed is not None else secrets.randbits(31))
+        if seed is not None or options["temperature"] == 0:
+            # Reusing the previous request's cached prefix evaluates the prompt in other
+            # batch shapes, which moves the logits slightly: a request that asks for
+            # reproducible output (a seed, or greedy decoding) gets a fresh evaluation.
+            llama.reset()
         vocab = llama._model.vocab
         decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
         scanner = StopScanner(options["stop"])
