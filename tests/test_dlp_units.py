@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from souverain.cli import cli
 from souverain.config import DeploymentConfig, DlpConfig, PolicyConfig, load_settings
 from souverain.context import Principal, RequestContext
-from souverain.dlp.engine import DlpEngine, DlpUnavailable, build_scanner
-from souverain.errors import ConfigError
+from souverain.dlp.engine import DlpEngine, build_scanner
+from souverain.errors import ConfigError, DlpUnavailable
 from souverain.policy.engine import PolicyEngine
 from souverain.policy.facts import DeploymentFacts
 from souverain.protocol.chat import ChatCompletionRequest

@@ -8,6 +8,7 @@ The hierarchy (all subclasses of `SouverainError`)::
     │   └── UnsupportedByModel          400 code=unsupported_by_model
     ├── AuthenticationFailed            401 authentication_error
     ├── PermissionDenied                403 permission_error
+    │   └── DlpBlocked                  403 code=dlp_blocked (no deployment may see the data)
     ├── NotFound                        404 not_found_error
     ├── MethodNotAllowed                405 invalid_request_error
     ├── PayloadTooLarge                 413 invalid_request_error
@@ -15,6 +16,9 @@ The hierarchy (all subclasses of `SouverainError`)::
     ├── EngineError                     502 upstream_error (an engine failed)
     │   └── EngineUnavailable           503 service_unavailable (Retry-After; failover may retry)
     │       └── EngineOverloaded        503 code=overloaded (the queue is full)
+    ├── StageUnavailable                503 service_unavailable (a guard could not run: fail closed)
+    │   ├── DlpUnavailable              503 code=dlp_unavailable
+    │   └── AuditUnavailable            503 code=audit_unavailable
     └── ConfigError                     raised at start-up only, never rendered
 
 The body is OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`. The
@@ -88,6 +92,10 @@ class PermissionDenied(SouverainError):
     error_type = "permission_error"
 
 
+class DlpBlocked(PermissionDenied):
+    default_code = "dlp_blocked"
+
+
 class NotFound(SouverainError):
     status_code = 404
     error_type = "not_found_error"
@@ -130,6 +138,21 @@ class EngineUnavailable(EngineError):
 
 class EngineOverloaded(EngineUnavailable):
     default_code = "overloaded"
+
+
+class StageUnavailable(SouverainError):
+    """A stage every call must pass could not run, so the call is not made."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+
+
+class DlpUnavailable(StageUnavailable):
+    default_code = "dlp_unavailable"
+
+
+class AuditUnavailable(StageUnavailable):
+    default_code = "audit_unavailable"
 
 
 class ConfigError(Exception):

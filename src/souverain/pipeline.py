@@ -32,9 +32,10 @@ from .audit.leaves import request_leaf
 from .audit.log import AuditLog, Payload, canonical
 from .backends.base import Backend, Embeddings
 from .context import RequestContext
-from .dlp.engine import DlpBlocked, DlpEngine
+from .dlp.engine import DlpEngine
 from .dlp.restore import restore_completion, restore_stream
 from .errors import (
+    DlpBlocked,
     EngineError,
     EngineOverloaded,
     EngineUnavailable,

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import SouverainError
+from ..errors import AuditUnavailable
 from ..store.database import audit_checkpoints, audit_leaves, audit_payloads
 from .checkpoint import Checkpoint, Signer
 from .merkle import CompactRange, leaf_hash
@@ -37,14 +37,6 @@ log = logging.getLogger("souverain.audit")
 MAX_BATCH = 5000
 APPEND_LOCK = 0x536F7576  # PostgreSQL advisory lock id for the audit appenders ("Souv")
 WRITE_ATTEMPTS = 5
-
-
-class AuditUnavailable(SouverainError):
-    """The log could not record the call: the call fails rather than go unrecorded."""
-
-    status_code = 503
-    error_type = "service_unavailable"
-    default_code = "audit_unavailable"
 
 
 def canonical(data: dict[str, Any]) -> bytes:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from ..backends.base import Backend
 from ..config import DlpConfig
 from ..context import RequestContext
-from ..errors import ConfigError, PermissionDenied, SouverainError
+from ..errors import ConfigError, DlpBlocked, DlpUnavailable
 from ..policy.engine import PolicyEngine
 from ..policy.facts import DeploymentFacts
 from .fields import Request, read_texts, with_texts
@@ -56,16 +56,6 @@ def build_scanner(config: DlpConfig) -> Scanner:
                 "dlp.person_names needs the optional extra: pip install 'souverain[names]'"
             ) from None
     return DetectorScanner(detectors)
-
-
-class DlpBlocked(PermissionDenied):
-    default_code = "dlp_blocked"
-
-
-class DlpUnavailable(SouverainError):
-    status_code = 503
-    error_type = "service_unavailable"
-    default_code = "dlp_unavailable"
 
 
 class DlpEngine:

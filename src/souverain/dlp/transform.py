@@ -130,18 +130,7 @@ class Pseudonymizer:
         The original is read from ``text[start:end]`` (authoritative for the round trip).
         Two spellings of one value share a placeholder, so both restore to the first spelling.
         """
-        parts: list[str] = []
-        mapping: dict[str, str] = {}
-        position = 0
-        for f in _checked(text, findings):
-            parts.append(_escape(text[position : f.start]))
-            original = text[f.start : f.end]
-            placeholder = self.placeholder(f.type, original)
-            mapping.setdefault(placeholder, original)
-            parts.append(placeholder)
-            position = f.end
-        parts.append(_escape(text[position:]))
-        return "".join(parts), mapping
+        return self.apply(text, findings, lambda _type: "pseudonymize")
 
     def apply(
         self, text: str, findings: Sequence[Span], action: Callable[[str], str]
