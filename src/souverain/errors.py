@@ -18,7 +18,8 @@ The hierarchy (all subclasses of `SouverainError`)::
     │       └── EngineOverloaded        503 code=overloaded (the queue is full)
     ├── StageUnavailable                503 service_unavailable (a guard could not run: fail closed)
     │   ├── DlpUnavailable              503 code=dlp_unavailable
-    │   └── AuditUnavailable            503 code=audit_unavailable
+    │   ├── AuditUnavailable            503 code=audit_unavailable
+    │   └── QuotaUnavailable            503 code=quota_unavailable (the quota store is down)
     └── ConfigError                     raised at start-up only, never rendered
 
 The body is OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`. The
@@ -153,6 +154,10 @@ class DlpUnavailable(StageUnavailable):
 
 class AuditUnavailable(StageUnavailable):
     default_code = "audit_unavailable"
+
+
+class QuotaUnavailable(StageUnavailable):
+    default_code = "quota_unavailable"
 
 
 class ConfigError(Exception):
