@@ -48,7 +48,7 @@ def add_key(server: Server, role: str) -> str:
     data_dir = server.log.parent / "data"
     return KeyStore(open_database(sqlite_url(data_dir)), load_pepper(data_dir)).create(
         name=role, role=role
-    )
+    )[1]
 
 
 def leaves(server: Server, key: str | None = None, **query: str) -> list[dict[str, object]]:
@@ -228,7 +228,7 @@ def test_retained_bodies_are_sealed_and_erasable(embedded: Server, tmp_path: Pat
     from sqlalchemy import func, select, text
 
     from souverain.audit.payloads import PayloadVault, load_or_create_master_key
-    from souverain.store.database import audit_payloads
+    from souverain.store.tables import audit_payloads
 
     config = relay_config(embedded, payloads={"*": {"store": True, "retention_days": 365}})
     server = start_server(tmp_path / "kept", config, env={"UPSTREAM_KEY": embedded.key})

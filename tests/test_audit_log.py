@@ -22,14 +22,8 @@ from souverain.audit.log import AuditLog, canonical
 from souverain.audit.merkle import leaf_hash, verify_inclusion
 from souverain.audit.verify import VerifyReport, verify_log
 from souverain.cli import cli
-from souverain.store.database import (
-    APPEND_ONLY,
-    append_only_ddl,
-    audit_leaves,
-    open_database,
-    sqlite_url,
-    upgrade,
-)
+from souverain.store.database import append_only_ddl, open_database, sqlite_url, upgrade
+from souverain.store.tables import APPEND_ONLY, audit_leaves
 
 ORIGIN = "souverain.test/audit"
 

@@ -156,7 +156,7 @@ def test_a_keys_default_and_ceiling(gateway: Server) -> None:
     data_dir = gateway.log.parent / "data"
     keys = KeyStore(open_database(sqlite_url(data_dir)), load_pepper(data_dir))
     limited = keys.create(name="hr-app", role="user", default_classification="internal",
-                          max_classification="confidential")  # fmt: skip
+                          max_classification="confidential")[1]  # fmt: skip
     headers = {"Authorization": f"Bearer {limited}"}
     body = {"model": "eu-then-us", "messages": HI, "max_tokens": 2}
     with httpx.Client(base_url=gateway.url, headers=headers, timeout=60) as client:

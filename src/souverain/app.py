@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .api import admin, completions, embeddings, health, models
+from .api import admin, completions, directory, embeddings, health, keys, models, usage
 from .api import audit as audit_routes
 from .api.http import error_response
 from .api.middleware import BodyLimit, RequestMetrics
@@ -26,11 +26,18 @@ from .audit.verify import last_configuration
 from .config import Settings
 from .dlp.engine import DlpEngine, build_scanner
 from .errors import InvalidRequest, MethodNotAllowed, NotFound, SouverainError
-from .identity.keys import Authenticator, KeyStore, load_pepper
+from .identity.authenticate import Authenticator
+from .identity.directory import Directory
+from .identity.invalidation import CacheInvalidation
+from .identity.keys import KeyStore, load_pepper
+from .identity.oidc import OidcVerifier
 from .observability.metrics import Metrics
 from .pipeline import Pipeline
 from .plugins import load_engine_registry
 from .policy.engine import PolicyEngine
+from .quotas.factory import open_quota_store
+from .quotas.guard import QuotaGuard
+from .quotas.limits import Scope
 from .routing.health_checks import HealthChecker
 from .routing.killswitch import KillSwitch
 from .routing.models import ModelCatalog
@@ -39,6 +46,7 @@ from .state import AppState
 from .store.database import database_url as store_url
 from .store.database import open_database, upgrade
 from .store.keyfile import load_or_create_key_file
+from .usage.recorder import UsageRecorder
 
 log = logging.getLogger("souverain")
 
@@ -47,7 +55,7 @@ def build_state(settings: Settings, *, database_url: str | None = None) -> AppSt
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = open_database(store_url(database_url or settings.database_url, settings.data_dir))
     upgrade(database)
-    keys = KeyStore(database, load_pepper(settings.data_dir))
+    keys = KeyStore(database, load_pepper(settings.data_dir), cache_s=settings.identity.key_cache_s)
     catalog = ModelCatalog.from_settings(settings, load_engine_registry())
 
     def queue_depths() -> list[tuple[str, str, int]]:
@@ -57,22 +65,35 @@ def build_state(settings: Settings, *, database_url: str | None = None) -> AppSt
     killswitch = KillSwitch(database, settings.redis_url)
     audit = open_audit_log(settings, database)
     policy = PolicyEngine(settings.policy)
+    usage_recorder = UsageRecorder(database)
+
+    async def spent(scope: Scope, since: float) -> tuple[int, float]:
+        return await asyncio.to_thread(usage_recorder.spent, scope, since)
+
+    providers = settings.identity.providers
     pipeline = Pipeline(
-        authenticator=Authenticator(keys),
+        authenticator=Authenticator(keys, database, OidcVerifier(providers) if providers else None),
         catalog=catalog,
         router=Router(policy, killswitch, settings.routing),
         metrics=metrics,
         audit=audit,
         dlp=open_dlp(settings, policy),
+        quotas=QuotaGuard(
+            open_quota_store(settings.redis_url, spent, lease_s=settings.quotas.lease_s),
+            settings.quotas,
+        ),
+        usage=usage_recorder,
     )
     return AppState(
         settings=settings,
         database=database,
         keys=keys,
+        directory=Directory(database),
         catalog=catalog,
         metrics=metrics,
         pipeline=pipeline,
         audit=audit,
+        usage=usage_recorder,
     )
 
 
@@ -133,6 +154,12 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await state.pipeline.router.killswitch.start()
+        invalidation = None
+        if settings.redis_url:
+            invalidation = CacheInvalidation(state.keys, settings.redis_url)
+            await invalidation.start()
+        if state.usage is not None:
+            await state.usage.start()
         if state.audit is not None:
             await state.audit.start()
             await asyncio.to_thread(purge_payloads, settings, state.audit)
@@ -151,6 +178,13 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
             for backend in state.catalog.backends():
                 await backend.close()
             await state.pipeline.router.killswitch.close()
+            if invalidation is not None:
+                await invalidation.close()
+            if state.usage is not None:
+                await state.usage.close()
+            if state.pipeline.quotas is not None:
+                await state.pipeline.quotas.store.aclose()
+            await state.pipeline.authenticator.aclose()
             if state.audit is not None:
                 await state.audit.close()
             state.database.dispose()
@@ -164,6 +198,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         Route("/admin/v1/providers", admin.list_providers, methods=["GET"]),
         Route("/admin/v1/providers/cut", admin.cut_provider, methods=["POST"]),
         Route("/admin/v1/providers/restore", admin.restore_provider, methods=["POST"]),
+        *identity_routes(),
         Route("/admin/v1/audit/leaves", audit_routes.leaves, methods=["GET"]),
         Route("/admin/v1/audit/checkpoint", audit_routes.checkpoint, methods=["GET"]),
         Route("/admin/v1/audit/proof/inclusion", audit_routes.inclusion, methods=["GET"]),
@@ -189,6 +224,40 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
     )
     app.state.souverain = state
     return app
+
+
+def identity_routes() -> list[Route]:
+    """`/admin/v1/`: tenants, teams, users, keys, roles and usage (docs/identity.md)."""
+    v1 = "/admin/v1"
+    return [
+        Route(f"{v1}/tenants", directory.create_tenant, methods=["POST"]),
+        Route(f"{v1}/tenants", directory.list_tenants, methods=["GET"]),
+        Route(f"{v1}/tenants/{{tenant_id}}", directory.get_tenant, methods=["GET"]),
+        Route(f"{v1}/tenants/{{tenant_id}}", directory.update_tenant, methods=["PATCH"]),
+        Route(f"{v1}/tenants/{{tenant_id}}", directory.delete_tenant, methods=["DELETE"]),
+        Route(f"{v1}/teams", directory.create_team, methods=["POST"]),
+        Route(f"{v1}/teams", directory.list_teams, methods=["GET"]),
+        Route(f"{v1}/teams/{{team_id}}", directory.get_team, methods=["GET"]),
+        Route(f"{v1}/teams/{{team_id}}", directory.update_team, methods=["PATCH"]),
+        Route(f"{v1}/teams/{{team_id}}", directory.delete_team, methods=["DELETE"]),
+        Route(f"{v1}/teams/{{team_id}}/members", directory.add_member, methods=["POST"]),
+        Route(
+            f"{v1}/teams/{{team_id}}/members/{{user_id}}",
+            directory.remove_member,
+            methods=["DELETE"],
+        ),
+        Route(f"{v1}/users", directory.create_user, methods=["POST"]),
+        Route(f"{v1}/users", directory.list_users, methods=["GET"]),
+        Route(f"{v1}/users/{{user_id}}", directory.get_user, methods=["GET"]),
+        Route(f"{v1}/users/{{user_id}}", directory.update_user, methods=["PATCH"]),
+        Route(f"{v1}/users/{{user_id}}", directory.delete_user, methods=["DELETE"]),
+        Route(f"{v1}/roles", directory.list_roles, methods=["GET"]),
+        Route(f"{v1}/keys", keys.create_key, methods=["POST"]),
+        Route(f"{v1}/keys", keys.list_keys, methods=["GET"]),
+        Route(f"{v1}/keys/{{key_id}}", keys.get_key, methods=["GET"]),
+        Route(f"{v1}/keys/{{key_id}}", keys.revoke_key, methods=["DELETE"]),
+        Route(f"{v1}/usage", usage.usage, methods=["GET"]),
+    ]
 
 
 async def _souverain_error(request: Request, exc: Exception) -> Response:

@@ -7,11 +7,10 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from .cli_options import config_option
+from .cli_options import F, admin_call, config_option, server_options, with_options
 from .errors import ConfigError
 
 
@@ -56,8 +55,8 @@ def serve(
 ) -> None:
     """Serve the API (OpenAI and Mistral shapes) on HOST:PORT.
 
-    Every /v1 route needs `Authorization: Bearer KEY`. The first start creates an admin
-    key and prints it once; set SOUVERAIN_ADMIN_KEY to choose it instead.
+    Every /v1 route needs `Authorization: Bearer KEY`. The first start creates the
+    platform owner's key and prints it once; set SOUVERAIN_ADMIN_KEY to choose it instead.
     """  # fmt: skip
     import uvicorn
 
@@ -78,8 +77,9 @@ def serve(
     new_key = state.keys.ensure_admin(os.environ.get("SOUVERAIN_ADMIN_KEY"))
     if new_key:
         click.echo(
-            f"Created the admin API key (shown once, store it now):\n\n    {new_key}\n", err=True
-        )
+            f"Created the platform owner's API key (shown once, store it now):\n\n"
+            f"    {new_key}\n", err=True
+        )  # fmt: skip
     click.echo(f"Souverain on http://{settings.server.host}:{settings.server.port}  "
                f"(data: {settings.data_dir}, models: "
                f"{', '.join(m.id for m in settings.models)})", err=True)  # fmt: skip
@@ -127,45 +127,42 @@ def policy_explain(config_file: str | None, model: str, classification: str, ten
 
 
 @cli.group()
+def db() -> None:
+    """The database (SQLite in the data directory, or SOUVERAIN_DATABASE_URL)."""
+
+
+@db.command("upgrade")
+@config_option
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+def db_upgrade(config_file: str | None, data_dir: str | None) -> None:
+    """Apply the migrations not applied yet (`serve` does it too at start)."""
+    from .config import load_settings
+    from .store.database import current_revision, database_url, open_database, upgrade
+
+    try:
+        settings = load_settings(config_file, {"data_dir": data_dir and Path(data_dir)})
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = open_database(database_url(settings.database_url, settings.data_dir))
+    applied = upgrade(engine)
+    click.echo(f"applied: {', '.join(applied) or 'nothing'}; at {current_revision(engine)}")
+
+
+@cli.group()
 def providers() -> None:
     """Cut providers off, restore them, and see their health (calls a running server)."""
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-_server_options: list[Callable[[F], F]] = [
-    click.option(
-        "--url",
-        envvar="SOUVERAIN_URL",
-        default="http://127.0.0.1:8000",
-        show_default=True,
-        help="The Souverain server (env: SOUVERAIN_URL).",
-    ),
-    click.option(
-        "--key",
-        envvar=["SOUVERAIN_API_KEY", "SOUVERAIN_ADMIN_KEY"],
-        required=True,
-        help="An admin API key (env: SOUVERAIN_API_KEY or SOUVERAIN_ADMIN_KEY).",
-    ),
-]
-_target_options: list[Callable[[F], F]] = [
+target_options: list[Callable[[F], F]] = [
     click.argument("deployment", required=False),
     click.option("--operator", help="Every deployment of this operator."),
     click.option("--jurisdiction", help="Every deployment in this jurisdiction (e.g. US)."),
 ]
 
 
-def _with(options: list[Callable[[F], F]]) -> Callable[[F], F]:
-    def apply(function: F) -> F:
-        for option in reversed(options):
-            function = option(function)
-        return function
-
-    return apply
-
-
 @providers.command("cut")
-@_with(_server_options + _target_options)
+@with_options(server_options + target_options)
 def providers_cut(
     url: str, key: str, deployment: str | None, operator: str | None, jurisdiction: str | None
 ) -> None:
@@ -174,54 +171,34 @@ def providers_cut(
     Example: souverain providers cut --jurisdiction US
     """  # fmt: skip
     target = {"deployment": deployment, "operator": operator, "jurisdiction": jurisdiction}
-    click.echo(_admin_call(url, key, "POST", "/admin/v1/providers/cut", target))
+    click.echo(admin_call(url, key, "POST", "/admin/v1/providers/cut", target))
 
 
 @providers.command("restore")
-@_with(_server_options + _target_options)
+@with_options(server_options + target_options)
 def providers_restore(
     url: str, key: str, deployment: str | None, operator: str | None, jurisdiction: str | None
 ) -> None:
     """Undo a cut."""  # fmt: skip
     target = {"deployment": deployment, "operator": operator, "jurisdiction": jurisdiction}
-    click.echo(_admin_call(url, key, "POST", "/admin/v1/providers/restore", target))
+    click.echo(admin_call(url, key, "POST", "/admin/v1/providers/restore", target))
 
 
 @providers.command("list")
-@_with(_server_options)
+@with_options(server_options)
 def providers_list(url: str, key: str) -> None:
     """Show the cuts and each deployment's breaker, load and latency."""
-    click.echo(_admin_call(url, key, "GET", "/admin/v1/providers", None))
-
-
-def _admin_call(url: str, key: str, method: str, path: str, body: dict[str, Any] | None) -> str:
-    import json
-    import urllib.error
-    import urllib.request
-
-    data = None
-    if body is not None:
-        data = json.dumps({k: v for k, v in body.items() if v is not None}).encode()
-    request = urllib.request.Request(
-        url.rstrip("/") + path, data=data, method=method,
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.dumps(json.loads(response.read()), indent=2)
-    except urllib.error.HTTPError as exc:
-        detail = json.loads(exc.read() or b"{}").get("error", {}).get("message", exc.reason)
-        raise click.ClickException(f"{exc.code}: {detail}") from None
-    except urllib.error.URLError as exc:
-        raise click.ClickException(f"cannot reach {url}: {exc.reason}") from None
+    click.echo(admin_call(url, key, "GET", "/admin/v1/providers", None))
 
 
 def _register_subcommands() -> None:
     from .audit.cli import audit
     from .dlp.cli import dlp
+    from .identity.cli import keys, teams, tenants, users
+    from .usage.cli import usage
 
-    cli.add_command(audit)
-    cli.add_command(dlp)
+    for command in (audit, dlp, keys, tenants, teams, users, usage):
+        cli.add_command(command)
 
 
 _register_subcommands()

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
+from .identity.oidc import IdentityProviderConfig
 
 ENV_PREFIX = "SOUVERAIN_"
 # Short names for the settings people set most often.
@@ -88,6 +89,19 @@ class CapabilitiesConfig(_Strict):
     vision: bool | None = None
 
 
+class PricingConfig(_Strict):
+    """What a call costs, for budgets in money (any currency, used consistently)."""
+
+    prompt_per_million: float = Field(default=0.0, ge=0)
+    completion_per_million: float = Field(default=0.0, ge=0)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (
+            prompt_tokens * self.prompt_per_million
+            + completion_tokens * self.completion_per_million
+        ) / 1_000_000
+
+
 class ModelConfig(_Strict):
     id: str = Field(min_length=1)
     type: Literal["chat", "embeddings"] = "chat"
@@ -99,6 +113,7 @@ class ModelConfig(_Strict):
     # How to order the deployments the policy allows: as listed, fastest first, or idlest.
     strategy: Literal["priority", "least-latency", "least-busy"] = "priority"
     deployments: tuple[DeploymentConfig, ...] = Field(min_length=1)
+    pricing: PricingConfig | None = None
 
 
 class PolicyRule(_Strict):
@@ -280,10 +295,51 @@ class AuditConfig(_Strict):
         return rule if rule is not None and rule.store else None
 
 
+class IdentityConfig(_Strict):
+    """Who may call: API keys (always) and the institution's OIDC providers. docs/identity.md."""
+
+    providers: tuple[IdentityProviderConfig, ...] = ()
+    key_cache_s: float = Field(default=30.0, ge=0, description="How long a verified key is kept.")
+
+
+class QuotasConfig(_Strict):
+    """Rate limits and budgets are set per tenant, team, user and key (admin API)."""
+
+    # A request without max_tokens reserves this many completion tokens (at most the
+    # model's context) until it settles with the real count.
+    reserve_completion_tokens: int = Field(default=1024, ge=1)
+    lease_s: float = Field(default=600.0, gt=0, description="A crashed replica's slots free.")
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+
+class OcrConfig(_Strict):
+    """`POST /v1/ocr`: local OCR (RapidOCR, PP-OCRv6) and PDF text layers. docs/ocr.md."""
+
+    enabled: bool = True
+    model_id: str = Field(default="souverain-ocr", min_length=1)
+    # Other names the OCR model answers to (shell-style patterns), so that programs
+    # written for Mistral's API work unchanged.
+    aliases: tuple[str, ...] = ("mistral-ocr-latest", "mistral-ocr-*")
+    max_pages: int = Field(default=50, ge=1, description="Pages per request.")
+    max_document_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=40_000_000, ge=10_000, description="Per page/image.")
+    render_dpi: int = Field(default=150, ge=50, le=600, description="Scanned PDF pages.")
+    workers: int = Field(default=1, ge=1, le=16, description="Documents processed at once.")
+    max_queue: int = Field(default=4, ge=0, description="Waiting documents; then 503.")
+    threads: int | None = Field(default=None, ge=1, description="ONNX Runtime threads.")
+    # http(s) document URLs: off by default (server-side request forgery, data egress).
+    fetch_urls: bool = False
+    fetch_allowed_hosts: tuple[str, ...] = ()  # shell-style patterns; empty: any host
+    fetch_timeout_s: float = Field(default=20.0, gt=0)
+    # `document_annotation_format`: a chat model through the pipeline (default: the
+    # first chat model configured).
+    annotation_model: str | None = None
+    annotation_max_tokens: int = Field(default=512, ge=16)
 
 
 DEFAULT_CHAT_MODEL = "smollm2-135m-instruct"
@@ -313,7 +369,8 @@ class Settings(_Strict):
     data_dir: Path = Path("./souverain-data")
     # SQLite in data_dir by default; `postgresql://...` for replicas sharing one database.
     database_url: str | None = None
-    # Shared state across gateway replicas (kill switch now; quotas later). None: this process.
+    # Shared state across gateway replicas (kill switch, quotas, key revocations).
+    # None: this process only.
     redis_url: str | None = None
     server: ServerConfig = ServerConfig()
     models: tuple[ModelConfig, ...] = Field(default_factory=default_models)
@@ -321,6 +378,9 @@ class Settings(_Strict):
     routing: RoutingConfig = RoutingConfig()
     audit: AuditConfig = AuditConfig()
     dlp: DlpConfig = DlpConfig()
+    ocr: OcrConfig = OcrConfig()
+    identity: IdentityConfig = IdentityConfig()
+    quotas: QuotasConfig = QuotasConfig()
 
     @model_validator(mode="after")
     def _dlp_levels_exist(self) -> Settings:
@@ -337,6 +397,14 @@ class Settings(_Strict):
                 if name in seen:
                     raise ValueError(f"model name {name!r} is declared twice")
                 seen.add(name)
+        return self
+
+    @model_validator(mode="after")
+    def _ocr_annotation_model(self) -> Settings:
+        wanted = self.ocr.annotation_model
+        names = {name for model in self.models for name in (model.id, *model.aliases)}
+        if wanted is not None and wanted not in names:
+            raise ValueError(f"ocr.annotation_model: no model is named {wanted!r}")
         return self
 
 

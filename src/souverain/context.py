@@ -4,22 +4,42 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .policy.engine import PolicyDecision
 from .protocol.common import Usage, new_id
 
+if TYPE_CHECKING:
+    from .quotas.limits import Demand
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling. Tenants, teams and scopes arrive with the identity issue."""
+    """Who is calling: an API key or an identity provider's token, resolved.
 
-    key_id: int
+    `subject` names it in usage records and the audit log ("key:12", "oidc:corp:alice").
+    """
+
+    key_id: int | None
     name: str
     role: str
     tenant: str = "default"
+    subject: str = ""
+    tenant_id: int | None = None
+    user_id: int | None = None
+    team: str | None = None  # the team its usage is billed to
+    team_id: int | None = None
+    teams: tuple[str, ...] = ()  # every team it belongs to (library sharing, quotas)
+    models: frozenset[str] | None = None  # scopes; None: every model
+    endpoints: frozenset[str] | None = None  # scopes; None: every endpoint kind
     default_classification: str | None = None  # assumed for every request of this key
     max_classification: str | None = None  # the most sensitive level it may send at all
+    quotas: tuple[Demand, ...] = ()  # the limits of its key, user, team and tenant
+    expires_at: float | None = None  # epoch seconds; a cached principal expires too
+
+    @property
+    def label(self) -> str:
+        return self.subject or f"key:{self.key_id}"
 
 
 @dataclass(slots=True)

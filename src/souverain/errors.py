@@ -11,6 +11,7 @@ The hierarchy (all subclasses of `SouverainError`)::
     │   └── DlpBlocked                  403 code=dlp_blocked (no deployment may see the data)
     ├── NotFound                        404 not_found_error
     ├── MethodNotAllowed                405 invalid_request_error
+    ├── Conflict                        409 invalid_request_error (already exists, not empty)
     ├── PayloadTooLarge                 413 invalid_request_error
     ├── RateLimited                     429 rate_limit_error (Retry-After)
     ├── EngineError                     502 upstream_error (an engine failed)
@@ -107,6 +108,12 @@ class MethodNotAllowed(SouverainError):
     status_code = 405
     error_type = "invalid_request_error"
     default_code = "method_not_allowed"
+
+
+class Conflict(SouverainError):
+    status_code = 409
+    error_type = "invalid_request_error"
+    default_code = "conflict"
 
 
 class PayloadTooLarge(SouverainError):

@@ -1,15 +1,18 @@
 """The request pipeline: every model call, from every endpoint, goes through here.
 
-    identity     who is calling (API key → Principal)          identity/keys.py
+    identity     who is calling (API key, OIDC token →          identity/authenticate.py
+                 Principal); role and scopes                   identity/rbac.py
     classify     the highest level claimed for the data        policy/engine.py
+    quotas       rate limits and budgets: reserve now           quotas/guard.py
     guards       data-loss prevention (findings raise the       dlp/engine.py
-                 classification), quotas                       (issue to come: `Guard`)
+                 classification), then any other `Guard`
     routing      policy, kill switch, health, then strategy    routing/router.py
     dispatch     send to the first that answers; fail over     here (breakers learn from it)
                  each deployment gets the request as it may
                  see it (DLP: redacted, pseudonymized, blocked)
     restore      un-pseudonymize answers and streams           dlp/restore.py
-    accounting   usage and metrics, whatever the outcome       here
+    accounting   settle the quotas; a usage row and metrics,    quotas/, usage/recorder.py
+                 whatever the outcome
     audit        a durable, tamper-evident leaf per call       audit/log.py (the answer
                  (allowed or refused) before the answer goes   waits for it)
 
@@ -39,17 +42,22 @@ from .errors import (
     EngineError,
     EngineOverloaded,
     EngineUnavailable,
+    NotFound,
+    PermissionDenied,
     SouverainError,
     UnsupportedByModel,
 )
-from .identity.keys import Authenticator
+from .identity.authenticate import Authenticator
+from .identity.rbac import require
 from .observability.metrics import Metrics
 from .policy.engine import CLASSIFICATION_HEADER
 from .protocol.chat import ChatCompletionRequest, ChatDelta, Completion
 from .protocol.embeddings import EmbeddingRequest
 from .protocol.fim import FIMCompletionRequest
+from .quotas.guard import QuotaGuard
 from .routing.models import ModelCatalog, ServedModel
 from .routing.router import Router
+from .usage.recorder import UsageRecorder
 
 CallKind = Literal["chat", "fim", "embeddings"]
 CallRequest = ChatCompletionRequest | FIMCompletionRequest | EmbeddingRequest
@@ -80,22 +88,28 @@ class Pipeline:
         guards: Sequence[Guard] = (),
         audit: AuditLog | None = None,
         dlp: DlpEngine | None = None,
+        quotas: QuotaGuard | None = None,
+        usage: UsageRecorder | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.catalog = catalog
         self.router = router
         self.metrics = metrics
-        # Data-loss prevention runs first among the guards: what it finds raises the
-        # classification every later stage (quotas, policy) works with.
-        self.guards: list[Guard] = [*([dlp] if dlp else []), *guards]
+        # Quotas first (refusing is cheapest before any scan), then data-loss prevention:
+        # what it finds raises the classification every later stage (policy) works with.
+        self.guards: list[Guard] = [*([quotas] if quotas else []), *([dlp] if dlp else []), *guards]
         self.audit = audit
         self.dlp = dlp
+        self.quotas = quotas
+        self.usage = usage
         self._background: set[asyncio.Task[int]] = set()
 
     # ---- identity ---------------------------------------------------------------------
 
     async def open(self, headers: Mapping[str, str], endpoint: str) -> RequestContext:
         principal = await self.authenticator.authenticate(headers.get("authorization"))
+        if principal.endpoints is not None and endpoint not in principal.endpoints:
+            raise PermissionDenied(f"this key may not use the {endpoint} endpoints")
         ctx = RequestContext(endpoint=endpoint, principal=principal)
         ctx.claims.append(headers.get(CLASSIFICATION_HEADER))
         return ctx
@@ -108,7 +122,8 @@ class Pipeline:
             return self._prepare(ctx, kind, request)
 
     def _prepare(self, ctx: RequestContext, kind: CallKind, request: CallRequest) -> ModelCall:
-        model = self.catalog.get(request.model)
+        require(ctx.principal, "models.use")
+        model = self.visible_model(ctx, request.model)
         ctx.model = model.id
         _check_capability(model, kind)
         policy = self.router.policy
@@ -119,6 +134,19 @@ class Pipeline:
             ctx.notes["request"] = request.model_dump(mode="json", exclude_none=True, by_alias=True)
             ctx.notes["subject"] = _subject(ctx, request)
         return ModelCall(kind=kind, model=model, request=request)
+
+    def visible_model(self, ctx: RequestContext, name: str) -> ServedModel:
+        """The model by id or alias, if the caller's scopes include it. A model outside
+        them does not exist for this caller: 404, as OpenAI answers, never 403."""
+        model = self.catalog.get(name)
+        allowed = ctx.principal.models
+        if allowed is not None and model.id not in allowed:
+            raise NotFound(
+                f"the model {name!r} does not exist or you do not have access to it",
+                param="model",
+                code="model_not_found",
+            )
+        return model
 
     async def stream(self, ctx: RequestContext, call: ModelCall) -> AsyncIterator[ChatDelta]:
         """Deltas of a chat or FIM generation; errors before the first one are raised."""
@@ -252,11 +280,12 @@ class Pipeline:
         except BaseException as exc:
             ctx.outcome = _outcome(exc)
             ctx.status = exc.status_code if isinstance(exc, SouverainError) else 499
-            self._account(ctx)
-            await self._audit(ctx, wait=not isinstance(exc, GeneratorExit | asyncio.CancelledError))
+            can_wait = not isinstance(exc, GeneratorExit | asyncio.CancelledError)
+            await self._account(ctx, wait=can_wait)
+            await self._audit(ctx, wait=can_wait)
             raise
         if final:
-            self._account(ctx)
+            await self._account(ctx)
             await self._audit(ctx, wait=True)
 
     async def _audit(self, ctx: RequestContext, *, wait: bool) -> None:
@@ -273,7 +302,12 @@ class Pipeline:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    def _account(self, ctx: RequestContext) -> None:
+    async def _account(self, ctx: RequestContext, *, wait: bool = True) -> None:
+        cost = self._cost(ctx)
+        if self.quotas is not None:
+            await self.quotas.settle(ctx, cost, wait=wait)
+        if self.usage is not None and ctx.model is not None:
+            self.usage.record(ctx, cost)
         model = ctx.model or "unknown"
         self.metrics.model_calls.labels(model, ctx.endpoint, ctx.outcome).inc()
         if ctx.usage is not None:
@@ -282,12 +316,20 @@ class Pipeline:
         if ctx.first_token_at is not None:
             self.metrics.first_token.labels(model).observe(ctx.first_token_at)
 
+    def _cost(self, ctx: RequestContext) -> float:
+        if ctx.usage is None or ctx.model is None:
+            return 0.0
+        pricing = self.catalog.get(ctx.model).config.pricing
+        if pricing is None:
+            return 0.0
+        return pricing.cost(ctx.usage.prompt_tokens, ctx.usage.completion_tokens)
+
 
 def _subject(ctx: RequestContext, request: CallRequest) -> str:
     """Whose data this is: the request's `user`, else `metadata.subject`, else the key."""
     user = getattr(request, "user", None)
     subject = (request.metadata or {}).get("subject")
-    return str(user or subject or f"key:{ctx.principal.key_id}")
+    return str(user or subject or ctx.principal.label)
 
 
 def _chosen(ctx: RequestContext, backend: Backend) -> None:

@@ -8,10 +8,12 @@ from sqlalchemy import Engine
 
 from .audit.log import AuditLog
 from .config import Settings
+from .identity.directory import Directory
 from .identity.keys import KeyStore
 from .observability.metrics import Metrics
 from .pipeline import Pipeline
 from .routing.models import ModelCatalog
+from .usage.recorder import UsageRecorder
 
 
 @dataclass(slots=True)
@@ -19,8 +21,10 @@ class AppState:
     settings: Settings
     database: Engine
     keys: KeyStore
+    directory: Directory
     catalog: ModelCatalog
     metrics: Metrics
     pipeline: Pipeline
     audit: AuditLog | None = None
+    usage: UsageRecorder | None = None
     started: bool = False

@@ -1,4 +1,4 @@
-"""`/admin/v1/providers`: the kill switch and the deployments' health. Admins only."""
+"""`/admin/v1/providers`: the kill switch (platform owner) and the deployments' health."""
 
 from __future__ import annotations
 
@@ -7,22 +7,21 @@ from starlette.responses import Response
 
 from ..audit.leaves import admin_leaf
 from ..context import RequestContext
-from ..errors import PermissionDenied
+from ..identity.rbac import Permission, require
 from ..protocol.admin import ProviderTarget
 from ..state import AppState
 from .http import JSON, app_state, parse_body
 
 
-async def _admin(request: Request) -> tuple[AppState, RequestContext]:
+async def _admin(request: Request, permission: Permission) -> tuple[AppState, RequestContext]:
     state = app_state(request)
     ctx = await state.pipeline.open(request.headers, "admin")
-    if ctx.principal.role != "admin":
-        raise PermissionDenied("this route needs the admin role", code="forbidden")
+    require(ctx.principal, permission)
     return state, ctx
 
 
 async def list_providers(request: Request) -> Response:
-    state, _ = await _admin(request)
+    state, _ = await _admin(request, "providers.read")
     router = state.pipeline.router
     deployments = []
     for model in state.catalog.models:
@@ -62,8 +61,8 @@ async def restore_provider(request: Request) -> Response:
 async def _logged_action(request: Request, action: str) -> tuple[AppState, str, ProviderTarget]:
     """Admin check, body, and the audit leaf, which is written before the action is taken:
     an action that cannot be recorded is not carried out."""
-    state, ctx = await _admin(request)
+    state, ctx = await _admin(request, "providers.manage")
     target = await parse_body(request, ProviderTarget)
     if state.audit is not None:
         await state.audit.append(admin_leaf(ctx, action, {target.kind: target.value}))
-    return state, f"key:{ctx.principal.key_id} ({ctx.principal.name})", target
+    return state, f"{ctx.principal.label} ({ctx.principal.name})", target

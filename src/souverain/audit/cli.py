@@ -15,7 +15,8 @@ from ..app import open_audit_log, purge_payloads
 from ..cli_options import config_option
 from ..config import Settings, load_settings
 from ..errors import ConfigError
-from ..store.database import audit_leaves, database_url, open_database, upgrade
+from ..store.database import database_url, open_database, upgrade
+from ..store.tables import audit_leaves
 from .checkpoint import Verifier, load_or_create_signing_key
 from .gdpr import record_of_processing
 from .log import AuditLog, utc_now

@@ -13,7 +13,7 @@ def request_leaf(ctx: RequestContext) -> dict[str, Any]:
     return {
         "kind": "request",
         "tenant": ctx.principal.tenant,
-        "principal": f"key:{ctx.principal.key_id}",  # pseudonymous: no name, no secret
+        "principal": ctx.principal.label,  # pseudonymous: no name, no secret
         "endpoint": ctx.endpoint,
         "model": ctx.model,
         "deployment": ctx.deployment,
@@ -36,7 +36,7 @@ def admin_leaf(ctx: RequestContext, action: str, target: dict[str, Any]) -> dict
     return {
         "kind": "admin",
         "tenant": ctx.principal.tenant,
-        "principal": f"key:{ctx.principal.key_id}",
+        "principal": ctx.principal.label,
         "action": action,
         "target": target,
         "request_id": ctx.request_id,

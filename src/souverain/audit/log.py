@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import AuditUnavailable
-from ..store.database import audit_checkpoints, audit_leaves, audit_payloads
+from ..store.tables import audit_checkpoints, audit_leaves, audit_payloads
 from .checkpoint import Checkpoint, Signer
 from .merkle import CompactRange, leaf_hash
 from .payloads import PayloadVault

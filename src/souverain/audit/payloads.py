@@ -19,8 +19,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Engine, delete, select
 
-from ..store.database import audit_payloads, audit_subject_keys
 from ..store.keyfile import load_or_create_key_file
+from ..store.tables import audit_payloads, audit_subject_keys
 
 NONCE = 12
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, select
 
-from ..store.database import audit_checkpoints, audit_leaves
+from ..store.tables import audit_checkpoints, audit_leaves
 from .checkpoint import CheckpointError, Verifier
 from .merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash
 

@@ -1,1 +1,2 @@
-"""Who is calling: API keys now; OIDC, tenants and roles with the identity issue."""
+"""Who is calling: API keys (keys.py), identity providers' tokens (oidc.py), the directory of
+tenants, teams and users (directory.py), and what each role may do (rbac.py)."""

@@ -1,34 +1,41 @@
 """API keys: random, prefixed, shown once, stored only as a peppered hash.
 
-A key looks like `sk-sv-<8 lookup chars><32 secret chars>`. Its first 14 characters
-are a non-secret prefix used to find the row; the whole key is checked by comparing
-HMAC-SHA256(pepper, key) in constant time. An unknown prefix costs the same HMAC and
-comparison as a wrong secret, so timing does not tell them apart.
+A key looks like `sk-sv-<40 random chars>`. Its first 14 characters are a non-secret
+prefix used to find the row; the whole key is checked by comparing HMAC-SHA256(pepper,
+key) in constant time. An unknown prefix costs the same HMAC and comparison as a wrong
+secret, so timing does not tell them apart (measured: bench/auth_quota.py).
+
+A verified key is cached for a few seconds; any change to keys, users, teams or tenants
+clears the cache at once (and, with Redis, on every replica: `identity/invalidation.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import string
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, Row, delete, select, update
 
 from ..context import Principal
-from ..errors import AuthenticationFailed
-from ..store.database import api_keys
+from ..quotas.limits import Demand, Limits, Scope
+from ..store.tables import api_keys, team_members, teams, tenants, users
+from .directory import DEFAULT_TENANT, LIMIT_FIELDS, default_tenant_id, new_id
+from .rbac import effective_role
 
 KEY_SCHEME = "sk-sv-"
 PREFIX_LENGTH = len(KEY_SCHEME) + 8
 MIN_KEY_LENGTH = 20
+MAX_KEY_LENGTH = 512
 _ALPHABET = string.ascii_letters + string.digits
-CACHE_SECONDS = 30.0
-ENV_KEY_NAME = "admin (SOUVERAIN_ADMIN_KEY)"
+ENV_KEY_NAME = "owner (SOUVERAIN_ADMIN_KEY)"
 
 
 def generate_key() -> str:
@@ -49,15 +56,19 @@ def load_pepper(data_dir: Path, environ: dict[str, str] | None = None) -> bytes:
 
 
 class KeyStore:
-    def __init__(self, engine: Engine, pepper: bytes) -> None:
+    def __init__(self, engine: Engine, pepper: bytes, *, cache_s: float = 30.0) -> None:
         self._engine = engine
         self._pepper = pepper
+        self.cache_s = cache_s
         self._dummy_hash = self._hash("sk-sv-dummy-key-for-constant-time")
-        # hash -> (principal, expiry). Revocation arrives with the admin API and clears it.
-        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._cache: dict[str, tuple[Principal, float]] = {}  # hash -> (principal, until)
+        self.on_forget: list[Callable[[], None]] = []  # other caches of this process
+        self.broadcast: Callable[[], Awaitable[None]] | None = None  # tells other replicas
 
     def _hash(self, key: str) -> str:
         return hmac.new(self._pepper, key.encode(), hashlib.sha256).hexdigest()
+
+    # ---- writing ------------------------------------------------------------------------
 
     def create(
         self,
@@ -65,82 +76,248 @@ class KeyStore:
         name: str,
         role: str,
         key: str | None = None,
+        tenant_id: int | None = None,
+        user_id: int | None = None,
+        team_id: int | None = None,
+        expires_at: float | None = None,
+        models: list[str] | None = None,
+        endpoints: list[str] | None = None,
         default_classification: str | None = None,
         max_classification: str | None = None,
-    ) -> str:
+        limits: dict[str, Any] | None = None,
+    ) -> tuple[int, str]:
+        """Store a new key; return its id and the key itself (the only time it is seen)."""
         key = key or generate_key()
-        if len(key) < MIN_KEY_LENGTH:
-            raise ValueError(f"an API key must be at least {MIN_KEY_LENGTH} characters long")
+        if not MIN_KEY_LENGTH <= len(key) <= MAX_KEY_LENGTH:
+            raise ValueError(f"an API key must be {MIN_KEY_LENGTH}-{MAX_KEY_LENGTH} characters")
         with self._engine.begin() as conn:
-            conn.execute(
+            tenant_id = tenant_id or default_tenant_id(conn)
+            result = conn.execute(
                 api_keys.insert().values(
                     prefix=key[:PREFIX_LENGTH],
                     secret_hash=self._hash(key),
                     name=name,
                     role=role,
+                    revoked=False,
+                    tenant_id=tenant_id,
+                    user_id=user_id,
+                    team_id=team_id,
+                    expires_at=expires_at,
+                    models=json.dumps(models) if models is not None else None,
+                    endpoints=json.dumps(endpoints) if endpoints is not None else None,
                     default_classification=default_classification,
                     max_classification=max_classification,
+                    **{k: v for k, v in (limits or {}).items() if k in LIMIT_FIELDS},
                 )
             )
-        return key
+            key_id = new_id(result)
+        return key_id, key
+
+    def revoke(self, key_id: int) -> bool:
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(api_keys).where(api_keys.c.id == key_id).values(revoked=True)
+            ).rowcount
+        self.forget()  # here at once; the caller then tells the other replicas
+        return bool(done)
 
     def ensure_admin(self, env_key: str | None) -> str | None:
-        """Make sure an admin can log in; return a newly generated key to show once."""
+        """Make sure the platform owner can log in; return a new key to show once.
+
+        `SOUVERAIN_ADMIN_KEY` replaces any key created from it before; without it, the
+        first start creates one owner key and prints it.
+        """
         with self._engine.begin() as conn:
             if env_key:
-                conn.execute(delete(api_keys).where(api_keys.c.name == ENV_KEY_NAME))
-                conn.execute(delete(api_keys).where(api_keys.c.prefix == env_key[:PREFIX_LENGTH]))
+                conn.execute(
+                    delete(api_keys).where(
+                        (api_keys.c.name == ENV_KEY_NAME)
+                        | (api_keys.c.prefix == env_key[:PREFIX_LENGTH])
+                    )
+                )
             else:
-                has_admin = conn.execute(
-                    select(api_keys.c.id).where(api_keys.c.role == "admin", ~api_keys.c.revoked)
+                has_owner = conn.execute(
+                    select(api_keys.c.id).where(
+                        api_keys.c.role.in_(("owner", "admin")), ~api_keys.c.revoked
+                    )
                 ).first()
-                if has_admin:
+                if has_owner:
                     return None
         if env_key:
-            self.create(name=ENV_KEY_NAME, role="admin", key=env_key)
+            self.create(name=ENV_KEY_NAME, role="owner", key=env_key)
             return None
-        return self.create(name="bootstrap admin", role="admin")
+        return self.create(name="bootstrap owner", role="owner")[1]
+
+    async def invalidate(self) -> None:
+        """A key, role or limit changed: forget what every replica has cached."""
+        self.forget()
+        if self.broadcast is not None:
+            await self.broadcast()
+
+    def forget(self) -> None:
+        """Forget every principal cached in this process."""
+        self._cache.clear()
+        for listener in self.on_forget:
+            listener()
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def describe(
+        self, *, tenant_id: int | None, user_id: int | None = None, key_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Keys as the admin API shows them (never the secret nor its hash)."""
+        query = _KEY_QUERY.order_by(api_keys.c.id)
+        if tenant_id is not None:
+            query = query.where(api_keys.c.tenant_id == tenant_id)
+        if user_id is not None:
+            query = query.where(api_keys.c.user_id == user_id)
+        if key_id is not None:
+            query = query.where(api_keys.c.id == key_id)
+        with self._engine.connect() as conn:
+            return [_key_dict(row) for row in conn.execute(query)]
 
     def cached(self, key: str) -> Principal | None:
         """The principal for a key verified in the last few seconds, without the database."""
         entry = self._cache.get(self._hash(key))
         if entry and entry[1] > time.monotonic():
-            return entry[0]
+            expires_at = entry[0].expires_at
+            if expires_at is None or expires_at > time.time():
+                return entry[0]
         return None
 
     def lookup(self, key: str) -> Principal | None:
         digest = self._hash(key)
         with self._engine.connect() as conn:
-            row = conn.execute(
-                select(api_keys).where(api_keys.c.prefix == key[:PREFIX_LENGTH])
-            ).first()
-        stored = row.secret_hash if row is not None else self._dummy_hash
-        matches = hmac.compare_digest(stored, digest)
-        if row is None or not matches or row.revoked:
-            return None
+            row = conn.execute(_KEY_QUERY.where(api_keys.c.prefix == key[:PREFIX_LENGTH])).first()
+            stored = row.secret_hash if row is not None else self._dummy_hash
+            matches = hmac.compare_digest(stored, digest)
+            if row is None or not matches or not _usable(row):
+                return None
+            role = effective_role(row.role, row.user_role)
+            if role is None:
+                return None
+            member_of = _team_names(conn, row.user_id) if row.user_id else ()
+            team_limits = _team_rows(conn, row.team_id)
         principal = Principal(
             key_id=row.id,
             name=row.name,
-            role=row.role,
+            role=role,
+            tenant=row.tenant_name or DEFAULT_TENANT,
+            subject=f"key:{row.id}",
+            tenant_id=row.tenant_id,
+            user_id=row.user_id,
+            team=row.team_name,
+            team_id=row.team_id,
+            teams=tuple(sorted({*member_of, *([row.team_name] if row.team_name else [])})),
+            models=_scope(row.models),
+            endpoints=_scope(row.endpoints),
             default_classification=row.default_classification,
             max_classification=row.max_classification,
+            quotas=_demands(row, team_limits),
+            expires_at=row.expires_at,
         )
-        self._cache[digest] = (principal, time.monotonic() + CACHE_SECONDS)
+        self._cache[digest] = (principal, time.monotonic() + self.cache_s)
         return principal
 
 
-class Authenticator:
-    """The identity stage: a bearer key in, a `Principal` out, or 401 with no hint why."""
+_KEY_QUERY = (
+    select(
+        api_keys,
+        users.c.role.label("user_role"),
+        users.c.disabled.label("user_disabled"),
+        users.c.name.label("user_name"),
+        *[users.c[f].label(f"user_{f}") for f in LIMIT_FIELDS],
+        tenants.c.name.label("tenant_name"),
+        *[tenants.c[f].label(f"tenant_{f}") for f in LIMIT_FIELDS],
+        teams.c.name.label("team_name"),
+    )
+    .outerjoin(users, users.c.id == api_keys.c.user_id)
+    .outerjoin(tenants, tenants.c.id == api_keys.c.tenant_id)
+    .outerjoin(teams, teams.c.id == api_keys.c.team_id)
+)
 
-    def __init__(self, keys: KeyStore) -> None:
-        self._keys = keys
 
-    async def authenticate(self, authorization: str | None) -> Principal:
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or len(token) > 512:
-            raise AuthenticationFailed("missing or invalid API key")
-        principal = self._keys.cached(token) or await asyncio.to_thread(self._keys.lookup, token)
-        if principal is None:
-            raise AuthenticationFailed("missing or invalid API key")
-        return principal
+def _usable(row: Row[Any]) -> bool:
+    if row.revoked or row.user_disabled:
+        return False
+    return row.expires_at is None or row.expires_at > time.time()
+
+
+def _key_dict(row: Row[Any]) -> dict[str, Any]:
+    data = row._mapping
+    return {
+        "object": "api_key",
+        "id": row.id,
+        "name": row.name,
+        "prefix": row.prefix.split("~")[0],
+        "role": row.role,
+        "tenant": row.tenant_name,
+        "tenant_id": row.tenant_id,
+        "user_id": row.user_id,
+        "team": row.team_name,
+        "models": json.loads(row.models) if row.models else None,
+        "endpoints": json.loads(row.endpoints) if row.endpoints else None,
+        "expires_at": int(row.expires_at) if row.expires_at is not None else None,
+        "created_at": int(row.created_at.timestamp()) if row.created_at else None,
+        "revoked": bool(row.revoked),
+        "default_classification": row.default_classification,
+        "max_classification": row.max_classification,
+        "limits": {field: data[field] for field in LIMIT_FIELDS},
+    }
+
+
+def _scope(stored: str | None) -> frozenset[str] | None:
+    return None if stored is None else frozenset(json.loads(stored))
+
+
+def _team_names(conn: Any, user_id: int) -> tuple[str, ...]:
+    query = (
+        select(teams.c.name)
+        .join(team_members, team_members.c.team_id == teams.c.id)
+        .where(team_members.c.user_id == user_id)
+    )
+    return tuple(conn.execute(query).scalars())
+
+
+def _team_rows(conn: Any, team_id: int | None) -> Row[Any] | None:
+    if team_id is None:
+        return None
+    row: Row[Any] | None = conn.execute(select(teams).where(teams.c.id == team_id)).first()
+    return row
+
+
+def limits_from(values: dict[str, Any]) -> Limits | None:
+    if all(values.get(f) is None for f in LIMIT_FIELDS if f != "budget_period"):
+        return None
+    return Limits(
+        rpm=values.get("rpm"),
+        tpm=values.get("tpm"),
+        concurrency=values.get("max_concurrency"),
+        budget_tokens=values.get("budget_tokens"),
+        budget_cost=values.get("budget_cost"),
+        budget_period=values.get("budget_period") or "month",
+    )
+
+
+def _demands(row: Row[Any], team: Row[Any] | None) -> tuple[Demand, ...]:
+    """The limits that apply to a call with this key: its own, its user's, its team's,
+    its tenant's. All of them must allow the call."""
+    data = row._mapping
+    levels: list[tuple[Scope, dict[str, Any]]] = [
+        (Scope("key", str(row.id), row.name), {f: data[f] for f in LIMIT_FIELDS}),
+    ]
+    if row.user_id is not None:
+        user = {f: data[f"user_{f}"] for f in LIMIT_FIELDS}
+        levels.append((Scope("user", str(row.user_id), row.user_name or ""), user))
+    if team is not None:
+        team_values = {f: team._mapping[f] for f in LIMIT_FIELDS}
+        levels.append((Scope("team", str(team.id), team.name), team_values))
+    if row.tenant_id is not None:
+        tenant = {f: data[f"tenant_{f}"] for f in LIMIT_FIELDS}
+        levels.append((Scope("tenant", str(row.tenant_id), row.tenant_name or ""), tenant))
+    demands = []
+    for scope, values in levels:
+        limits = limits_from(values)
+        if limits is not None:
+            demands.append(Demand(scope, limits))
+    return tuple(demands)

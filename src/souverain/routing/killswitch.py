@@ -19,7 +19,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine, delete, select
 
 from ..backends.base import Backend
-from ..store.database import provider_cut_events, provider_cuts
+from ..store.tables import provider_cut_events, provider_cuts
 
 CutKind = Literal["deployment", "operator", "jurisdiction"]
 CHANNEL = "souverain:provider-cuts"

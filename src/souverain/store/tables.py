@@ -1,0 +1,202 @@
+"""Every table, in one place (SQLAlchemy Core). Migrations live in `migrations/versions`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+)
+
+metadata = MetaData()
+
+
+def limit_columns() -> list[Column[Any]]:
+    """Quotas any tenant, team, user or key may carry (NULL: no limit at that level)."""
+    return [
+        Column("rpm", Integer, nullable=True),  # requests per minute
+        Column("tpm", Integer, nullable=True),  # tokens per minute
+        Column("max_concurrency", Integer, nullable=True),  # requests in flight
+        Column("budget_tokens", BigInteger, nullable=True),  # per budget_period
+        Column("budget_cost", Float, nullable=True),  # in the configured currency
+        Column("budget_period", String(8), nullable=False, server_default="month"),
+    ]
+
+
+# Identity (identity/): tenants -> teams -> users and service accounts -> API keys.
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    *limit_columns(),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("created_at", Float, nullable=False),
+    *limit_columns(),
+    UniqueConstraint("tenant_id", "name"),
+)
+
+users = Table(  # people and service accounts (kind)
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # user, service
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created_at", Float, nullable=False),
+    *limit_columns(),
+    UniqueConstraint("tenant_id", "name"),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("prefix", String(32), nullable=False, unique=True),  # not secret: the lookup key
+    Column("secret_hash", String(64), nullable=False),  # HMAC-SHA256(pepper, whole key)
+    Column("name", String(200), nullable=False),
+    Column("role", String(32), nullable=False),  # never above its user's role (least wins)
+    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    Column("revoked", Boolean, nullable=False, default=False),
+    # Classification scopes (policy): the level assumed for this key's requests, and the
+    # highest it may send at all. NULL: the policy's default, and no ceiling.
+    Column("default_classification", String(64), nullable=True),
+    Column("max_classification", String(64), nullable=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=True),  # NULL: default
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=True),  # owner
+    Column("team_id", Integer, ForeignKey("teams.id"), nullable=True),  # billed to
+    Column("expires_at", Float, nullable=True),
+    Column("models", Text, nullable=True),  # JSON list of model ids; NULL: all
+    Column("endpoints", Text, nullable=True),  # JSON list of endpoint kinds; NULL: all
+    *limit_columns(),
+)
+
+# One row per model call, whatever its outcome: what quotas' budgets start from and
+# what `GET /admin/v1/usage` aggregates. Names, not ids, so rows outlive renames.
+usage = Table(
+    "usage",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("day", String(10), nullable=False),  # UTC YYYY-MM-DD, for grouping
+    Column("tenant", String(100), nullable=False),
+    Column("team", String(100), nullable=True),
+    Column("tenant_id", Integer, nullable=True),
+    Column("team_id", Integer, nullable=True),
+    Column("user_id", Integer, nullable=True),
+    Column("key_id", Integer, nullable=True),
+    Column("principal", String(300), nullable=False),
+    Column("endpoint", String(32), nullable=False),
+    Column("model", String(200), nullable=True),
+    Column("deployment", String(200), nullable=True),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("cost", Float, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("outcome", String(64), nullable=False),
+)
+Index("usage_tenant_at", usage.c.tenant, usage.c.at)
+Index("usage_key_at", usage.c.key_id, usage.c.at)
+
+provider_cuts = Table(
+    "provider_cuts",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # deployment, operator, jurisdiction
+    Column("value", String(200), primary_key=True),
+    Column("actor", String(200), nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+provider_cut_events = Table(  # who cut or restored what, and when; never updated
+    "provider_cut_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("action", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("value", String(200), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+# The tamper-evident audit log (audit/). Leaves and checkpoints are append-only: the
+# database refuses UPDATE and DELETE on them (triggers, see m004).
+audit_leaves = Table(
+    "audit_leaves",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),  # gap-free, from 0
+    Column("at", Float, nullable=False),
+    Column("tenant", String(200), nullable=False),
+    Column("principal", String(200), nullable=True),
+    Column("kind", String(32), nullable=False),  # request, admin, tombstone
+    Column("model", String(200), nullable=True),
+    Column("outcome", String(64), nullable=True),
+    Column("data", Text, nullable=False),  # canonical JSON: the bytes that are hashed
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+)
+Index("audit_leaves_query", audit_leaves.c.tenant, audit_leaves.c.at)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("size", Integer, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("peaks", Text, nullable=False),  # the compact range at this size, to continue from
+    Column("note", Text, nullable=False),  # C2SP signed note
+    Column("at", Float, nullable=False),
+)
+
+APPEND_ONLY = ("audit_leaves", "audit_checkpoints")
+
+# Retained request/response bodies, encrypted per data subject (audit/payloads.py). These
+# rows are deletable on purpose: erasure destroys the subject's key and ciphertexts.
+audit_subject_keys = Table(
+    "audit_subject_keys",
+    metadata,
+    Column("subject", String(64), primary_key=True),  # keyed pseudonym, never the raw id
+    Column("wrapped_key", LargeBinary, nullable=False),  # AES-GCM under the master key
+    Column("at", Float, nullable=False),
+)
+
+audit_payloads = Table(
+    "audit_payloads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("seq", Integer, nullable=False, index=True),  # the leaf that references it
+    Column("tenant", String(200), nullable=False),
+    Column("subject", String(64), nullable=False, index=True),
+    Column("ciphertext", LargeBinary, nullable=False),  # nonce || AES-GCM(data key, body)
+    Column("at", Float, nullable=False),
+)

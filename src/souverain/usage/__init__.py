@@ -1,0 +1,1 @@
+"""Usage: one row per model call (recorder.py), and the reports built from them (report.py)."""
