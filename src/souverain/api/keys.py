@@ -25,15 +25,16 @@ async def create_key(request: Request) -> Response:
     call = await admin_call(request, "keys.own")
     body = await parse_body(request, KeyCreate)
     manager = allowed(call.principal, "keys.manage")
-    tenant_id = await call.tenant_for(body.tenant)
     user_id = body.user_id if manager else call.principal.user_id
     if not manager and body.user_id not in (None, call.principal.user_id):
         raise PermissionDenied("developers create keys for themselves only")
     user = None
-    if user_id is not None:
+    if user_id is not None:  # visible to the caller (404 otherwise); its tenant is the key's
         user = await asyncio.to_thread(call.state.directory.user, user_id, call.scope)
-        if user["tenant_id"] != tenant_id:
-            raise InvalidRequest("the key's user belongs to another tenant", param="user_id")
+    tenant_id = user["tenant_id"] if user and body.tenant is None else None
+    tenant_id = tenant_id or await call.tenant_for(body.tenant)
+    if user is not None and user["tenant_id"] != tenant_id:
+        raise InvalidRequest("the key's user belongs to another tenant", param="user_id")
     role = body.role or (user["role"] if user else "user")
     if not may_grant(call.principal, role):
         raise PermissionDenied(f"the {call.principal.role} role may not grant {role}")
