@@ -44,7 +44,7 @@ def test_a_database_from_before_alembic_keeps_its_keys(database_url: str) -> Non
             text(
                 "INSERT INTO api_keys (prefix, secret_hash, name, role, revoked) "
                 "VALUES (:prefix, :hash, 'legacy', 'admin', false)"
-            ),  # fmt: skip
+            ),
             {"prefix": old_key[:14], "hash": keys._hash(old_key)},
         )
     assert upgrade(engine) == ["0001", "0002"]
