@@ -21,7 +21,7 @@ from .http import JSON
 async def usage(request: Request) -> Response:
     call = await admin_call(request, "usage.read")
     params = request.query_params
-    group_by = [name for name in params.get("group_by", "").split(",") if name.strip()]
+    group_by = [name.strip() for name in params.get("group_by", "").split(",") if name.strip()]
     unknown = [name for name in group_by if name not in GROUPS]
     if unknown:
         raise InvalidRequest(

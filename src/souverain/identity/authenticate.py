@@ -57,7 +57,7 @@ class Authenticator:
     async def _from_token(self, token: str) -> Principal:
         digest = hashlib.sha256(token.encode()).digest()
         now = time.time()
-        cached = self._tokens.get(digest)
+        cached = self._tokens.get(digest) if self._keys.caching else None
         if cached and cached[1] > now:
             return cached[0]
         assert self._oidc is not None

@@ -1,9 +1,10 @@
 """API keys: random, prefixed, shown once, stored only as a peppered hash.
 
-A key looks like `sk-sv-<40 random chars>`. Its first 14 characters are a non-secret
-prefix used to find the row; the whole key is checked by comparing HMAC-SHA256(pepper,
-key) in constant time. An unknown prefix costs the same HMAC and comparison as a wrong
-secret, so timing does not tell them apart (measured: bench/auth_quota.py).
+A key looks like `sk-sv-<40 random chars>`. The database holds HMAC-SHA256(pepper, key)
+under a unique index, and a key is looked up by that hash: an unknown key and a wrong
+secret behind a known prefix take the very same path (one HMAC, one index miss), so
+timing tells nothing about which prefixes exist (measured: bench/auth_quota.py). The
+first 14 characters are kept, not secret, to show which key is which.
 
 A verified key is cached for a few seconds; any change to keys, users, teams or tenants
 clears the cache at once (and, with Redis, on every replica: `identity/invalidation.py`).
@@ -60,7 +61,7 @@ class KeyStore:
         self._engine = engine
         self._pepper = pepper
         self.cache_s = cache_s
-        self._dummy_hash = self._hash("sk-sv-dummy-key-for-constant-time")
+        self.caching = True  # off while replicas cannot tell each other of revocations
         self._cache: dict[str, tuple[Principal, float]] = {}  # hash -> (principal, until)
         self.on_forget: list[Callable[[], None]] = []  # other caches of this process
         self.broadcast: Callable[[], Awaitable[None]] | None = None  # tells other replicas
@@ -178,6 +179,8 @@ class KeyStore:
 
     def cached(self, key: str) -> Principal | None:
         """The principal for a key verified in the last few seconds, without the database."""
+        if not self.caching:
+            return None
         entry = self._cache.get(self._hash(key))
         if entry and entry[1] > time.monotonic():
             expires_at = entry[0].expires_at
@@ -188,10 +191,12 @@ class KeyStore:
     def lookup(self, key: str) -> Principal | None:
         digest = self._hash(key)
         with self._engine.connect() as conn:
-            row = conn.execute(_KEY_QUERY.where(api_keys.c.prefix == key[:PREFIX_LENGTH])).first()
-            stored = row.secret_hash if row is not None else self._dummy_hash
-            matches = hmac.compare_digest(stored, digest)
-            if row is None or not matches or not _usable(row):
+            row = conn.execute(_KEY_QUERY.where(api_keys.c.secret_hash == digest)).first()
+            # The index found the hash; comparing again costs nothing and keeps the check
+            # explicit and constant-time.
+            if row is None or not hmac.compare_digest(row.secret_hash, digest):
+                return None
+            if not _usable(row):
                 return None
             role = effective_role(row.role, row.user_role)
             if role is None:

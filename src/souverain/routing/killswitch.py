@@ -19,11 +19,13 @@ from typing import Any, Literal
 from sqlalchemy import Engine, delete, select
 
 from ..backends.base import Backend
+from ..store.redis_channel import Subscription
 from ..store.tables import provider_cut_events, provider_cuts
 
 CutKind = Literal["deployment", "operator", "jurisdiction"]
 CHANNEL = "souverain:provider-cuts"
 ACK_TIMEOUT_S = 2.0
+POLL_WITHOUT_REDIS_S = 1.0
 log = logging.getLogger("souverain.killswitch")
 
 
@@ -50,7 +52,8 @@ class KillSwitch:
         self._database = database
         self._redis_url = redis_url
         self._redis: Any = None
-        self._listener: asyncio.Task[None] | None = None
+        self._subscription: Subscription | None = None
+        self._poller: asyncio.Task[None] | None = None
         self.cuts: list[Cut] = []
 
     def blocking(self, backend: Backend) -> Cut | None:
@@ -62,15 +65,13 @@ class KillSwitch:
             import redis.asyncio as redis
 
             self._redis = redis.from_url(self._redis_url)
-            pubsub = self._redis.pubsub()
-            await pubsub.subscribe(CHANNEL)
-            self._listener = asyncio.create_task(self._listen(pubsub))
+            self._subscription = Subscription(self._redis, CHANNEL, self._heard, self._channel)
+            await self._subscription.start()
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        if self._subscription is not None:
+            await self._subscription.close()
+        await self._stop_polling()
         if self._redis is not None:
             await self._redis.aclose()
 
@@ -106,7 +107,11 @@ class KillSwitch:
         if self._redis is None:
             return
         nonce = secrets.token_hex(8)
-        listeners = int(await self._redis.publish(CHANNEL, nonce))
+        try:
+            listeners = int(await self._redis.publish(CHANNEL, nonce))
+        except Exception as exc:  # stored already; replicas cut off from Redis poll the DB
+            log.warning("provider cut stored but not announced (Redis: %s)", exc)
+            return
         ack_key = f"{CHANNEL}:ack:{nonce}"
         deadline = time.monotonic() + ACK_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -117,16 +122,32 @@ class KillSwitch:
             "provider cut: %s replica(s) did not confirm within %ss", listeners, ACK_TIMEOUT_S
         )
 
-    async def _listen(self, pubsub: Any) -> None:
-        async for message in pubsub.listen():
-            if message.get("type") != "message":
-                continue
-            nonce = (
-                message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
-            )
-            try:
+    async def _heard(self, data: bytes) -> None:
+        try:
+            await asyncio.to_thread(self._reload)
+        finally:
+            ack_key = f"{CHANNEL}:ack:{data.decode()}"
+            await self._redis.incr(ack_key)
+            await self._redis.expire(ack_key, 60)
+
+    async def _channel(self, up: bool) -> None:
+        """Without the channel a replica could miss a cut: read the database every
+        second until it is back, and once more when it is (what was missed meanwhile)."""
+        if up:
+            await self._stop_polling()
+            await asyncio.to_thread(self._reload)
+        elif self._poller is None:
+            self._poller = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
                 await asyncio.to_thread(self._reload)
-            finally:
-                ack_key = f"{CHANNEL}:ack:{nonce}"
-                await self._redis.incr(ack_key)
-                await self._redis.expire(ack_key, 60)
+            await asyncio.sleep(POLL_WITHOUT_REDIS_S)
+
+    async def _stop_polling(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None

@@ -85,7 +85,8 @@ api_keys = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("prefix", String(32), nullable=False, unique=True),  # not secret: the lookup key
-    Column("secret_hash", String(64), nullable=False),  # HMAC-SHA256(pepper, whole key)
+    # HMAC-SHA256(pepper, whole key): what a key is looked up by (unique index, m0002).
+    Column("secret_hash", String(64), nullable=False, unique=True),
     Column("name", String(200), nullable=False),
     Column("role", String(32), nullable=False),  # never above its user's role (least wins)
     Column("created_at", DateTime(timezone=True), server_default=func.now()),

@@ -9,12 +9,15 @@ from sqlalchemy import Engine, case, func, select
 
 from ..store.tables import usage
 
-GroupBy = Literal["tenant", "team", "key", "user", "model", "deployment", "day", "endpoint"]
+GroupBy = Literal[
+    "tenant", "team", "key", "user", "principal", "model", "deployment", "day", "endpoint"
+]
 GROUPS: dict[str, Any] = {
     "tenant": usage.c.tenant,
     "team": usage.c.team,
     "key": usage.c.key_id,
     "user": usage.c.user_id,
+    "principal": usage.c.principal,  # key:12, oidc:keycloak:<sub>
     "model": usage.c.model,
     "deployment": usage.c.deployment,
     "day": usage.c.day,
@@ -35,7 +38,7 @@ def usage_report(
     `tenant` confines the report (an admin's or auditor's own tenant); `start`/`end` are
     inclusive UTC days.
     """
-    columns = [GROUPS[name].label(name) for name in group_by]
+    columns = [GROUPS[name].label(name) for name in dict.fromkeys(group_by)]  # once each
     query = select(
         *columns,
         func.count().label("requests"),

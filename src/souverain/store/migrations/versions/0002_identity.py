@@ -1,5 +1,6 @@
 """Identity and usage: tenants -> teams -> users and service accounts; keys get an
-owner, a tenant, a team, an expiry, scopes and quotas; one usage row per model call."""
+owner, a tenant, a team, an expiry, scopes and quotas, and are found by their hash;
+one usage row per model call."""
 
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("endpoints", sa.Text, nullable=True))
         for column in _limits():
             batch.add_column(column)
+        batch.create_index("api_keys_secret_hash", ["secret_hash"], unique=True)
         batch.create_foreign_key("fk_api_keys_tenant", "tenants", ["tenant_id"], ["id"])
         batch.create_foreign_key("fk_api_keys_user", "users", ["user_id"], ["id"])
         batch.create_foreign_key("fk_api_keys_team", "teams", ["team_id"], ["id"])
