@@ -68,6 +68,18 @@ def test_dataset_is_large_enough() -> None:
         assert sum(not r["names"] for r in rows) >= 5  # hard negatives
 
 
+def test_heldout_set_is_well_formed() -> None:
+    # Held-out set (docs/dlp-names.md): scored by bench/dlp_names_eval.py only. No quality
+    # floor here on purpose: tuning against it would make it a second development set.
+    rows = json.loads((Path(__file__).parent / "data" / "dlp_names_heldout.json").read_text())
+    assert sorted({r["lang"] for r in rows}) == sorted(LANGS)
+    for lang in LANGS:
+        assert sum(r["lang"] == lang for r in rows) == 30
+    for r in rows:
+        for value in r["names"] + r["decoys"]:
+            assert r["text"].count(value) == 1, (value, r["text"])
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_quality_floor(detector: PersonNameDetector, lang: str) -> None:
     p, r, _ = evaluate(detector)[lang]
