@@ -19,6 +19,7 @@ from .api import admin, completions, directory, embeddings, health, keys, models
 from .api import audit as audit_routes
 from .api.http import error_response
 from .api.middleware import BodyLimit, RequestMetrics
+from .api.ocr import ocr as ocr_route
 from .audit.checkpoint import load_or_create_signing_key
 from .audit.log import AuditLog
 from .audit.payloads import PayloadVault, load_or_create_master_key
@@ -193,6 +194,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         Route("/v1/chat/completions", completions.chat_completions, methods=["POST"]),
         Route("/v1/fim/completions", completions.fim_completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
+        Route("/v1/ocr", ocr_route, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", models.get_model, methods=["GET"]),
         Route("/admin/v1/providers", admin.list_providers, methods=["GET"]),
