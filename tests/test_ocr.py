@@ -322,3 +322,20 @@ def test_calls_are_audited(server: Server) -> None:
         item["leaf"]["status"] for item in found if item["leaf"].get("model") == "souverain-ocr"
     ]
     assert 400 in statuses
+
+
+def test_quotas_count_ocr_calls(server: Server) -> None:
+    """OCR is admitted by the quota stage like any model call: a key allowed one request
+    a minute gets its second OCR refused with 429, and the usage table has the first."""
+    with server.client() as http:
+        created = http.post("/admin/v1/keys", json={"name": "ocr-once", "limits": {"rpm": 1}})
+        assert created.status_code == 201, created.text
+        headers = {"Authorization": f"Bearer {created.json()['key']}"}
+        body = {"model": "souverain-ocr", "document": pdf_document(text_pdf([INVOICE]))}
+        assert http.post("/v1/ocr", json=body, headers=headers).status_code == 200
+        refused = http.post("/v1/ocr", json=body, headers=headers)
+        assert refused.status_code == 429 and refused.headers["retry-after"]
+        assert refused.json()["error"]["code"] == "requests_per_minute"
+        rows = http.get("/admin/v1/usage", params={"group_by": "key,endpoint"}).json()["data"]
+    mine = [row for row in rows if row["key"] == created.json()["id"]]
+    assert mine == [{**mine[0], "endpoint": "ocr", "requests": 2, "errors": 1, "total_tokens": 0}]

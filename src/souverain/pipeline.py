@@ -27,7 +27,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
@@ -147,6 +147,18 @@ class Pipeline:
                 code="model_not_found",
             )
         return model
+
+    # ---- calls served in this process outside the catalog (OCR) -------------------------
+
+    def accounted(self, ctx: RequestContext) -> AbstractAsyncContextManager[None]:
+        """The accounting every model call gets (quota settlement, usage row, metrics,
+        durable audit leaf), for work an endpoint does itself, such as local OCR."""
+        return self._accounting(ctx, final=True)
+
+    async def admit(self, ctx: RequestContext, *, tokens: int = 0, cost: float = 0.0) -> None:
+        """The quota stage for such work: reserve now, settled by `accounted`."""
+        if self.quotas is not None:
+            await self.quotas.reserve(ctx, tokens, cost)
 
     async def stream(self, ctx: RequestContext, call: ModelCall) -> AsyncIterator[ChatDelta]:
         """Deltas of a chat or FIM generation; errors before the first one are raised."""
@@ -317,7 +329,7 @@ class Pipeline:
             self.metrics.first_token.labels(model).observe(ctx.first_token_at)
 
     def _cost(self, ctx: RequestContext) -> float:
-        if ctx.usage is None or ctx.model is None:
+        if ctx.usage is None or ctx.model is None or not self.catalog.has(ctx.model):
             return 0.0
         pricing = self.catalog.get(ctx.model).config.pricing
         if pricing is None:

@@ -1,23 +1,19 @@
 """`POST /v1/ocr`: Mistral's OCR endpoint, served by the local OCR engine (docs/ocr.md).
 
-The call is authenticated, classified and checked against the policy like a model
-call, then the OCR runs in this process: the document goes nowhere else. It gets its
-own audit leaf, usage row and metrics (endpoint `ocr`). A `document_annotation_format` adds a chat
-call, which goes through the pipeline like any other.
+The call is authenticated, classified, checked against the policy and admitted by the
+quotas like a model call, then the OCR runs in this process: the document goes nowhere
+else. The pipeline accounts for it (usage row, metrics, audit leaf; endpoint `ocr`). A
+`document_annotation_format` adds a chat call, which goes through the pipeline like any
+other.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..audit.leaves import request_leaf
 from ..context import RequestContext
-from ..errors import InvalidRequest, NotFound, SouverainError, UnsupportedByModel
+from ..errors import InvalidRequest, NotFound, UnsupportedByModel
 from ..identity.rbac import require
 from ..ocr.annotation import annotate, annotation_model, build_request
 from ..ocr.documents import load_document
@@ -33,11 +29,12 @@ async def ocr(request: Request) -> Response:
     ctx = await state.pipeline.open(request.headers, "ocr")
     body = await parse_body(request, OCRRequest)
     service = ocr_service(request)
-    async with accounted(state, ctx):
+    async with state.pipeline.accounted(ctx):
         ctx.model = service.resolve(body.model)
         _refuse_unsupported(body)
         _authorize(state, ctx, service, body)
         annotator = _annotation_model(state, ctx, body)
+        await state.pipeline.admit(ctx)  # rate limits and concurrency count OCR calls too
         url, param = _document_url(body)
         data = await load_document(url, state.settings.ocr, param=param)
         pages = await service.run(
@@ -146,30 +143,3 @@ def _document_url(body: OCRRequest) -> tuple[str, str]:
         return document.document_url, "document.document_url"
     assert not isinstance(document, FileChunk)
     return document.url, "document.image_url"
-
-
-@asynccontextmanager
-async def accounted(state: AppState, ctx: RequestContext) -> AsyncIterator[None]:
-    """Metrics, a usage row and a durable audit leaf for the OCR call, however it ends
-    (the pipeline does the same for chat and embeddings calls)."""
-    try:
-        yield
-    except BaseException as exc:
-        if isinstance(exc, SouverainError):
-            ctx.outcome, ctx.status = exc.error_type, exc.status_code
-        elif isinstance(exc, asyncio.CancelledError):
-            ctx.outcome, ctx.status = "cancelled", 499
-        else:
-            ctx.outcome, ctx.status = "internal_error", 500
-        await _record(state, ctx)
-        raise
-    await _record(state, ctx)
-
-
-async def _record(state: AppState, ctx: RequestContext) -> None:
-    state.metrics.model_calls.labels(ctx.model or "unknown", "ocr", ctx.outcome).inc()
-    usage = state.pipeline.usage
-    if usage is not None and ctx.model is not None:
-        usage.record(ctx, 0.0)  # a row per call; pages have no price yet
-    if state.audit is not None:
-        await state.audit.append(request_leaf(ctx))

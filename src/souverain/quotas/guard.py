@@ -32,13 +32,17 @@ class QuotaGuard:
             return
         prompt = _prompt_tokens(call.request)
         completion = 0 if call.kind == "embeddings" else self._completion_allowance(call, prompt)
-        tokens = prompt + completion
-        cost = (
-            call.model.config.pricing.cost(prompt, completion) if call.model.config.pricing else 0.0
-        )
-        ctx.notes["quota"] = await self.store.reserve(
-            ctx.request_id, ctx.principal.quotas, tokens, cost
-        )
+        pricing = call.model.config.pricing
+        cost = pricing.cost(prompt, completion) if pricing else 0.0
+        await self.reserve(ctx, prompt + completion, cost)
+
+    async def reserve(self, ctx: RequestContext, tokens: int, cost: float) -> None:
+        """Reserve on every scope of the caller (429 naming the limit); kept in the
+        context until `settle`."""
+        if ctx.principal.quotas:
+            ctx.notes["quota"] = await self.store.reserve(
+                ctx.request_id, ctx.principal.quotas, tokens, cost
+            )
 
     async def settle(self, ctx: RequestContext, cost: float, *, wait: bool = True) -> None:
         reservation: Reservation | None = ctx.notes.pop("quota", None)

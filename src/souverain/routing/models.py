@@ -68,6 +68,9 @@ class ModelCatalog:
             served.append(ServedModel(config=model, backends=backends))
         return cls(served)
 
+    def has(self, name: str) -> bool:
+        return name in self._by_name
+
     def get(self, name: str) -> ServedModel:
         model = self._by_name.get(name)
         if model is None:
