@@ -14,6 +14,7 @@ KNOWN_ROUTES = (
     "/v1/chat/completions",
     "/v1/fim/completions",
     "/v1/embeddings",
+    "/v1/ocr",
     "/v1/models",
     "/healthz",
     "/readyz",
@@ -82,6 +83,8 @@ def route_label(path: str) -> str:
         return path
     if path.startswith("/v1/models/"):
         return "/v1/models/{id}"
+    if path.startswith("/v1/libraries"):
+        return "/v1/libraries"
     if path.startswith("/admin/"):
         return "/admin"
     return "other"
