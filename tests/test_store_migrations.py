@@ -12,7 +12,7 @@ from souverain.cli import cli
 from souverain.identity.keys import KeyStore
 from souverain.store.database import current_revision, open_database, upgrade
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 def _engine(database_url: str):  # type: ignore[no-untyped-def]
@@ -21,7 +21,7 @@ def _engine(database_url: str):  # type: ignore[no-untyped-def]
 
 def test_a_fresh_database_is_upgraded_once(database_url: str) -> None:
     engine = _engine(database_url)
-    assert upgrade(engine) == ["0001", "0002"]
+    assert upgrade(engine) == ["0001", "0002", "0003"]
     assert upgrade(engine) == []  # nothing twice
     assert current_revision(engine) == HEAD
     tables = set(inspect(engine).get_table_names())
@@ -47,7 +47,7 @@ def test_a_database_from_before_alembic_keeps_its_keys(database_url: str) -> Non
             ),
             {"prefix": old_key[:14], "hash": keys._hash(old_key)},
         )
-    assert upgrade(engine) == ["0001", "0002"]
+    assert upgrade(engine) == ["0001", "0002", "0003"]
     principal = keys.lookup(old_key)
     assert principal is not None
     assert (principal.role, principal.tenant, principal.name) == ("admin", "default", "legacy")

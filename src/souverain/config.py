@@ -342,6 +342,22 @@ class OcrConfig(_Strict):
     annotation_max_tokens: int = Field(default=512, ge=16)
 
 
+class LibrariesConfig(_Strict):
+    """Document libraries (`/v1/libraries`): parsing, chunks, embeddings. docs/libraries.md."""
+
+    enabled: bool = True
+    # Vectors come from this embeddings model, through the pipeline. Default: the embedded
+    # multilingual-e5-small when it is configured, else the first embeddings model.
+    embedding_model: str | None = None
+    chunk_chars: int = Field(default=1000, ge=200, le=32768)
+    chunk_overlap: int = Field(default=150, ge=0, le=4000)
+    embed_batch: int = Field(default=16, ge=1, le=256, description="Chunks per embeddings call.")
+    max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # and server.max_body_bytes
+    workers: int = Field(default=1, ge=1, le=16, description="Documents processed at once.")
+    max_queue: int = Field(default=1000, ge=1, description="Then documents wait in the database.")
+    ocr: bool = Field(default=True, description="OCR images and PDF pages without a text layer.")
+
+
 DEFAULT_CHAT_MODEL = "smollm2-135m-instruct"
 DEFAULT_EMBEDDINGS_MODEL = "multilingual-e5-small"
 
@@ -379,6 +395,7 @@ class Settings(_Strict):
     audit: AuditConfig = AuditConfig()
     dlp: DlpConfig = DlpConfig()
     ocr: OcrConfig = OcrConfig()
+    libraries: LibrariesConfig = LibrariesConfig()
     identity: IdentityConfig = IdentityConfig()
     quotas: QuotasConfig = QuotasConfig()
 

@@ -201,3 +201,79 @@ audit_payloads = Table(
     Column("ciphertext", LargeBinary, nullable=False),  # nonce || AES-GCM(data key, body)
     Column("at", Float, nullable=False),
 )
+
+# Document libraries (library/): a library belongs to a tenant; documents keep their
+# original bytes (to reprocess) and extracted text; chunks carry provenance and a float32
+# vector. Keyword search: an FTS5 table on SQLite, a tsvector column on PostgreSQL (both
+# made by migration 0003, outside this metadata). Ids are never reused (AUTOINCREMENT):
+# the in-memory vector cache relies on it.
+libraries = Table(
+    "libraries",
+    metadata,
+    Column("id", String(36), primary_key=True),  # uuid4
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("owner_type", String(16), nullable=False),  # User, Workspace (Mistral's words)
+    Column("created_by", String(300), nullable=False),  # the creator's principal label
+    Column("created_by_user_id", Integer, nullable=True),
+    Column("chunk_size", Integer, nullable=True),  # NULL: libraries.chunk_chars
+    Column("embedding_model", String(200), nullable=False),
+    Column("revision", Integer, nullable=False, server_default="0"),  # bumped on chunk changes
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+library_shares = Table(
+    "library_shares",
+    metadata,
+    Column("library_id", String(36), ForeignKey("libraries.id"), primary_key=True),
+    Column("target_type", String(16), primary_key=True),  # user, team, tenant
+    Column("target_id", Integer, primary_key=True),
+    Column("level", String(16), nullable=False),  # viewer, editor
+    Column("created_by", String(300), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+library_documents = Table(
+    "library_documents",
+    metadata,
+    Column("id", String(36), primary_key=True),  # uuid4
+    Column("library_id", String(36), ForeignKey("libraries.id"), nullable=False, index=True),
+    Column("name", String(500), nullable=False),
+    Column("kind", String(16), nullable=False),  # pdf, docx, html, markdown, text, image
+    Column("mime_type", String(200), nullable=False),
+    Column("extension", String(32), nullable=True),
+    Column("size", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),  # sha256 of the bytes
+    Column("content", LargeBinary, nullable=True),  # the original, kept to reprocess
+    Column("status", String(32), nullable=False, index=True),  # todo, in_progress, done, error
+    Column("error", Text, nullable=True),
+    Column("text", Text, nullable=True),  # extracted, pages joined by a blank line
+    Column("page_starts", Text, nullable=True),  # JSON: offset of each page in `text`
+    Column("number_of_pages", Integer, nullable=True),
+    Column("chunk_count", Integer, nullable=False, server_default="0"),
+    Column("tokens", Integer, nullable=False, server_default="0"),  # embedded
+    Column("attributes", Text, nullable=True),  # JSON, set by the caller
+    Column("uploaded_by", String(300), nullable=False),
+    Column("uploaded_by_user_id", Integer, nullable=True),
+    Column("job", Text, nullable=True),  # JSON: who processes it (principal, claim)
+    Column("claimed_at", Float, nullable=True),  # lease of the replica processing it
+    Column("created_at", Float, nullable=False),
+    Column("processed_at", Float, nullable=True),
+)
+
+library_chunks = Table(
+    "library_chunks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("library_id", String(36), nullable=False, index=True),
+    Column("document_id", String(36), nullable=False, index=True),
+    Column("ordinal", Integer, nullable=False),
+    Column("page", Integer, nullable=True),  # 1-based; NULL for formats without pages
+    Column("char_start", Integer, nullable=False),  # in the document's text
+    Column("char_end", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("embedding", LargeBinary, nullable=False),  # float32, unit length
+    sqlite_autoincrement=True,
+)
