@@ -18,6 +18,7 @@ from starlette.routing import Route
 from .api import admin, completions, directory, embeddings, health, keys, models, usage
 from .api import audit as audit_routes
 from .api.http import error_response
+from .api.libraries import library_routes
 from .api.middleware import BodyLimit, RequestMetrics
 from .api.ocr import ocr as ocr_route
 from .audit.checkpoint import load_or_create_signing_key
@@ -32,6 +33,7 @@ from .identity.directory import Directory
 from .identity.invalidation import CacheInvalidation
 from .identity.keys import KeyStore, load_pepper
 from .identity.oidc import OidcVerifier
+from .library.service import LibraryService
 from .observability.metrics import Metrics
 from .pipeline import Pipeline
 from .plugins import load_engine_registry
@@ -95,6 +97,9 @@ def build_state(settings: Settings, *, database_url: str | None = None) -> AppSt
         pipeline=pipeline,
         audit=audit,
         usage=usage_recorder,
+        libraries=LibraryService(settings, database, pipeline)
+        if settings.libraries.enabled
+        else None,
     )
 
 
@@ -170,11 +175,15 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
             log.info("deployment %s ready (%s)", backend.name, backend.kind)
         checker = HealthChecker(state.pipeline.router, state.catalog.backends())
         checker.start()
+        if state.libraries is not None:
+            await state.libraries.start()  # the ingest worker, once the engines are up
         state.started = True
         try:
             yield
         finally:
             state.started = False
+            if state.libraries is not None:
+                await state.libraries.close()
             await checker.close()
             for backend in state.catalog.backends():
                 await backend.close()
@@ -201,6 +210,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         Route("/admin/v1/providers/cut", admin.cut_provider, methods=["POST"]),
         Route("/admin/v1/providers/restore", admin.restore_provider, methods=["POST"]),
         *identity_routes(),
+        *library_routes(),
         Route("/admin/v1/audit/leaves", audit_routes.leaves, methods=["GET"]),
         Route("/admin/v1/audit/checkpoint", audit_routes.checkpoint, methods=["GET"]),
         Route("/admin/v1/audit/proof/inclusion", audit_routes.inclusion, methods=["GET"]),

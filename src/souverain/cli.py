@@ -195,9 +195,10 @@ def _register_subcommands() -> None:
     from .audit.cli import audit
     from .dlp.cli import dlp
     from .identity.cli import keys, teams, tenants, users
+    from .library.cli import library
     from .usage.cli import usage
 
-    for command in (audit, dlp, keys, tenants, teams, users, usage):
+    for command in (audit, dlp, keys, library, tenants, teams, users, usage):
         cli.add_command(command)
 
 

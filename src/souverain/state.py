@@ -10,6 +10,7 @@ from .audit.log import AuditLog
 from .config import Settings
 from .identity.directory import Directory
 from .identity.keys import KeyStore
+from .library.service import LibraryService
 from .observability.metrics import Metrics
 from .pipeline import Pipeline
 from .routing.models import ModelCatalog
@@ -27,4 +28,5 @@ class AppState:
     pipeline: Pipeline
     audit: AuditLog | None = None
     usage: UsageRecorder | None = None
+    libraries: LibraryService | None = None  # document libraries (library/)
     started: bool = False
