@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..context import RequestContext
+from ..library.grounding import ground
 from ..pipeline import ModelCall
 from ..protocol.chat import ChatCompletionRequest, ChunkRenderer, render_completion
 from ..protocol.fim import FIMCompletionRequest
@@ -18,9 +21,15 @@ async def chat_completions(request: Request) -> Response:
     state = app_state(request)
     ctx = await state.pipeline.open(request.headers, "chat")
     body = await parse_body(request, ChatCompletionRequest)
+    body, citations = await ground(state, ctx, body)  # document libraries, if named
     call = await state.pipeline.prepare(ctx, "chat", body)
     return await _respond(
-        state, ctx, call, stream=body.stream, usage_chunk=body.include_usage_chunk
+        state,
+        ctx,
+        call,
+        stream=body.stream,
+        usage_chunk=body.include_usage_chunk,
+        citations=citations,
     )
 
 
@@ -33,15 +42,26 @@ async def fim_completions(request: Request) -> Response:
 
 
 async def _respond(
-    state: AppState, ctx: RequestContext, call: ModelCall, *, stream: bool, usage_chunk: bool
+    state: AppState,
+    ctx: RequestContext,
+    call: ModelCall,
+    *,
+    stream: bool,
+    usage_chunk: bool,
+    citations: list[dict[str, Any]] | None = None,
 ) -> Response:
     if not stream:
         completion = await state.pipeline.complete(ctx, call)
-        body = render_completion(completion, model=call.model.id, request_id=ctx.request_id)
+        body = render_completion(
+            completion, model=call.model.id, request_id=ctx.request_id, citations=citations
+        )
         return JSON(body, headers=decision_headers(ctx))
     deltas = await primed(state.pipeline.stream(ctx, call))
     renderer = ChunkRenderer(
-        model=call.model.id, include_usage_chunk=usage_chunk, request_id=ctx.request_id
+        model=call.model.id,
+        include_usage_chunk=usage_chunk,
+        request_id=ctx.request_id,
+        citations=citations,
     )
     return sse_response(deltas, renderer, headers=decision_headers(ctx))
 

@@ -69,6 +69,14 @@ class Tool(APIModel):
     function: FunctionDefinition
 
 
+class DocumentLibraryTool(APIModel):
+    """Mistral's built-in `document_library` tool: ground the answer on these libraries.
+    The gateway runs it itself (library/grounding.py); it never reaches an engine."""
+
+    type: Literal["document_library"]
+    library_ids: list[str] = Field(min_length=1, max_length=32)
+
+
 class JSONSchemaFormat(APIModel):
     name: str = "response"
     description: str | None = None
@@ -108,7 +116,7 @@ class ChatCompletionRequest(APIModel):
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    tools: list[Tool] | None = None
+    tools: list[Tool | DocumentLibraryTool] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     user: str | None = None
@@ -116,6 +124,17 @@ class ChatCompletionRequest(APIModel):
     # Mistral-specific fields that are not in OpenAI's spec.
     random_seed: int | None = None
     safe_prompt: bool | None = None
+    # Souverain extension: ground a plain chat on document libraries (as the tool does).
+    library_ids: list[str] | None = Field(default=None, min_length=1, max_length=32)
+
+    @property
+    def grounding_libraries(self) -> list[str]:
+        """Every library this request asks to be grounded on (extension and tools)."""
+        named = list(self.library_ids or [])
+        for tool in self.tools or ():
+            if isinstance(tool, DocumentLibraryTool):
+                named.extend(tool.library_ids)
+        return list(dict.fromkeys(named))
 
     @field_validator("stop")
     @classmethod
@@ -219,7 +238,11 @@ def _merge_tool_call(calls: list[dict[str, Any]], fragment: dict[str, Any]) -> N
 
 
 def render_completion(
-    completion: Completion, *, model: str, request_id: str | None = None
+    completion: Completion,
+    *,
+    model: str,
+    request_id: str | None = None,
+    citations: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": completion.content}
     if completion.tool_calls:
@@ -241,6 +264,7 @@ def render_completion(
             }
         ],
         "usage": completion.usage.as_dict(),
+        **({"citations": citations} if citations is not None else {}),
     }
 
 
@@ -254,11 +278,19 @@ class ChunkRenderer:
     it otherwise.
     """
 
-    def __init__(self, *, model: str, include_usage_chunk: bool, request_id: str | None = None):
+    def __init__(
+        self,
+        *,
+        model: str,
+        include_usage_chunk: bool,
+        request_id: str | None = None,
+        citations: list[dict[str, Any]] | None = None,
+    ):
         self.id = request_id or new_id("chatcmpl")
         self.created = now()
         self.model = model
         self.include_usage_chunk = include_usage_chunk
+        self.citations = citations  # on the chunk that carries finish_reason
         self._sent_role = False
 
     def _chunk(self, choices: Sequence[dict[str, Any]], usage: Usage | None) -> dict[str, Any]:
@@ -293,6 +325,8 @@ class ChunkRenderer:
             "logprobs": None,
         }
         chunks = [self._chunk([choice], delta.usage if delta.finish_reason else None)]
+        if delta.finish_reason is not None and self.citations is not None:
+            chunks[0]["citations"] = self.citations
         if delta.finish_reason is not None and delta.usage and self.include_usage_chunk:
             chunks.append(self._chunk([], delta.usage))
         return chunks
