@@ -20,13 +20,14 @@ from souverain.library.chunker import assemble, chunk_pages, page_range, split
 from souverain.library.documents import DocumentStore
 from souverain.library.embedder import principal_from_json, principal_to_json, unit
 from souverain.library.parsers import detect, html_text, parse
-from souverain.library.search import Searcher, fuse
+from souverain.library.pgvectors import PgVectorIndex
+from souverain.library.search import Searcher, fuse, vector_index
 from souverain.library.search_text import fold, fts5_query, query_terms, tsquery
 from souverain.library.store import LibraryStore
 from souverain.library.vectors import VectorCache
 from souverain.quotas.limits import Demand, Limits, Scope
 from souverain.store.database import open_database, upgrade
-from souverain.store.tables import library_chunks, teams, tenants, users
+from souverain.store.tables import libraries, library_chunks, teams, tenants, users
 
 from .test_ocr_documents import INVOICE, TextPage, text_pdf
 
@@ -279,7 +280,7 @@ def test_hybrid_search_with_the_access_filter_inside(engine: Any) -> None:
     vectors = unit(rng.normal(size=(3, 8)))
     texts = ["L'échéance de la facture est le 15 mars.", "Straße in München.", "Sans rapport."]
     library_id = _library(engine, alice, texts, vectors)
-    searcher = Searcher(engine, VectorCache(engine))
+    searcher = Searcher(engine, vector_index(engine))
     targets = searcher.libraries(alice, None)
     assert [t.id for t in targets] == [library_id]
     # Accents folded on both databases; the vector leg finds chunk 3 by its vector.
@@ -308,6 +309,8 @@ def test_hybrid_search_with_the_access_filter_inside(engine: Any) -> None:
 
 
 def test_vector_cache_follows_changes(engine: Any) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the in-memory vector cache serves SQLite (PostgreSQL: pgvector)")
     alice = _caller(engine, "carol")
     rng = np.random.default_rng(1)
     first = unit(rng.normal(size=(2, 4)))
@@ -363,13 +366,96 @@ def test_keyword_work_is_bounded_by_the_rarest_words(
     owner = _caller(engine, "dave")
     texts = ["contrat client signé", "contrat fournisseur", "contrat client annulé"]
     library_id = _library(engine, owner, texts, unit(np.eye(3, 4)))
-    searcher = Searcher(engine, VectorCache(engine))
+    searcher = Searcher(engine, vector_index(engine))
     ranked = searcher.keyword(owner, [library_id], "contrat annulé", 10)
     assert [_text_of(engine, chunk_id) for chunk_id in ranked] == ["contrat client annulé"]
     assert searcher.keyword(owner, [library_id], "contrat client", 10) == []  # both common
     assert searcher.keyword(owner, [library_id], "fournisseur inconnu absent", 10) == []  # 1 of 3
     monkeypatch.setattr(keyword, "BUDGETS", {"sqlite": 100, "postgresql": 100})
     assert len(searcher.keyword(owner, [library_id], "contrat client", 10)) == 3
+
+
+@pytest.fixture
+def pg_engine() -> Any:
+    from .databases import postgres_database
+
+    for url in postgres_database():
+        engine = open_database(url)
+        upgrade(engine)
+        yield engine
+        engine.dispose()
+
+
+def test_pgvector_index_and_exact_scan_agree(pg_engine: Any) -> None:
+    """On PostgreSQL the vectors are searched by pgvector: through the HNSW index for
+    large libraries and exactly for small ones; both find the true neighbours, and a
+    library the caller may not read is never scanned."""
+    alice, bob = _caller(pg_engine, "erin"), _caller(pg_engine, "frank")
+    rng = np.random.default_rng(5)
+    vectors = unit(rng.normal(size=(300, 16)))
+    texts = [f"chunk {i}" for i in range(300)]
+    library_id = _library(pg_engine, alice, texts, vectors)
+    other_id = _library(pg_engine, bob, texts[:50], vectors[:50])
+    with pg_engine.connect() as conn:
+        indexes = (
+            conn.execute(
+                text("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'library_chunks_vec_%'")
+            )
+            .scalars()
+            .all()
+        )
+        ids = (
+            conn.execute(
+                select(library_chunks.c.id)
+                .where(library_chunks.c.library_id == library_id)
+                .order_by(library_chunks.c.id)
+            )
+            .scalars()
+            .all()
+        )
+    assert indexes == ["library_chunks_vec_16"]
+    # The index serves the statement the search sends (its expression and predicate).
+    from souverain.library.pgvectors import _nearest, vector_literal
+
+    allowed = select(libraries.c.id).where(libraries.c.id == library_id)
+    with pg_engine.begin() as conn:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        statement = _nearest(allowed, 16, indexed=True).compile(pg_engine)
+        plan = (
+            conn.exec_driver_sql(
+                "EXPLAIN " + str(statement),
+                {**statement.params, "query": vector_literal(vectors[0]), "limit": 10},
+            )
+            .scalars()
+            .all()
+        )
+    assert any("library_chunks_vec_16" in line for line in plan), plan
+    exact = PgVectorIndex(pg_engine)  # 300 chunks: below exact_below, an exact scan
+    indexed = PgVectorIndex(pg_engine, exact_below=0)  # always the HNSW index first
+    searched = [(library_id, 0)]
+    for query in vectors[:20]:
+        truth = [ids[i] for i in np.argsort(-(vectors @ query))[:10]]
+        found = exact.search(alice, searched, query, 10)
+        assert [chunk_id for chunk_id, _ in found] == truth
+        assert found[0][1] == pytest.approx(1.0, abs=1e-5)  # the cosine of itself
+        near = indexed.search(alice, searched, query, 10)
+        assert len({chunk_id for chunk_id, _ in near} & set(truth)) >= 9
+        assert [s for _, s in near] == sorted((s for _, s in near), reverse=True)
+    # Bob's library holds the same vectors, but alice may not read it: asking for it
+    # finds nothing, and asking for both finds only alice's chunks.
+    assert exact.search(alice, [(other_id, 0)], vectors[0], 10) == []
+    both = indexed.search(alice, [(library_id, 0), (other_id, 0)], vectors[0], 50)
+    assert len(both) == 50 and {chunk_id for chunk_id, _ in both} <= set(ids)
+    # Vectors of another dimension live beside them with their own index.
+    _library(pg_engine, alice, ["autre"], unit(rng.normal(size=(1, 8))))
+    assert len(indexed.search(alice, searched, vectors[0], 10)) == 10
+    with pg_engine.connect() as conn:
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'library_chunks_vec_%'")
+            ).scalar()
+            == 2
+        )
 
 
 def _text_of(engine: Any, chunk_id: int) -> str:

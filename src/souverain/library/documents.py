@@ -5,7 +5,7 @@ which renews its lease) → `done` with its text and chunks, all written in one
 transaction, or `error` with a message (`missing_content` when it holds no text).
 Deleting a document removes its bytes, text, chunks and vectors, and the keyword
 index entries with them; the library's `revision` moves on, which tells every
-replica's vector cache to drop what it had.
+replica's vector cache (SQLite) to drop what it had.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sqlalchemy import Engine, Row, delete, func, insert, or_, select, text, upd
 
 from ..store.tables import libraries, library_chunks, library_documents
 from .chunker import Chunk
+from .pgvectors import ensure_index, vector_literal
 from .search_text import normalize_for_index
 
 LEASE_S = 300.0  # a claim not renewed for this long is abandoned (its replica died)
@@ -33,6 +34,7 @@ class DocumentStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._indexed: set[int] = set()  # PostgreSQL: dimensions whose HNSW index exists
 
     def add(
         self,
@@ -270,7 +272,7 @@ class DocumentStore:
     def insert_chunks(
         self, conn: Any, library_id: str, document_id: str, chunks: list[Chunk], vectors: np.ndarray
     ) -> None:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "library_id": library_id,
                 "document_id": document_id,
@@ -279,24 +281,31 @@ class DocumentStore:
                 "char_start": chunk.start,
                 "char_end": chunk.end,
                 "text": chunk.text,
-                "embedding": vectors[ordinal].astype("<f4").tobytes(),
             }
             for ordinal, chunk in enumerate(chunks)
         ]
         if not rows:
             return
-        if self.dialect == "postgresql":  # the keyword index: accents and case folded here
-            for row in rows:
+        if self.dialect == "postgresql":
+            # pgvector's column and the keyword index (accents and case folded here).
+            dimensions = int(vectors.shape[1])
+            if dimensions not in self._indexed:  # (a rollback only costs speed: still exact)
+                ensure_index(conn, dimensions)
+                self._indexed.add(dimensions)
+            for row, vector in zip(rows, vectors, strict=True):
+                row["vec"] = vector_literal(vector)
                 row["search"] = normalize_for_index(row["text"])
             conn.execute(_PG_INSERT, rows)
-        else:  # SQLite: triggers fill the FTS5 table
+        else:  # SQLite: the vector as a float32 blob; triggers fill the FTS5 table
+            for row, vector in zip(rows, vectors, strict=True):
+                row["embedding"] = vector.astype("<f4").tobytes()
             conn.execute(insert(library_chunks), rows)
 
 
 _PG_INSERT = text(
     "INSERT INTO library_chunks (library_id, document_id, ordinal, page, char_start, char_end, "
-    "text, embedding, tsv) VALUES (:library_id, :document_id, :ordinal, :page, :char_start, "
-    ":char_end, :text, :embedding, to_tsvector('simple', :search))"
+    "text, vec, tsv) VALUES (:library_id, :document_id, :ordinal, :page, :char_start, "
+    ":char_end, :text, CAST(:vec AS vector), to_tsvector('simple', :search))"
 )
 
 

@@ -6,7 +6,9 @@
                ('simple' configuration, accents folded); work bounded and chunks with
                less than half the query's words left out (keyword.py). The access
                filter is part of the MATCH query itself.
-    vector     the query's embedding against each library's matrix (vectors.py)
+    vector     the query's embedding against the libraries' chunk vectors: exact, in
+               memory, on SQLite (vectors.py); pgvector in the database, with the
+               access filter inside the statement, on PostgreSQL (pgvectors.py)
     fusion     reciprocal rank fusion: score = Σ 1 / (60 + rank) over both lists; ties
                go to the chunk closer to the query's meaning
     chunks     read back with the access filter again (a chunk id from a stale cache
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import Engine, select
@@ -27,6 +29,7 @@ from sqlalchemy import Engine, select
 from ..store.tables import libraries, library_chunks, library_documents
 from .acl import Caller, not_found, readable
 from .keyword import keyword_search
+from .pgvectors import PgVectorIndex
 from .vectors import VectorCache
 
 RRF_K = 60
@@ -77,8 +80,29 @@ class Searchable:
     embedding_model: str
 
 
+class VectorIndex(Protocol):
+    """The vector leg: vectors.VectorCache (SQLite) or pgvectors.PgVectorIndex."""
+
+    def search(
+        self, caller: Caller, searched: Sequence[tuple[str, int]], query: np.ndarray, limit: int
+    ) -> list[tuple[int, float]]:
+        """(chunk id, cosine) of the best `limit` chunks of these (library id, revision)."""
+        ...
+
+    def forget(self, library_id: str) -> None:
+        """The library is gone: drop what is kept of it."""
+        ...
+
+
+def vector_index(engine: Engine) -> VectorIndex:
+    """pgvector on PostgreSQL, exact in-memory search on SQLite."""
+    if engine.dialect.name == "postgresql":
+        return PgVectorIndex(engine)
+    return VectorCache(engine)
+
+
 class Searcher:
-    def __init__(self, engine: Engine, vectors: VectorCache) -> None:
+    def __init__(self, engine: Engine, vectors: VectorIndex) -> None:
         self.engine = engine
         self.vectors = vectors
         self.dialect = engine.dialect.name
@@ -113,7 +137,7 @@ class Searcher:
         similar: list[tuple[int, float]] = []
         for model, vector in query_vectors.items():
             chosen = [(t.id, t.revision) for t in targets if t.embedding_model == model]
-            similar.extend(self.vectors.search(chosen, vector, depth))
+            similar.extend(self.vectors.search(caller, chosen, vector, depth))
         similar.sort(key=lambda pair: -pair[1])
         return self.hydrate(caller, ids, fuse(keyword, similar[:depth], top_k))
 

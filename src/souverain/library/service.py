@@ -51,9 +51,8 @@ from .acl import (
 from .document_service import DocumentService
 from .documents import DocumentStore
 from .embedder import Embedder
-from .search import Searcher, SearchHit
+from .search import Searcher, SearchHit, vector_index
 from .store import Access, LibraryStore
-from .vectors import VectorCache
 from .worker import IngestWorker
 
 MAX_PAGE_SIZE = 1000
@@ -65,7 +64,7 @@ class LibraryService:
         self.settings = settings
         self.pipeline = pipeline
         self.store = LibraryStore(database)
-        self.vectors = VectorCache(database)
+        self.vectors = vector_index(database)
         self.searcher = Searcher(database, self.vectors)
         self.embedder = Embedder(pipeline, batch=self.config.embed_batch)
         store = DocumentStore(database)

@@ -1,4 +1,4 @@
-"""Exact vector search over each library's chunks: a float32 matrix in memory, per library.
+"""Exact vector search on SQLite: a float32 matrix in memory, per library.
 
 No approximate index: numpy multiplies the query by the whole matrix (100,000 chunks of
 384 dimensions in a few milliseconds, docs/libraries.md), so recall is exact and
@@ -19,6 +19,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, func, select
 
 from ..store.tables import library_chunks
+from .acl import Caller
 
 READ_BATCH = 5000
 
@@ -53,12 +54,14 @@ class VectorCache:
         return cached.ids, cached.vectors
 
     def search(
-        self, libraries: Iterable[tuple[str, int]], query: np.ndarray, limit: int
+        self, caller: Caller, searched: Iterable[tuple[str, int]], query: np.ndarray, limit: int
     ) -> list[tuple[int, float]]:
-        """(chunk id, cosine) of the best `limit` chunks over these (library, revision)."""
+        """(chunk id, cosine) of the best `limit` chunks over these (library, revision).
+        The caller may read them (`Searcher.libraries` found them with `acl.readable`),
+        and `Searcher.hydrate` filters the chunks found by that rule again."""
         best_ids: list[np.ndarray] = []
         best_scores: list[np.ndarray] = []
-        for library_id, revision in libraries:
+        for library_id, revision in searched:
             ids, vectors = self.matrix(library_id, revision)
             if not len(ids):
                 continue

@@ -1,6 +1,13 @@
 """Document libraries: libraries, their shares, documents and chunks with vectors, and
 the keyword index (SQLite: an FTS5 table kept in step by triggers; PostgreSQL: a
-tsvector column with a GIN index, filled by the application)."""
+tsvector column with a GIN index, filled by the application).
+
+Vectors: SQLite keeps a float32 blob per chunk (searched in memory); PostgreSQL a
+pgvector `vector` column (its HNSW indexes, one per dimension, are made by the
+application when it first writes vectors of that dimension: library/pgvectors.py).
+PostgreSQL therefore needs the pgvector extension: installed on the server, and
+created here (which needs a role allowed to: the owner of the database, or a
+superuser beforehand with `CREATE EXTENSION vector`)."""
 
 from __future__ import annotations
 
@@ -23,7 +30,14 @@ SQLITE_FTS = [
     "INSERT INTO library_chunks_fts(library_chunks_fts, rowid, text, library_id) "
     "VALUES ('delete', old.id, old.text, old.library_id); END",
 ]
-POSTGRES_FTS = [
+NO_PGVECTOR = (
+    "document libraries need the pgvector extension on PostgreSQL, and this server "
+    "does not have it: install it (scripts/install-pgvector.sh, or your distribution's "
+    "postgresql-<version>-pgvector package), then run `souverain db upgrade` again"
+)
+POSTGRES = [
+    "CREATE EXTENSION IF NOT EXISTS vector",
+    "ALTER TABLE library_chunks ADD COLUMN vec vector",
     "ALTER TABLE library_chunks ADD COLUMN tsv tsvector",
     "CREATE INDEX library_chunks_tsv ON library_chunks USING gin (tsv)",
 ]
@@ -93,11 +107,15 @@ def upgrade() -> None:
         sa.Column("char_start", sa.Integer, nullable=False),
         sa.Column("char_end", sa.Integer, nullable=False),
         sa.Column("text", sa.Text, nullable=False),
-        sa.Column("embedding", sa.LargeBinary, nullable=False),
+        sa.Column("embedding", sa.LargeBinary, nullable=True),
         sqlite_autoincrement=True,
     )
     op.create_index("ix_library_chunks_library_id", "library_chunks", ["library_id"])
     op.create_index("ix_library_chunks_document_id", "library_chunks", ["document_id"])
-    dialect = op.get_bind().dialect.name
-    for statement in {"sqlite": SQLITE_FTS, "postgresql": POSTGRES_FTS}.get(dialect, []):
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        available = "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
+        if bind.execute(sa.text(available)).first() is None:
+            raise RuntimeError(NO_PGVECTOR)
+    for statement in {"sqlite": SQLITE_FTS, "postgresql": POSTGRES}.get(bind.dialect.name, []):
         op.execute(statement)
