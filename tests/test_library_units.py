@@ -399,7 +399,9 @@ def test_pgvector_index_and_exact_scan_agree(pg_engine: Any) -> None:
     with pg_engine.connect() as conn:
         indexes = (
             conn.execute(
-                text("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'library_chunks_vec_%'")
+                text(
+                    "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'library_chunk_vectors_hnsw_%'"
+                )
             )
             .scalars()
             .all()
@@ -413,13 +415,16 @@ def test_pgvector_index_and_exact_scan_agree(pg_engine: Any) -> None:
             .scalars()
             .all()
         )
-    assert indexes == ["library_chunks_vec_16"]
-    # The index serves the statement the search sends (its expression and predicate).
+    assert indexes == ["library_chunk_vectors_hnsw_16"]
+    # The index serves the statement the search sends (its expression and predicate):
+    # with no other way to the rows (the library_id index dropped, in a transaction
+    # rolled back), the planner picks it.
     from souverain.library.pgvectors import _nearest, vector_literal
 
     allowed = select(libraries.c.id).where(libraries.c.id == library_id)
-    with pg_engine.begin() as conn:
+    with pg_engine.connect() as conn, conn.begin() as transaction:
         conn.execute(text("SET LOCAL enable_seqscan = off"))
+        conn.execute(text("DROP INDEX ix_library_chunk_vectors_library_id"))
         statement = _nearest(allowed, 16, indexed=True).compile(pg_engine)
         plan = (
             conn.exec_driver_sql(
@@ -429,7 +434,8 @@ def test_pgvector_index_and_exact_scan_agree(pg_engine: Any) -> None:
             .scalars()
             .all()
         )
-    assert any("library_chunks_vec_16" in line for line in plan), plan
+        transaction.rollback()
+    assert any("library_chunk_vectors_hnsw_16" in line for line in plan), plan
     exact = PgVectorIndex(pg_engine)  # 300 chunks: below exact_below, an exact scan
     indexed = PgVectorIndex(pg_engine, exact_below=0)  # always the HNSW index first
     searched = [(library_id, 0)]
@@ -452,7 +458,9 @@ def test_pgvector_index_and_exact_scan_agree(pg_engine: Any) -> None:
     with pg_engine.connect() as conn:
         assert (
             conn.execute(
-                text("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'library_chunks_vec_%'")
+                text(
+                    "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'library_chunk_vectors_hnsw_%'"
+                )
             ).scalar()
             == 2
         )

@@ -303,9 +303,11 @@ class DocumentStore:
 
 
 _PG_INSERT = text(
-    "INSERT INTO library_chunks (library_id, document_id, ordinal, page, char_start, char_end, "
-    "text, vec, tsv) VALUES (:library_id, :document_id, :ordinal, :page, :char_start, "
-    ":char_end, :text, CAST(:vec AS vector), to_tsvector('simple', :search))"
+    "WITH chunk AS (INSERT INTO library_chunks (library_id, document_id, ordinal, page, "
+    "char_start, char_end, text, tsv) VALUES (:library_id, :document_id, :ordinal, :page, "
+    ":char_start, :char_end, :text, to_tsvector('simple', :search)) RETURNING id) "
+    "INSERT INTO library_chunk_vectors (chunk_id, library_id, vec) "
+    "SELECT id, :library_id, CAST(:vec AS vector) FROM chunk"
 )
 
 

@@ -1,8 +1,9 @@
 """Vector search on PostgreSQL: pgvector, in the database, with the access filter inside.
 
-Each chunk's unit vector is a `vector` column (`library_chunks.vec`, migration 0003),
-with no fixed dimension, since each library keeps the model it was created with. An HNSW
-index exists per dimension, as a partial expression index (`vec::vector(384)` where
+Each chunk's unit vector is a row of `library_chunk_vectors` (migration 0003: chunk id,
+library id, `vec`), a `vector` with no fixed dimension, since each library keeps the
+model it was created with; deleting a chunk deletes its vector (ON DELETE CASCADE). An
+HNSW index exists per dimension, as a partial expression index (`vec::vector(384)` where
 `vector_dims(vec) = 384`), made the first time chunks of that dimension are written.
 Vectors are unit length, so the inner product (`<#>`, negated by pgvector) ranks like
 the cosine and costs less.
@@ -32,16 +33,18 @@ from sqlalchemy import (
     Float,
     bindparam,
     cast,
+    column,
     func,
-    literal_column,
     select,
+    table,
     text,
 )
 from sqlalchemy.types import UserDefinedType
 
-from ..store.tables import libraries, library_chunks, library_documents
+from ..store.tables import libraries, library_documents
 from .acl import Caller, readable
 
+_VECTORS = table("library_chunk_vectors", column("chunk_id"), column("library_id"), column("vec"))
 EXACT_BELOW = 10_000  # chunks; an exact scan of 10,000 takes about as long as the index
 MAX_EF_SEARCH = 1000  # pgvector's ceiling
 _INDEX_LOCK = 0x5356_5645_4354  # an advisory lock key: one index builder at a time
@@ -57,7 +60,8 @@ def ensure_index(conn: Connection, dimensions: int) -> None:
     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INDEX_LOCK})
     conn.execute(
         text(
-            f"CREATE INDEX IF NOT EXISTS library_chunks_vec_{dimensions:d} ON library_chunks "
+            f"CREATE INDEX IF NOT EXISTS library_chunk_vectors_hnsw_{dimensions:d} "
+            "ON library_chunk_vectors "
             f"USING hnsw ((vec::vector({dimensions:d})) vector_ip_ops) "
             f"WHERE vector_dims(vec) = {dimensions:d}"
         )
@@ -124,16 +128,13 @@ class _Vector(UserDefinedType[str]):
 def _nearest(allowed: Any, dimensions: int, *, indexed: bool) -> Any:
     # The HNSW index serves only its own expression, `vec::vector(N)`; on the plain
     # column the planner reads the libraries' rows and sorts them: exact.
-    vec: Any = literal_column("library_chunks.vec")
+    vec = _VECTORS.c.vec
     column = cast(vec, _Vector(dimensions)) if indexed else vec
     target = cast(bindparam("query"), _Vector(dimensions) if indexed else _Vector())
     distance = column.op("<#>", return_type=Float)(target).label("distance")
     return (
-        select(library_chunks.c.id, distance)
-        .where(
-            func.vector_dims(vec) == dimensions,
-            library_chunks.c.library_id.in_(allowed),
-        )
+        select(_VECTORS.c.chunk_id, distance)
+        .where(func.vector_dims(vec) == dimensions, _VECTORS.c.library_id.in_(allowed))
         .order_by(distance)
         .limit(bindparam("limit"))
     )

@@ -204,9 +204,9 @@ audit_payloads = Table(
 
 # Document libraries (library/): a library belongs to a tenant; documents keep their
 # original bytes (to reprocess) and extracted text; chunks carry provenance and a unit
-# vector: a float32 blob on SQLite (`embedding`), a pgvector `vec` column on PostgreSQL.
-# Keyword search: an FTS5 table on SQLite, a tsvector column on PostgreSQL. `vec`, `tsv`
-# and the FTS5 table are made by migration 0003, outside this metadata. Ids are never
+# vector: a float32 blob on SQLite (`embedding`), a row of `library_chunk_vectors`
+# (pgvector) on PostgreSQL. Keyword search: an FTS5 table on SQLite, a tsvector column on
+# PostgreSQL. Those are made by migration 0003, outside this metadata. Ids are never
 # reused (AUTOINCREMENT): the in-memory vector cache of SQLite relies on it.
 libraries = Table(
     "libraries",
@@ -275,6 +275,6 @@ library_chunks = Table(
     Column("char_start", Integer, nullable=False),  # in the document's text
     Column("char_end", Integer, nullable=False),
     Column("text", Text, nullable=False),
-    Column("embedding", LargeBinary, nullable=True),  # SQLite: float32 (PostgreSQL: `vec`)
+    Column("embedding", LargeBinary, nullable=True),  # SQLite's float32 vector
     sqlite_autoincrement=True,
 )

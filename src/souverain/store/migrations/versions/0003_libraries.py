@@ -3,8 +3,9 @@ the keyword index (SQLite: an FTS5 table kept in step by triggers; PostgreSQL: a
 tsvector column with a GIN index, filled by the application).
 
 Vectors: SQLite keeps a float32 blob per chunk (searched in memory); PostgreSQL a
-pgvector `vector` column (its HNSW indexes, one per dimension, are made by the
-application when it first writes vectors of that dimension: library/pgvectors.py).
+table of pgvector `vector`s beside the chunks, narrow so that the vectors stay inline
+and an exact scan reads them densely (its HNSW indexes, one per dimension, are made by
+the application when it first writes vectors of that dimension: library/pgvectors.py).
 PostgreSQL therefore needs the pgvector extension: installed on the server, and
 created here (which needs a role allowed to: the owner of the database, or a
 superuser beforehand with `CREATE EXTENSION vector`)."""
@@ -37,7 +38,13 @@ NO_PGVECTOR = (
 )
 POSTGRES = [
     "CREATE EXTENSION IF NOT EXISTS vector",
-    "ALTER TABLE library_chunks ADD COLUMN vec vector",
+    "CREATE TABLE library_chunk_vectors ("
+    " chunk_id integer PRIMARY KEY REFERENCES library_chunks (id) ON DELETE CASCADE,"
+    " library_id varchar(36) NOT NULL, vec vector NOT NULL)",
+    # Inline up to a page (~2,000 dimensions) rather than in TOAST: a scan then reads
+    # each vector where its row is.
+    "ALTER TABLE library_chunk_vectors ALTER COLUMN vec SET STORAGE MAIN",
+    "CREATE INDEX ix_library_chunk_vectors_library_id ON library_chunk_vectors (library_id)",
     "ALTER TABLE library_chunks ADD COLUMN tsv tsvector",
     "CREATE INDEX library_chunks_tsv ON library_chunks USING gin (tsv)",
 ]
