@@ -45,7 +45,7 @@ from ..store.tables import libraries, library_documents
 from .acl import Caller, readable
 
 _VECTORS = table("library_chunk_vectors", column("chunk_id"), column("library_id"), column("vec"))
-EXACT_BELOW = 10_000  # chunks; an exact scan of 10,000 takes about as long as the index
+EXACT_BELOW = 5_000  # chunks; scanning 5,000 exactly takes a few ms, about as long as the index
 MAX_EF_SEARCH = 1000  # pgvector's ceiling
 _INDEX_LOCK = 0x5356_5645_4354  # an advisory lock key: one index builder at a time
 
@@ -90,21 +90,27 @@ class PgVectorIndex:
             return []
         dimensions = int(query.shape[0])
         allowed = select(libraries.c.id).where(readable(caller), libraries.c.id.in_(library_ids))
+        ef_search = str(min(MAX_EF_SEARCH, max(100, 2 * limit)))
+        chunk_count = (
+            select(func.coalesce(func.sum(library_documents.c.chunk_count), 0))
+            .where(library_documents.c.library_id.in_(allowed))
+            .scalar_subquery()
+        )
         with self.engine.begin() as conn:
+            # One round trip: the index's settings for this transaction, and the size.
             held = conn.execute(
-                select(func.coalesce(func.sum(library_documents.c.chunk_count), 0)).where(
-                    library_documents.c.library_id.in_(allowed)
+                select(
+                    func.set_config("hnsw.ef_search", ef_search, True),
+                    func.set_config("hnsw.iterative_scan", "relaxed_order", True),
+                    chunk_count,
                 )
-            ).scalar_one()
+            ).one()[2]
             wanted = min(limit, int(held))
             if wanted == 0:
                 return []
             params = {"query": vector_literal(query), "limit": limit}
             found: list[Any] = []
             if held > self.exact_below:
-                ef_search = min(MAX_EF_SEARCH, max(100, 2 * limit))
-                conn.execute(text(f"SET LOCAL hnsw.ef_search = {ef_search:d}"))
-                conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
                 found = list(conn.execute(_nearest(allowed, dimensions, indexed=True), params))
             if len(found) < wanted:
                 found = list(conn.execute(_nearest(allowed, dimensions, indexed=False), params))
