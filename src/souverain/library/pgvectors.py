@@ -35,6 +35,7 @@ from sqlalchemy import (
     cast,
     column,
     func,
+    literal_column,
     select,
     table,
     text,
@@ -111,7 +112,11 @@ class PgVectorIndex:
             params = {"query": vector_literal(query), "limit": limit}
             found: list[Any] = []
             if held > self.exact_below:
+                # Our count decides, not the planner's estimate (stale after a bulk
+                # load): with sorting disabled, the index's ordered scan is the plan.
+                conn.execute(select(func.set_config("enable_sort", "off", True)))
                 found = list(conn.execute(_nearest(allowed, dimensions, indexed=True), params))
+                conn.execute(select(func.set_config("enable_sort", "on", True)))
             if len(found) < wanted:
                 found = list(conn.execute(_nearest(allowed, dimensions, indexed=False), params))
         pairs = [(int(chunk_id), -float(distance)) for chunk_id, distance in found]
@@ -133,14 +138,19 @@ class _Vector(UserDefinedType[str]):
 
 def _nearest(allowed: Any, dimensions: int, *, indexed: bool) -> Any:
     # The HNSW index serves only its own expression, `vec::vector(N)`; on the plain
-    # column the planner reads the libraries' rows and sorts them: exact.
+    # column the planner reads the libraries' rows and sorts them: exact. N is written
+    # into the SQL, not bound: a prepared statement's generic plan could not prove the
+    # index's predicate from a parameter, and would scan everything.
     vec = _VECTORS.c.vec
     column = cast(vec, _Vector(dimensions)) if indexed else vec
     target = cast(bindparam("query"), _Vector(dimensions) if indexed else _Vector())
     distance = column.op("<#>", return_type=Float)(target).label("distance")
     return (
         select(_VECTORS.c.chunk_id, distance)
-        .where(func.vector_dims(vec) == dimensions, _VECTORS.c.library_id.in_(allowed))
+        .where(
+            func.vector_dims(vec) == literal_column(str(int(dimensions))),
+            _VECTORS.c.library_id.in_(allowed),
+        )
         .order_by(distance)
         .limit(bindparam("limit"))
     )
