@@ -63,11 +63,17 @@ def admin_request(
         url.rstrip("/") + path, data=data, method=method,
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
     )  # fmt: skip
+    return send(request, timeout=30)
+
+
+def send(request: urllib.request.Request, *, timeout: float) -> Any:
+    """Send a request to the server; its JSON answer, or a ClickException with the
+    server's error message (or why it could not be reached)."""
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         detail = json.loads(exc.read() or b"{}").get("error", {}).get("message", exc.reason)
         raise click.ClickException(f"{exc.code}: {detail}") from None
     except urllib.error.URLError as exc:
-        raise click.ClickException(f"cannot reach {url}: {exc.reason}") from None
+        raise click.ClickException(f"cannot reach {request.full_url}: {exc.reason}") from None

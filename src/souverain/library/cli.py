@@ -9,11 +9,9 @@ processing with a progress bar until each is done or failed. Any key that may us
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import secrets
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,7 @@ from urllib.parse import quote, urlencode
 
 import click
 
-from ..cli_options import admin_request, server_options, with_options
+from ..cli_options import admin_request, send, server_options, with_options
 
 POLL_S = 0.5
 PENDING = ("todo", "in_progress")
@@ -156,14 +154,7 @@ def _upload(url: str, key: str, library_id: str, path: Path) -> Any:
             "Content-Type": f"multipart/form-data; boundary={boundary}",
         },
     )
-    try:
-        with urllib.request.urlopen(request, timeout=300) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = json.loads(exc.read() or b"{}").get("error", {}).get("message", exc.reason)
-        raise click.ClickException(f"{exc.code}: {detail}") from None
-    except urllib.error.URLError as exc:
-        raise click.ClickException(f"cannot reach {url}: {exc.reason}") from None
+    return send(request, timeout=300)
 
 
 def _follow(
