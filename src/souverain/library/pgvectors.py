@@ -142,9 +142,9 @@ def _nearest(allowed: Any, dimensions: int, *, indexed: bool) -> Any:
     # into the SQL, not bound: a prepared statement's generic plan could not prove the
     # index's predicate from a parameter, and would scan everything.
     vec = _VECTORS.c.vec
-    column = cast(vec, _Vector(dimensions)) if indexed else vec
+    stored = cast(vec, _Vector(dimensions)) if indexed else vec
     target = cast(bindparam("query"), _Vector(dimensions) if indexed else _Vector())
-    distance = column.op("<#>", return_type=Float)(target).label("distance")
+    distance = stored.op("<#>", return_type=Float)(target).label("distance")
     return (
         select(_VECTORS.c.chunk_id, distance)
         .where(
