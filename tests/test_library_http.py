@@ -218,6 +218,40 @@ def rows_of(server: Server, document_id: str, word: str) -> dict[str, int]:
         engine.dispose()
 
 
+def test_grounded_chat_on_the_embedded_model_with_the_sdk(server: Server, client: Mistral) -> None:
+    """The mistralai SDK's `document_library` tool on a plain chat, answered by the
+    embedded SmolLM2: the right page is retrieved and cited, whole and streamed."""
+    library = client.beta.libraries.create(name="factures")
+    pdf = text_pdf([INVOICE, TextPage([["Conditions : pénalités de retard de 3 % par mois."]])])
+    document = upload(client, library.id, "facture.pdf", pdf)
+    assert wait_processed(client, library.id, document.id).process_status == "done"
+    tools = [{"type": "document_library", "library_ids": [library.id]}]
+    question = [{"role": "user", "content": "Quelles sont les pénalités de retard ?"}]
+    answer = client.chat.complete(
+        model="smollm2-135m-instruct", messages=question, tools=tools, max_tokens=24
+    )
+    assert answer.choices[0].message.content  # the SDK parses the grounded answer
+    body = {"model": "smollm2-135m-instruct", "messages": question, "tools": tools,
+            "max_tokens": 8}  # fmt: skip
+    headers = {"Authorization": f"Bearer {server.key}"}
+    whole = httpx.post(server.v1 + "/chat/completions", json=body, headers=headers, timeout=120)
+    assert whole.status_code == 200, whole.text
+    first = whole.json()["citations"][0]
+    assert (first["document_id"], first["document_name"], first["page"]) == (
+        document.id,
+        "facture.pdf",
+        2,
+    )
+    assert whole.json()["usage"]["prompt_tokens"] > 40  # the sources are in the prompt
+    streamed = []
+    for event in client.chat.stream(
+        model="smollm2-135m-instruct", messages=question, tools=tools, max_tokens=8
+    ):
+        streamed.append(event.data)
+    assert streamed[-1].choices[0].finish_reason in ("stop", "length")
+    client.beta.libraries.delete(library_id=library.id)
+
+
 def test_bad_uploads_fail_clearly(server: Server, client: Mistral) -> None:
     library = client.beta.libraries.create(name="bad-uploads")
     corrupt = upload(client, library.id, "broken.pdf", b"%PDF-1.7\n" + b"\x00garbage" * 50)
