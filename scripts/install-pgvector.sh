@@ -32,13 +32,15 @@ archive=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources
 sources=/etc/apt/sources.list.d/souverain-pgvector-src.list
 work=$(mktemp -d)
 trap 'rm -rf "$work" "$sources"' EXIT
+# Each step's output is kept, and shown only if the step fails.
+quietly() { "$@" >"$work/step.log" 2>&1 || { cat "$work/step.log" >&2; exit 1; }; }
 echo "deb-src $archive trixie main" > "$sources"
-apt-get update -qq
-apt-get install -y -qq "postgresql-server-dev-$version" dpkg-dev make gcc >/dev/null
+quietly apt-get update
+quietly apt-get install -y "postgresql-server-dev-$version" dpkg-dev make gcc
 cd "$work"
-apt-get source -qq pgvector >/dev/null 2>&1
+quietly apt-get source pgvector
 cd pgvector-*/
 # OPTFLAGS="": no -march=native, so the library runs on any x86-64 this server moves to.
-make -s OPTFLAGS="" PG_CONFIG="/usr/lib/postgresql/$version/bin/pg_config" >/dev/null
-make -s install PG_CONFIG="/usr/lib/postgresql/$version/bin/pg_config" >/dev/null
+quietly make OPTFLAGS="" PG_CONFIG="/usr/lib/postgresql/$version/bin/pg_config"
+quietly make install PG_CONFIG="/usr/lib/postgresql/$version/bin/pg_config"
 echo "pgvector $(grep default_version "/usr/share/postgresql/$version/extension/vector.control" | cut -d"'" -f2) built and installed for PostgreSQL $version"
