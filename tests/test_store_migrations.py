@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import inspect, text
 
@@ -61,3 +62,20 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
     assert "applied: 0001, 0002" in first.output and HEAD in first.output
     again = runner.invoke(cli, ["db", "upgrade", "--data-dir", str(tmp_path)])
     assert "applied: nothing" in again.output
+
+
+def test_a_refused_migration_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without pgvector refuses migration 0003 (the real refusal is checked by
+    hand: this machine's PostgreSQL has pgvector). The commands print its message."""
+    from souverain.store import database
+
+    def refuse(engine: object, revision: str = "head") -> list[str]:
+        raise database.MigrationRefused("the pgvector extension is missing: install it")
+
+    monkeypatch.setattr(database, "upgrade", refuse)
+    result = CliRunner().invoke(cli, ["db", "upgrade", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "Error: the pgvector extension is missing: install it" in result.output
+    assert "Traceback" not in result.output

@@ -62,6 +62,7 @@ def serve(
 
     from .app import build_state, create_app
     from .config import load_settings
+    from .store.database import MigrationRefused
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -72,7 +73,7 @@ def serve(
             {"server.host": host, "server.port": port, "data_dir": data_dir and Path(data_dir)},
         )
         state = build_state(settings)
-    except ConfigError as exc:
+    except (ConfigError, MigrationRefused) as exc:
         raise click.ClickException(str(exc)) from None
     new_key = state.keys.ensure_admin(os.environ.get("SOUVERAIN_ADMIN_KEY"))
     if new_key:
@@ -137,7 +138,13 @@ def db() -> None:
 def db_upgrade(config_file: str | None, data_dir: str | None) -> None:
     """Apply the migrations not applied yet (`serve` does it too at start)."""
     from .config import load_settings
-    from .store.database import current_revision, database_url, open_database, upgrade
+    from .store.database import (
+        MigrationRefused,
+        current_revision,
+        database_url,
+        open_database,
+        upgrade,
+    )
 
     try:
         settings = load_settings(config_file, {"data_dir": data_dir and Path(data_dir)})
@@ -145,7 +152,10 @@ def db_upgrade(config_file: str | None, data_dir: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = open_database(database_url(settings.database_url, settings.data_dir))
-    applied = upgrade(engine)
+    try:
+        applied = upgrade(engine)
+    except MigrationRefused as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"applied: {', '.join(applied) or 'nothing'}; at {current_revision(engine)}")
 
 

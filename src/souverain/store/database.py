@@ -22,6 +22,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_UPGRADE_LOCK = 0x50_55_56_52
 
 
+class MigrationRefused(Exception):
+    """A migration cannot run on this database as it is (a PostgreSQL extension it needs
+    is missing, say); the message says what to do. Nothing was applied."""
+
+
 def append_only_ddl(dialect: str, table: str) -> list[str]:
     """Triggers that make the database itself refuse to change or remove rows."""
     if dialect == "sqlite":

@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from souverain.store.database import MigrationRefused
+
 revision = "0003"
 down_revision = "0002"
 
@@ -123,6 +125,6 @@ def upgrade() -> None:
     if bind.dialect.name == "postgresql":
         available = "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
         if bind.execute(sa.text(available)).first() is None:
-            raise RuntimeError(NO_PGVECTOR)
+            raise MigrationRefused(NO_PGVECTOR)
     for statement in {"sqlite": SQLITE_FTS, "postgresql": POSTGRES}.get(bind.dialect.name, []):
         op.execute(statement)
