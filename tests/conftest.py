@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from .databases import database_url  # noqa: F401  (a fixture: SQLite and PostgreSQL)
+from .recording_upstream import RecordingUpstream
 
 ADMIN_KEY = "sk-sv-test0000" + "k" * 32
 
@@ -100,3 +101,11 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_server(tmp_path_factory.mktemp("embedded"))
     yield server
     stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[RecordingUpstream]:
+    """A recording, echoing OpenAI-compatible upstream (a named fake), one per module."""
+    recorder = RecordingUpstream().start()
+    yield recorder
+    recorder.stop()

@@ -22,13 +22,6 @@ PROMPT = f"Virement depuis {IBAN}, confirmation à {EMAIL} s'il vous plaît."
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[RecordingUpstream]:
-    recorder = RecordingUpstream().start()
-    yield recorder
-    recorder.stop()
-
-
-@pytest.fixture(scope="module")
 def gateway(
     upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:

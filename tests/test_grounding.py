@@ -32,13 +32,6 @@ EXPENSES_DOC = (
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[RecordingUpstream]:
-    recorder = RecordingUpstream().start()
-    yield recorder
-    recorder.stop()
-
-
-@pytest.fixture(scope="module")
 def server(
     upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:

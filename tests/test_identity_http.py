@@ -65,13 +65,6 @@ class World:
         return user["id"], key["key"]
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[RecordingUpstream]:
-    recorder = RecordingUpstream().start()
-    yield recorder
-    recorder.stop()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def world(
     request: pytest.FixtureRequest,

@@ -40,13 +40,6 @@ def jwt_for(sub: str, *groups: str, **claims: Any) -> str:
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[RecordingUpstream]:
-    recorder = RecordingUpstream().start()
-    yield recorder
-    recorder.stop()
-
-
-@pytest.fixture(scope="module")
 def jwks() -> Iterator[JwksServer]:
     """The identity provider's key set, served from a loop of its own thread."""
     loop = asyncio.new_event_loop()

@@ -31,13 +31,6 @@ class Setup:
     days: set[str]  # the UTC days the calls were made on (one, unless run at midnight)
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[RecordingUpstream]:
-    recorder = RecordingUpstream().start()
-    yield recorder
-    recorder.stop()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def setup(
     request: pytest.FixtureRequest,
