@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,5 +34,15 @@ def postgres_database() -> Iterator[str]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'souverain.db'}"
+    else:
+        yield from postgres_database()
+
+
+@contextmanager
+def server_database(kind: str, folder: Path) -> Iterator[str]:
+    """The URL a test server stores into: SQLite in its data folder, or a fresh
+    PostgreSQL database dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'data' / 'souverain.db'}"
     else:
         yield from postgres_database()

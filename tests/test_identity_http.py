@@ -22,7 +22,7 @@ from souverain.cli import cli
 from souverain.store.tables import api_keys
 
 from .conftest import ADMIN_KEY, Server, start_server, stop_server
-from .databases import postgres_database
+from .databases import server_database
 from .recording_upstream import RecordingUpstream
 
 ROLES = ("owner", "admin", "auditor", "developer", "user")
@@ -72,39 +72,36 @@ def world(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp(f"identity-{request.param}")
-    databases = postgres_database() if request.param == "postgresql" else None
-    url = next(databases) if databases else f"sqlite:///{tmp / 'data' / 'souverain.db'}"
-    deployment = {"engine": "openai", "base_url": upstream.url, "jurisdiction": "FR"}
-    config = {
-        "models": [
-            {"id": "cloud", "aliases": ["cloud-alias"], "deployments": [deployment]},
-            {"id": "other", "aliases": ["other-alias"], "deployments": [deployment]},
-            {"id": "emb", "type": "embeddings", "deployments": [deployment]},
-        ],
-        "dlp": {"enabled": False},
-    }
-    server = start_server(tmp, config, env={"SOUVERAIN_DATABASE_URL": url})
-    world = World(server, url)
-    try:
-        for name in ("acme", "globex"):
-            world.ids[name] = world.ok("POST", "/admin/v1/tenants", {"name": name})["id"]
-        world.ids["payments"] = world.ok(
-            "POST", "/admin/v1/teams", {"name": "payments", "tenant": "acme"})["id"]  # fmt: skip
-        world.ids["research"] = world.ok(
-            "POST", "/admin/v1/teams", {"name": "research", "tenant": "globex"})["id"]  # fmt: skip
-        world.keys["owner"] = ADMIN_KEY
-        for role in ROLES[1:]:
-            user_id, key = world.user_with_key("acme", role, [world.ids["payments"]])
-            world.ids[role] = user_id
-            world.keys[role] = key
-        world.ids["globex-admin"], world.keys["globex-admin"] = world.user_with_key(
-            "globex", "admin"
-        )
-        yield world
-    finally:
-        stop_server(server)
-        if databases:
-            next(databases, None)
+    with server_database(request.param, tmp) as url:
+        deployment = {"engine": "openai", "base_url": upstream.url, "jurisdiction": "FR"}
+        config = {
+            "models": [
+                {"id": "cloud", "aliases": ["cloud-alias"], "deployments": [deployment]},
+                {"id": "other", "aliases": ["other-alias"], "deployments": [deployment]},
+                {"id": "emb", "type": "embeddings", "deployments": [deployment]},
+            ],
+            "dlp": {"enabled": False},
+        }
+        server = start_server(tmp, config, env={"SOUVERAIN_DATABASE_URL": url})
+        world = World(server, url)
+        try:
+            for name in ("acme", "globex"):
+                world.ids[name] = world.ok("POST", "/admin/v1/tenants", {"name": name})["id"]
+            world.ids["payments"] = world.ok(
+                "POST", "/admin/v1/teams", {"name": "payments", "tenant": "acme"})["id"]  # fmt: skip
+            world.ids["research"] = world.ok(
+                "POST", "/admin/v1/teams", {"name": "research", "tenant": "globex"})["id"]  # fmt: skip
+            world.keys["owner"] = ADMIN_KEY
+            for role in ROLES[1:]:
+                user_id, key = world.user_with_key("acme", role, [world.ids["payments"]])
+                world.ids[role] = user_id
+                world.keys[role] = key
+            world.ids["globex-admin"], world.keys["globex-admin"] = world.user_with_key(
+                "globex", "admin"
+            )
+            yield world
+        finally:
+            stop_server(server)
 
 
 # ---- the RBAC matrix ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from .conftest import ADMIN_KEY, Server, start_server, stop_server
-from .databases import postgres_database
+from .databases import server_database
 
 pytestmark = pytest.mark.model
 _names = itertools.count()
@@ -100,31 +100,28 @@ def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp(f"library-acl-{request.param}")
-    databases = postgres_database() if request.param == "postgresql" else None
-    url = next(databases) if databases else f"sqlite:///{tmp / 'data' / 'souverain.db'}"
-    server = start_server(tmp, {"dlp": {"enabled": False}}, env={"SOUVERAIN_DATABASE_URL": url})
-    world = World(server)
-    try:
-        for tenant in ("acme", "globex"):
-            world.ok("POST", "/admin/v1/tenants", json={"name": tenant})
-        teams = {}
-        for team in ("payments", "editors", "others"):
-            teams[team] = world.ok(
-                "POST", "/admin/v1/teams", json={"name": team, "tenant": "acme"}
-            )["id"]
-            world.keys[f"team:{team}"] = str(teams[team])
-        world.keys["creator"] = world.user_key("acme", "developer", [teams["others"]])
-        world.keys["admin"] = world.user_key("acme", "admin")
-        world.keys["viewer"] = world.user_key("acme", "user", [teams["payments"]])
-        world.keys["editor"] = world.user_key("acme", "user", [teams["editors"]])
-        world.keys["stranger"] = world.user_key("acme", "user", [teams["others"]])
-        world.keys["globex"] = world.user_key("globex", "admin")
-        world.keys["auditor"] = world.user_key("acme", "auditor")
-        yield world
-    finally:
-        stop_server(server)
-        if databases:
-            next(databases, None)
+    with server_database(request.param, tmp) as url:
+        server = start_server(tmp, {"dlp": {"enabled": False}}, env={"SOUVERAIN_DATABASE_URL": url})
+        world = World(server)
+        try:
+            for tenant in ("acme", "globex"):
+                world.ok("POST", "/admin/v1/tenants", json={"name": tenant})
+            teams = {}
+            for team in ("payments", "editors", "others"):
+                teams[team] = world.ok(
+                    "POST", "/admin/v1/teams", json={"name": team, "tenant": "acme"}
+                )["id"]
+                world.keys[f"team:{team}"] = str(teams[team])
+            world.keys["creator"] = world.user_key("acme", "developer", [teams["others"]])
+            world.keys["admin"] = world.user_key("acme", "admin")
+            world.keys["viewer"] = world.user_key("acme", "user", [teams["payments"]])
+            world.keys["editor"] = world.user_key("acme", "user", [teams["editors"]])
+            world.keys["stranger"] = world.user_key("acme", "user", [teams["others"]])
+            world.keys["globex"] = world.user_key("globex", "admin")
+            world.keys["auditor"] = world.user_key("acme", "auditor")
+            yield world
+        finally:
+            stop_server(server)
 
 
 def _status_or_bool(response: httpx.Response, found: bool) -> bool | int:

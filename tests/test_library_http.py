@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from souverain.cli import cli
 
 from .conftest import Server, start_server, stop_server
-from .databases import postgres_database
+from .databases import server_database
 from .test_library_units import docx_bytes
 from .test_ocr_documents import INVOICE, TextPage, png, text_image, text_pdf
 
@@ -44,16 +44,13 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp(f"library-{request.param}")
-    databases = postgres_database() if request.param == "postgresql" else None
-    url = next(databases) if databases else f"sqlite:///{tmp / 'data' / 'souverain.db'}"
-    server = start_server(tmp, CONFIG, env={"SOUVERAIN_DATABASE_URL": url})
-    server.database_url = url  # type: ignore[attr-defined]
-    try:
-        yield server
-    finally:
-        stop_server(server)
-        if databases:
-            next(databases, None)
+    with server_database(request.param, tmp) as url:
+        server = start_server(tmp, CONFIG, env={"SOUVERAIN_DATABASE_URL": url})
+        server.database_url = url  # type: ignore[attr-defined]
+        try:
+            yield server
+        finally:
+            stop_server(server)
 
 
 @pytest.fixture(scope="module")
