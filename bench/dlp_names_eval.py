@@ -122,6 +122,43 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def union_with_spacy(find) -> dict:  # type: ignore[no-untyped-def]
+    """Rules plus every spaCy PER span that overlaps no rules finding, on the held-out set.
+
+    Uses the spans bench/dlp_names_spacy.py saved (skipped when it has not been run): what a
+    detector that also ran a spaCy model would find, recall first."""
+    spacy_results = HERE / "results" / "dlp_names_spacy.json"
+    if not spacy_results.exists():
+        return {}
+    from souverain.dlp.detectors import Finding
+
+    rows = json.loads(SETS["held-out"].read_text(encoding="utf-8"))
+    index = {row["text"]: i for i, row in enumerate(rows)}
+    models = json.loads(spacy_results.read_text(encoding="utf-8"))["models"]
+    out = {}
+    print("\nheld-out, rules + a spaCy model (exact-span F1 / P / R):")
+    for model, data in models.items():
+        spans = {s["index"]: s["spans"] for s in data["spans"] if s["set"] == "held-out"}
+
+        def combined(text: str, spans: dict = spans) -> list:  # type: ignore[type-arg]
+            ours = find(text)
+            extra = [
+                Finding(s, e, "person", text[s:e])
+                for s, e in spans[index[text]]
+                if not any(s < f.end and f.start < e for f in ours)
+            ]
+            return [*ours, *extra]
+
+        result = evaluate(rows, combined)
+        out[model] = {lang: r["exact"] for lang, r in result.items()}
+        cells = [
+            f"{lang} {e['f1']:.2f}/{e['precision']:.2f}/{e['recall']:.2f}"
+            for lang, e in out[model].items()
+        ]
+        print(f"  rules + {model}: " + ", ".join(cells))
+    return out
+
+
 def main() -> int:
     sys.path.insert(0, str(ROOT / "src"))
     from souverain.dlp.names import PersonNameDetector
@@ -146,6 +183,9 @@ def main() -> int:
     print(f"held-out false positives ({len(held['false_positives'])}):")
     for m in held["false_positives"]:
         print("  ", m)
+    union = union_with_spacy(detector.find)
+    if union:
+        results["rules + spacy (held-out)"] = union
     out = HERE / "results" / "dlp_names_eval.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
