@@ -4,6 +4,7 @@ It records every body it receives (to prove what left the gateway) and answers w
 last user message's text (so placeholders come back and their restoration can be
 checked), streamed in 3-character chunks so that placeholders are split across chunks.
 With `tools` in the request it answers with a tool call whose arguments carry the text.
+Legacy completions (how the `openai` engine sends FIM) echo the prompt the same way.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class RecordingUpstream:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/completions", self._completions)
         runner = web.AppRunner(app)
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -83,6 +85,28 @@ class RecordingUpstream:
             await response.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
         last = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "echo",
                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}  # fmt: skip
+        await response.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
+        return response
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.received.append(body)
+        text, usage = (
+            body["prompt"],
+            {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        )
+        if not body.get("stream"):
+            return web.json_response({"id": "x", "object": "text_completion", "created": 0, "model": "echo",
+                                      "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
+                                      "usage": usage})  # fmt: skip
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for i in range(0, len(text), 3):
+            chunk = {"id": "x", "object": "text_completion", "created": 0, "model": "echo",
+                     "choices": [{"index": 0, "text": text[i : i + 3], "finish_reason": None}]}  # fmt: skip
+            await response.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+        last = {"id": "x", "object": "text_completion", "created": 0, "model": "echo",
+                "choices": [{"index": 0, "text": "", "finish_reason": "stop"}], "usage": usage}  # fmt: skip
         await response.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
         return response
 

@@ -3,8 +3,8 @@
 The set is bench/dlp_dataset.py's (700 generated documents in seven languages, each labelled
 value with its type: IBANs, cards, national ids, VAT numbers, e-mails, phones, IP addresses,
 secrets), the one bench/dlp_eval.py scores. Every document goes out as chat (whole and
-streamed), as the arguments of a tool call and a tool result sent back, and as embedding
-input, to deployments whose rule is `pseudonymize`, `redact` or `block`. The upstream is
+streamed), as the arguments of a tool call and a tool result sent back, as the prompt and
+suffix of a FIM request (whole and streamed), and as embedding input, to deployments whose rule is `pseudonymize`, `redact` or `block`. The upstream is
 `RecordingUpstream`, a named fake that records every body and echoes the last user message.
 """
 
@@ -15,6 +15,7 @@ import json
 import re
 import sys
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,8 @@ def gateway(
     models: list[Doc] = []
     for action in ("pseudonymize", "redact", "block"):
         models.append({"id": f"chat-{action}", "deployments": [{**cloud, "name": f"chat-{action}", "operator": action}]})  # fmt: skip
+        models.append({"id": f"fim-{action}", "capabilities": {"completion_fim": True},
+                       "deployments": [{**cloud, "name": f"fim-{action}", "operator": action}]})  # fmt: skip
         models.append({"id": f"emb-{action}", "type": "embeddings", "deployments": [{**cloud, "name": f"emb-{action}", "operator": action}]})  # fmt: skip
     rules = [{"operators": [a], "actions": {"*": a}} for a in ("pseudonymize", "redact", "block")]
     # Secrets would raise the request to "restricted", which the sovereignty policy keeps
@@ -167,6 +170,28 @@ def test_embeddings(
     assert_no_value_left(upstream.received[before:], [d for b in batches for d in b])
 
 
+@pytest.mark.parametrize("action", ["pseudonymize", "redact"])
+def test_fim_whole_and_streamed(
+    gateway: Server, upstream: RecordingUpstream, labelled: list[Doc], action: str
+) -> None:
+    before = len(upstream.received)
+    with gateway.client() as http:
+        for doc, after in pairwise(labelled):  # prompt and suffix
+            body = {"model": f"fim-{action}", "prompt": doc["text"], "suffix": after["text"]}
+            whole = http.post("/v1/fim/completions", json=body)
+            assert whole.status_code == 200, whole.text
+            echoed = whole.json()["choices"][0]["message"]["content"]
+            assert (echoed == doc["text"]) is (action == "pseudonymize")
+            with http.stream("POST", "/v1/fim/completions", json={**body, "stream": True}) as s:
+                assert s.status_code == 200
+                events = [line[6:] for line in s.iter_lines() if line.startswith("data: {")]
+            streamed = "".join(
+                json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events
+            )
+            assert streamed == echoed
+    assert_no_value_left(upstream.received[before:], labelled)
+
+
 def test_block_sends_nothing_at_all(
     gateway: Server, upstream: RecordingUpstream, labelled: list[Doc]
 ) -> None:
@@ -179,8 +204,10 @@ def test_block_sends_nothing_at_all(
                 {"model": "chat-block", "stream": True,
                  "messages": [{"role": "user", "content": "go"}, *_tool_history(doc, 0)]},
                 {"model": "emb-block", "input": [doc["text"]]},
+                {"model": "fim-block", "prompt": doc["text"], "suffix": "}"},
             ):  # fmt: skip
-                path = "/v1/embeddings" if "input" in body else "/v1/chat/completions"
+                path = {"input": "/v1/embeddings", "prompt": "/v1/fim/completions"}
+                path = next((p for k, p in path.items() if k in body), "/v1/chat/completions")
                 response = http.post(path, json=body)
                 refused.add(response.status_code)
                 assert not any(e["value"] in response.text for e in doc["entities"])
