@@ -119,6 +119,23 @@ def test_protocol_and_finding_shape(detector: PersonNameDetector) -> None:
         ("Anna Schmidt GmbH und Jan de Vries B.V.", []),
         ("Rose Martin", []),  # "Rose" alone is a word; without a cue it is not a name
         ("Chère Rose,", ["Rose"]),
+        # A common first name alone, mid-sentence or coordinated with a full name:
+        ("Merci à Benoît pour la relecture.", ["Benoît"]),
+        ("Laut Uwe ist der Server down.", ["Uwe"]),
+        ("Ingrid und Rüdiger Berger haben unterschrieben.", ["Ingrid", "Rüdiger Berger"]),
+        ("Wir treffen uns im Juli in Valencia.", []),  # months and cities are not names
+        ("Compramos en Zara y en Mango.", []),  # rare as first names: brands more often
+        ("Meet me at Marks & Spencer.", []),
+        # Initials, possessives, maiden names, forms, Polish declension:
+        ("Approved by T. Fenwick on 4 June.", ["T. Fenwick"]),
+        ("See section A. Introduction.", []),
+        ("A. Scope of the contract", []),
+        ("La station Franklin D. Roosevelt est fermée.", []),
+        ("Sarah Connolly's leave is approved.", ["Sarah Connolly"]),
+        ("Gertrud Hahn, geb. Kaiser, wurde entlassen.", ["Gertrud Hahn", "Kaiser"]),
+        ("Nom : MARCHAND Yannick ; service RH", ["MARCHAND Yannick"]),
+        ("Le CEO Anna Weber", ["Anna Weber"]),
+        ("przekazał klucze pani Jolancie Borkowskiej", ["Jolancie Borkowskiej"]),
         ("", []),
     ],
 )

@@ -30,6 +30,7 @@ def _words(blob: str) -> frozenset[str]:
 # Switzerland, Poland. Names frequent only elsewhere add false positives, not recall.
 _COUNTRY_COLUMNS = (0, 1, 2, 3, 6, 7, 8, 10, 12, 13, 14, 23)
 _MIN_FREQUENCY = 1  # hex scale 1..D, roughly logarithmic; 1 = "rare but attested"
+_LONE_MIN_FREQUENCY = 3  # a first name standing alone must be a common one
 
 # First names that are also ordinary capitalised words in one of the seven languages (or
 # places). They never start a name on their own; a title or greeting still makes them count.
@@ -42,6 +43,12 @@ _AMBIGUOUS = _words(
     Amsterdam Berlin Milano Madrid London Wien Lisboa Europa Norma Fe Luz Paz Cruz Sol Mar
     Angel Beau Constance Clement Earnest Ernest Lucky Sterling Chase Hunter Rich Young Cher
     Secondo Consiglio Clio El Il Lo Le La Les Het Een Der Die Das Den The"""
+)
+# Listed as first names, but in these languages almost always a saint, a royal title or a
+# street or place word that starts the name of a place: never the start of a person's name.
+_NEVER_FIRST = _words(
+    """San Santa Santo Sankt Saint Sainte São Rey Reina Marqués Isola Aleja Ulica Via Calle
+    Piazza Plaza Rue Place Porta Porto Villa Castel Monte Puerto"""
 )
 
 # Words that cannot be a surname token: months, weekdays, places, street and institution
@@ -63,13 +70,16 @@ _NOT_SURNAME = _words(
     Street Road Avenue Lane Square Hospital University College School Institute Foundation
     Straße Strasse Platz Allee Weg Klinik Stiftung Universität Schule Gymnasium Bahnhof
     Straat Laan Plein Gracht Ziekenhuis Stichting Ltd Inc GmbH AG SA SAS BV NV LLC Logistics
-    Manager Cloud Pro Suite Server Studio Plus Edition Group Holding"""
+    Manager Cloud Pro Suite Server Studio Plus Edition Group Holding
+    Airport Arena ArenA Huis Haus Museum Stadion Stadium Hall Park Centre Center Theater
+    Theatre Tower Station Bahnhof Prize Award Preis Prijs Premio"""
 )
 
 # Legal forms and institution nouns after the span: "Martin Bauer GmbH", "Jan de Vries BV",
 # "Antoni van Leeuwenhoek Ziekenhuis" name a company or a building, not a person.
 _AFTER = re.compile(
-    r"\s*(?:Ziekenhuis|Hospital|Klinik|Stiftung|Foundation|Institute?|School|Schule|Straße|"
+    r"\s*(?:(?i:ziekenhuis|hospital|klinik|stiftung|foundation|institute?|school|schule|"
+    r"huis|arena|stadion|stadium|airport|museum|centre|center)\b|Ziekenhuis|Hospital|Klinik|Stiftung|Foundation|Institute?|School|Schule|Straße|"
     r"Street|Road|Avenue|Stichting|Airport|Museum|Prize|Award|Preis|Gymnasium|&|\+|GmbH|AG\b|KG\b|SA\b|SAS\b|SARL\b|S\.A\.|S\.p\.A\.|S\.r\.l\.|Srl\b|SpA\b|SL\b|"
     r"S\.L\.|BV\b|B\.V\.|NV\b|N\.V\.|Ltd|LLC|Inc\b|plc\b|Sp\. z o\.o\.|& Co|und Söhne|e\.V\.)"
 )
@@ -79,9 +89,12 @@ _PLACE_CUE = re.compile(
     r"piazza|piazzale|corso|largo|vicolo|calle|avenida|av|paseo|plaza|carrer|camino|ul\.|ulica|"
     r"al\.|aleja|plac|osiedle|lycée|collège|école|hôpital|hospital|clinique|ospedale|clinica|"
     r"istituto|instituto|institut|université|università|universidad|fondation|fondazione|"
-    r"fundación|stade|stadio|estadio|gare|stazione|estación|aéroport|aeroporto|aeropuerto|"
+    r"fundación|stade|stadio|estadio|gare|stazione|estación|station|métro|metro|aéroport|aeroporto|aeropuerto|"
     r"musée|museo|museum|centre|centro|saint|sainte|st|ste|san|santa|santo|sankt|são|"
-    r"szpital|uniwersytet|szkoła|ulicy|kościół|kościoła|prix|premio|preis|prijs|prize|award)\.?"
+    r"szpital|uniwersytet|szkoła|ulicy|kościół|kościoła|prix|premio|preis|prijs|prize|award|"
+    r"liceo|ginnasio|scuola|colegio|escuela|gimnazjum|liceum|universitario|universitaria|"
+    r"universitaire|universitair|im|rey|reina|roi|re|könig|koning|koningin|king|queen|"
+    r"schip|ship|navire|nave|buque|statek|schiff)\.?"
     r"|[-'\u2019])\s*$",
     re.IGNORECASE,
 )
@@ -92,7 +105,7 @@ _TITLES = _words(
     Sig. Sig.ra Sig.na Signor Signora Signorina Dott. Dott.ssa Avv. Ing. Sr. Sra. Srta. Señor
     Señora Señorita Don Doña Dña. Dhr. Mevr. Mw. Mr Mr. Mrs Mrs. Ms Ms. Miss Mx. Sir Dame Pan
     Pani Pana Panu Panem Panią Panie Państwo Dr Dr. Prof. Prof Mag. Dipl.-Ing. Dr.-Ing.
-    med. dr mgr inż. Mgr heer mevrouw meneer Heer Mevrouw Meneer Dra. Dra"""
+    med. dr mgr inż. Mgr heer mevrouw meneer Heer Mevrouw Meneer Dra. Dra geb. née"""
 )
 # Greetings that introduce a bare first name ("Dear Anna,", "Liebe Sabine,", "Hola Lucía").
 _GREETINGS = _words(
@@ -105,6 +118,14 @@ _PARTICLES = _words("de du des d' van von der den ter ten zu zur di da del della
 
 # One word: a letter run, optionally hyphenated or with an elided prefix ("O'Brien", "D'Amico"),
 # or an abbreviation with a dot ("Sig.ra", "Dott.ssa", "M.").
+# "section A. Scope", "Anhang B. Kosten": a lettered part of a document, not an initial.
+_SECTION = re.compile(
+    r"(?i:section|sección|sezione|annex|annexe|appendix|chapter|chapitre|capitolo|capítulo|"
+    r"kapitel|abschnitt|anhang|anlage|article|artikel|articolo|artículo|punto|apartado|"
+    r"hoofdstuk|bijlage|rozdział|załącznik|part|partie|teil|parte|deel|część|"
+    r"point|item|option|variant|variante|type|typ|tipo|class|klasse|classe|grade)\s*$"
+)
+_INITIAL = re.compile(r"[A-ZÀ-ÖØ-Þ\u0100-\u017F]\.")
 _WORD = re.compile(r"(?:[^\W\d_]+['\u2019])?[^\W\d_]+(?:[-.][^\W\d_]+)*\.?")
 # A run of capitalised words, joined by spaces, ", " or name particles: every rule needs one.
 _RUN = re.compile(
@@ -136,6 +157,12 @@ _PL_ENDINGS = (
     ("ka", "ek"),
     ("kiem", "ek"),
     ("kowi", "ek"),
+    # Dative and locative with an alternation: Jolanta -> Jolancie, Magda -> Magdzie,
+    # Barbara -> Barbarze, Teresa -> Teresie.
+    ("cie", "ta"),
+    ("dzie", "da"),
+    ("rze", "ra"),
+    ("sie", "sa"),
 )
 
 
@@ -154,6 +181,18 @@ _STREET_SUFFIXES = (
 )
 
 
+# What ends a sentence or opens a quote: a capitalised word after one may be any word.
+_SENTENCE_START = frozenset(".!?\n\"«“„('")
+# "Ingrid und Rüdiger ...": a coordinated first name names a person even at sentence start.
+_AND_FIRST = re.compile(r"[ \t]+(?:and|et|und|e|y|i|en|oraz|&)[ \t]+([^\W\d_][\w-]*)")
+# Upper-case words that are not surnames written "NOM Prénom" in forms.
+_ACRONYMS = _words(
+    """CEO CFO CTO COO CIO CISO DPO HR RH DRH PDG DG IT EU UE USA UK ONU UNO NATO OTAN GDPR
+    RGPD DSGVO IBAN VAT TVA NIF PDF URL API FYI ATTN NB PS RE FW AW SAS SARL GMBH SPA SRL
+    ASAP TODO CV ID OK"""
+)
+
+
 class _Tok(NamedTuple):  # a NamedTuple builds several times faster than a frozen dataclass
     start: int
     end: int
@@ -161,10 +200,11 @@ class _Tok(NamedTuple):  # a NamedTuple builds several times faster than a froze
     gap: str  # text between the previous token and this one
 
 
-def _load_first_names() -> frozenset[str]:
+def _load_first_names() -> dict[str, int]:
+    """First name -> its highest frequency (1-13) in the countries kept."""
     # Read the data file only; the gazetteer logic is ours, so nothing else of the package runs.
     raw = resources.files("gender_guesser").joinpath("data/nam_dict.txt").read_text("utf-8")
-    names: set[str] = set()
+    names: dict[str, int] = {}
     for line in raw.splitlines():
         if not line or line[0] in "#=":
             continue
@@ -175,8 +215,9 @@ def _load_first_names() -> frozenset[str]:
         )
         if freq >= _MIN_FREQUENCY:
             name = line[2:29].split()[0]
-            names.update((name.replace("+", "-"), name.replace("+", "")))
-    return frozenset(names)
+            for spelling in (name.replace("+", "-"), name.replace("+", "")):
+                names[spelling] = max(freq, names.get(spelling, 0))
+    return names
 
 
 def _cap(word: str) -> bool:
@@ -190,11 +231,12 @@ class PersonNameDetector:
 
     name: str = "person_names"
     types: tuple[str, ...] = ("person",)
-    first_names: frozenset[str] = field(default_factory=_load_first_names, repr=False)
-    _memo: dict[tuple[str, bool], bool] = field(default_factory=dict, repr=False, compare=False)
+    first_names: dict[str, int] = field(default_factory=_load_first_names, repr=False)
+    _memo: dict[tuple[str, bool], int] = field(default_factory=dict, repr=False, compare=False)
 
-    def _first(self, word: str, strict: bool) -> bool:
-        """Is `word` a first name? `strict` excludes names that are also common words."""
+    def _first(self, word: str, strict: bool) -> int:
+        """How common a first name `word` is (0: not one). `strict` excludes names that are
+        also common words."""
         key = (word, strict)
         hit = self._memo.get(key)
         if hit is None:
@@ -203,21 +245,27 @@ class PersonNameDetector:
                 self._memo.clear()
         return hit
 
-    def _first_uncached(self, word: str, strict: bool) -> bool:
+    def _first_uncached(self, word: str, strict: bool) -> int:
         word = word.rstrip(".")
-        if (strict and word in _AMBIGUOUS) or word in _GREETINGS or word in _TITLES:
-            return False
-        if word in self.first_names:
-            return True
+        if (strict and word in _AMBIGUOUS) or word in _NEVER_FIRST:
+            return 0
+        if word in _GREETINGS or word in _TITLES:
+            return 0
+        names = self.first_names
+        if word in names:
+            return names[word]
         folded = unicodedata.normalize("NFD", word).encode("ascii", "ignore").decode()
-        if folded != word and folded in self.first_names:
-            return True  # the list spells some names unaccented: "Etienne" for "Étienne"
+        if folded != word and folded in names:
+            return names[folded]  # the list spells some names unaccented: "Etienne"
         if "-" in word:  # "Jean-Pierre", "Anna-Lena"
-            return all(p in self.first_names for p in word.split("-"))
+            parts = word.split("-")
+            return min(names.get(p, 0) for p in parts)
         for suffix, repl in _PL_ENDINGS:
-            if word.endswith(suffix) and word[: -len(suffix)] + repl in self.first_names:
-                return len(word) > 3
-        return False
+            if word.endswith(suffix) and len(word) > 3:
+                base = word[: -len(suffix)] + repl
+                if base in names:
+                    return names[base]
+        return 0
 
     def _surname(self, word: str) -> bool:
         bare = word.rstrip(".")
@@ -255,9 +303,12 @@ class PersonNameDetector:
             start = run.start()
             ws = text.rfind(" ", max(0, start - 40), max(0, start - 1)) + 1
             if run.end() - start == len(run.group().split(None, 1)[0]):
-                # A lone capitalised word (sentence start, place) is a name only after a cue.
+                # A lone capitalised word (sentence start, place) is a name only after a cue,
+                # or if it is a first name in mid-sentence or before "and <first name>".
                 cue = text[ws:start].strip()
                 if cue not in _TITLES and cue not in _GREETINGS:
+                    if self._lone_first_name(text, start, run.end()):
+                        spans.append((start, run.end() - text.endswith(".", start, run.end())))
                     continue
             toks: list[_Tok] = []
             prev = ws
@@ -267,6 +318,25 @@ class PersonNameDetector:
                 prev = e
             self._scan(text, toks, int(bool(toks) and toks[0].start < start), spans)
         return [Finding(s, e, "person", text[s:e]) for s, e in spans]
+
+    def _lone_first_name(self, text: str, start: int, end: int) -> bool:
+        """A first name on its own: "Merci à Benoît", "laut Uwe", "Ingrid und Rüdiger Berger"."""
+        word = text[start:end].rstrip(".")
+        if self._first(word, strict=True) < _LONE_MIN_FREQUENCY or word in _NOT_SURNAME:
+            return False  # a rare name alone is more often a brand; months, cities
+        if self._guarded(text, start, end):
+            return False
+        if text[max(0, start - 3) : start].rstrip(" \t").endswith("&"):
+            return False  # "Marks & Spencer", "Dolce & Gabbana": a firm
+        if not self._starts_sentence(text, start):
+            return True
+        after = _AND_FIRST.match(text, end)
+        return after is not None and self._first(after.group(1), strict=True) > 0
+
+    @staticmethod
+    def _starts_sentence(text: str, start: int) -> bool:
+        before = text[max(0, start - 3) : start].rstrip(" \t")
+        return not before or before[-1] in _SENTENCE_START
 
     def _scan(self, text: str, toks: list[_Tok], i: int, spans: list[tuple[int, int]]) -> None:
         while i < len(toks):
@@ -278,6 +348,8 @@ class PersonNameDetector:
             if end > i:
                 s, e = t.start, toks[end - 1].end
                 e -= text.endswith(".", s, e)
+                if text.endswith(("'s", "\u2019s"), s, e):  # "Sarah Connolly's leave"
+                    e -= 2
                 if not self._guarded(text, s, e):
                     spans.append((s, e))
                 i = end
@@ -293,8 +365,15 @@ class PersonNameDetector:
         if prev in _TITLES and gap == "" and _cap(w) and w not in _TITLES:
             # After a title every capitalised token belongs to the name: "Frau Dr. Anna Weber".
             return self._tail(toks, i, 3)
-        if w in _TITLES or not _cap(w):
+        if w in _TITLES:
             return i
+        if not _cap(w):
+            return self._initials_at(text, toks, i)
+        if w.isupper() and len(w) > 2 and w not in _ACRONYMS and i + 1 < len(toks):
+            # "MARCHAND Yannick" in forms: an upper-case surname, then the first name.
+            nxt = toks[i + 1]
+            if nxt.gap == " " and not nxt.text.isupper() and self._first(nxt.text, True):
+                return i + 2
         if self._first(w, strict=not cue):
             j = i + 1
             # Up to two more given names: "Jean Paul Dupont", "Maria Luisa Fernández".
@@ -304,14 +383,17 @@ class PersonNameDetector:
                 and self._first(toks[j].text, strict=True)
             ):
                 j += 1
+            if j < len(toks) and toks[j].gap == " " and _INITIAL.fullmatch(toks[j].text):
+                j += 1  # a middle initial: "Franklin D. Roosevelt"
             end = self._tail(toks, j, 2)
             if end > j:
                 return end
+            if _INITIAL.fullmatch(toks[j - 1].text):
+                j -= 1  # an initial with no surname after it is not part of the name
             if j > i + 1 and toks[j - 1].text not in _AMBIGUOUS:
                 return j  # "Anna Maria": the last given name doubles as surname
             if cue and prev in _GREETINGS:
                 return j  # "Liebe Sabine," - a bare first name after a greeting
-            # Otherwise fall through: "Bernard, Philippe" starts with a first name too.
         # "Dupont, Marie" in lists and headers: a surname, a comma, a known first name ending
         # the item. Needs the item boundary after it so "In Paris, Anna said" does not match.
         if (
@@ -323,7 +405,39 @@ class PersonNameDetector:
             and not (i and toks[i].gap.strip(" ") in ("", ","))
         ):
             return i + 2
+        if self._alone(text, toks, i):
+            return i + 1  # "Secondo Franco, il ...": a first name alone, mid-sentence
         return i
+
+    def _alone(self, text: str, toks: list[_Tok], i: int) -> bool:
+        """toks[i] is a first name with no capitalised word glued to it on either side."""
+        # Glued to a capitalised word, it is part of a longer name or title, unless that word
+        # merely starts the sentence and is no name ("Selon Jacqueline", "Laut Uwe ist").
+        prev = toks[i - 1].text if i else ""
+        glued_before = (
+            toks[i].gap == " "
+            and _cap(prev)
+            and (self._first(prev, False) > 0 or not self._starts_sentence(text, toks[i - 1].start))
+        )
+        glued_after = i + 1 < len(toks) and toks[i + 1].gap.strip(" ") in ("", "-")
+        if glued_before or glued_after:
+            return False
+        return self._lone_first_name(text, toks[i].start, toks[i].end)
+
+    def _initials_at(self, text: str, toks: list[_Tok], i: int) -> int:
+        """ "A. Herrero", "J. K. Rowling": one or two initials, then a surname, not at the start
+        of a line (where "A. Introduction" numbers a section)."""
+        j = i
+        while j < min(i + 2, len(toks)) and _INITIAL.fullmatch(toks[j].text):
+            if j > i and toks[j].gap != " ":
+                return i
+            j += 1
+        if j == i or j >= len(toks) or toks[j].gap != " " or not self._surname(toks[j].text):
+            return i
+        line = text[text.rfind("\n", 0, toks[i].start) + 1 : toks[i].start]
+        if not line.strip() or toks[j].text.isupper() or _SECTION.search(line[-24:]):
+            return i
+        return self._tail(toks, j, 2)
 
     def _guarded(self, text: str, start: int, end: int) -> bool:
         """True when context shows the span is a street, venue, saint or company."""
