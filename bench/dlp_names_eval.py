@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
-"""Person-name detector (souverain.dlp.names) on its development set and on a held-out set.
+"""Person-name detector (souverain.dlp.names) on two development sets and a blind set.
 
-    .venv/bin/python bench/dlp_names_eval.py
+    .venv/bin/python bench/dlp_names_eval.py                  # the working tree's detector
+    .venv/bin/python bench/dlp_names_eval.py --revision ae9907a   # names.py at a revision
 
-- tests/data/dlp_names.json: the 177 sentences the rules were tuned on (development set);
-- tests/data/dlp_names_heldout.json: 210 sentences (30 per language) written afterwards, with
-  other templates, contexts and names, and labelled before the detector was first run on them.
-  Each row also lists decoys: strings that look like names but are not a person here (streets,
-  buildings, brands, companies, eponymous diseases and prizes, capitalised common nouns,
-  first names used as words). Do not tune the detector on this set: that would make it a
-  second development set and its figures would stop meaning anything.
+- tests/data/dlp_names.json: the 177 sentences the rules were first tuned on (development);
+- tests/data/dlp_names_heldout.json: 210 sentences (30 per language), held out until
+  2026-12-02, when the rules were tuned on it too: now a second development set;
+- tests/data/dlp_names_blind.json: 280 sentences (40 per language) written on 2026-12-02 by
+  someone who never saw the rules, the other sets or any result, committed before the
+  detector first ran on it (sha256 267c7d15...). Do not tune the detector on it: that would
+  make it a third development set and its figures would stop meaning anything.
+Each row also lists decoys: strings that look like names but are not a person here (streets,
+buildings, brands, companies, eponymous diseases and prizes, capitalised common nouns, first
+names used as words).
 
 Metrics per language: exact-span precision / recall / F1 (a finding counts only if its span
 equals a labelled name); the same with overlap matching (a finding overlapping a name counts,
 e.g. "Dr Vasseur" for "Vasseur"); decoys hit (any finding overlapping a decoy). Every finding
 that matches no labelled name is a false positive, decoy or not. Writes
-bench/results/dlp_names_eval.json with every miss and false positive.
+bench/results/dlp_names_eval.json with every miss and false positive (not with --revision).
 """
 
 from __future__ import annotations
@@ -28,7 +32,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = ROOT / "tests" / "data"
 LANGS = ("fr", "de", "it", "es", "nl", "pl", "en")
-SETS = {"development": DATA / "dlp_names.json", "held-out": DATA / "dlp_names_heldout.json"}
+SETS = {
+    "development": DATA / "dlp_names.json",
+    "development 2": DATA / "dlp_names_heldout.json",
+    "blind": DATA / "dlp_names_blind.json",
+}
+BLIND = "blind"
 
 
 def _spans(text: str, values: list[str]) -> list[tuple[int, int]]:
@@ -123,7 +132,7 @@ def table(result: dict) -> str:
 
 
 def union_with_spacy(find) -> dict:  # type: ignore[no-untyped-def]
-    """Rules plus every spaCy PER span that overlaps no rules finding, on the held-out set.
+    """Rules plus every spaCy PER span that overlaps no rules finding, on the blind set.
 
     Uses the spans bench/dlp_names_spacy.py saved (skipped when it has not been run): what a
     detector that also ran a spaCy model would find, recall first."""
@@ -132,13 +141,16 @@ def union_with_spacy(find) -> dict:  # type: ignore[no-untyped-def]
         return {}
     from souverain.dlp.detectors import Finding
 
-    rows = json.loads(SETS["held-out"].read_text(encoding="utf-8"))
+    rows = json.loads(SETS[BLIND].read_text(encoding="utf-8"))
     index = {row["text"]: i for i, row in enumerate(rows)}
     models = json.loads(spacy_results.read_text(encoding="utf-8"))["models"]
     out = {}
-    print("\nheld-out, rules + a spaCy model (exact-span F1 / P / R):")
+    print("\nblind set, rules + a spaCy model (exact-span F1 / P / R):")
     for model, data in models.items():
-        spans = {s["index"]: s["spans"] for s in data["spans"] if s["set"] == "held-out"}
+        spans = {s["index"]: s["spans"] for s in data["spans"] if s["set"] == BLIND}
+        if len(spans) != len(rows):
+            print(f"  {model}: no spans for the blind set (run bench/dlp_names_spacy.py again)")
+            continue
 
         def combined(text: str, spans: dict = spans) -> list:  # type: ignore[type-arg]
             ours = find(text)
@@ -159,33 +171,95 @@ def union_with_spacy(find) -> dict:  # type: ignore[no-untyped-def]
     return out
 
 
-def main() -> int:
+def detector_at(revision: str | None):  # type: ignore[no-untyped-def]
+    """The working tree's PersonNameDetector, or the one names.py had at `revision`."""
     sys.path.insert(0, str(ROOT / "src"))
-    from souverain.dlp.names import PersonNameDetector
+    if revision is None:
+        from souverain.dlp.names import PersonNameDetector
 
-    detector = PersonNameDetector()
+        return PersonNameDetector()
+    import subprocess
+    import types
+
+    source = subprocess.run(
+        ["git", "show", f"{revision}:src/souverain/dlp/names.py"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    module = types.ModuleType(f"names_at_{revision}")
+    sys.modules[module.__name__] = module  # its dataclass looks the module up there
+    exec(compile(source, f"names.py@{revision}", "exec"), module.__dict__)
+    return module.PersonNameDetector()
+
+
+def speed(detectors: dict[str, object], rounds: int = 2000) -> dict[str, dict[str, float]]:
+    """p50 ms of find() on 2 KB of prose without names (bench/dlp_eval.py's prose prompt)
+    and on 2 KB of the development sentences (name-dense); detectors alternate call by call,
+    so machine load hits them alike."""
+    import statistics
+    import time
+
+    sys.path.insert(0, str(HERE))
+    import dlp_dataset
+    from dlp_eval import prose_prompt
+
+    rows = json.loads(SETS["development"].read_text(encoding="utf-8"))
+    texts = {
+        "prose 2 KB": prose_prompt(dlp_dataset.TEMPLATES),
+        "name-dense 2 KB": " ".join(r["text"] for r in rows)[:2048],
+    }
+    out: dict[str, dict[str, float]] = {}
+    for label, text in texts.items():
+        lat: dict[str, list[float]] = {name: [] for name in detectors}
+        for i in range(rounds):
+            variant = text[:-1] + "!?"[i % 2]  # a new string: no cache across calls
+            for name, detector in detectors.items():
+                t = time.perf_counter()
+                detector.find(variant)  # type: ignore[attr-defined]
+                lat[name].append(time.perf_counter() - t)
+        out[label] = {name: statistics.median(v[50:]) * 1e3 for name, v in lat.items()}
+        cells = ", ".join(f"{name} {ms:.3f} ms" for name, ms in out[label].items())
+        print(f"  p50 {label}: {cells}")
+    return out
+
+
+def main() -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument("--revision", help="score src/souverain/dlp/names.py as of this git revision")
+    args = ap.parse_args()
+    detector = detector_at(args.revision)
     results = {}
     for name, path in SETS.items():
         rows = json.loads(path.read_text(encoding="utf-8"))
         results[name] = evaluate(rows, detector.find)
         print(f"\n{name} set ({path.relative_to(ROOT)}, {len(rows)} sentences)\n")
         print(table(results[name]))
-    heldout_rows = json.loads(SETS["held-out"].read_text(encoding="utf-8"))
-    forms = recall_by_form(heldout_rows, detector.find)
-    results["held-out forms"] = forms
-    print("\nheld-out recall (exact span) by written form:")
+    blind_rows = json.loads(SETS[BLIND].read_text(encoding="utf-8"))
+    forms = recall_by_form(blind_rows, detector.find)
+    results["blind forms"] = forms
+    print("\nblind set recall (exact span) by written form:")
     for form, acc in forms.items():
         print(f"  {form}: {acc['found']}/{acc['names']}")
-    held = results["held-out"]["all"]
-    print(f"\nheld-out misses ({len(held['misses'])}):")
-    for m in held["misses"]:
+    blind = results[BLIND]["all"]
+    print(f"\nblind set misses ({len(blind['misses'])}):")
+    for m in blind["misses"]:
         print("  ", m)
-    print(f"held-out false positives ({len(held['false_positives'])}):")
-    for m in held["false_positives"]:
+    print(f"blind set false positives ({len(blind['false_positives'])}):")
+    for m in blind["false_positives"]:
         print("  ", m)
+    print("\nspeed (find only):")
+    timed = (
+        {args.revision: detector, "working tree": detector_at(None)}
+        if args.revision
+        else {"working tree": detector}
+    )
+    results["speed"] = speed(timed)
+    if args.revision:
+        return 0
     union = union_with_spacy(detector.find)
     if union:
-        results["rules + spacy (held-out)"] = union
+        results["rules + spacy (blind)"] = union
     out = HERE / "results" / "dlp_names_eval.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")

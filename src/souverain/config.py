@@ -228,7 +228,7 @@ class DlpConfig(_Strict):
 
     enabled: bool = True
     # Person names (type "person"): needs the optional `names` extra; off by default,
-    # because it costs up to ~0.9 ms on a name-dense 2 KB prompt (docs/dlp-names.md).
+    # because it costs up to ~0.6 ms on a name-dense 2 KB prompt (docs/dlp-names.md).
     person_names: bool = False
     # Custom detectors: finding type -> terms (whole words, any case) or a regex.
     dictionaries: dict[str, tuple[str, ...]] = Field(default_factory=dict)
