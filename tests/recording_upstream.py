@@ -77,16 +77,8 @@ class RecordingUpstream:
             return web.json_response({"id": "x", "object": "chat.completion", "created": 0, "model": "echo",
                                       "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
                                       "usage": usage})  # fmt: skip
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for i in range(0, len(text), 3):
-            chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "echo",
-                     "choices": [{"index": 0, "delta": {"content": text[i : i + 3]}, "finish_reason": None}]}  # fmt: skip
-            await response.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
-        last = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "echo",
-                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}  # fmt: skip
-        await response.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
-        return response
+        pieces = [{"delta": {"content": text[i : i + 3]}} for i in range(0, len(text), 3)]
+        return await _stream(request, "chat.completion.chunk", pieces, {"delta": {}}, usage)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -99,16 +91,8 @@ class RecordingUpstream:
             return web.json_response({"id": "x", "object": "text_completion", "created": 0, "model": "echo",
                                       "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
                                       "usage": usage})  # fmt: skip
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for i in range(0, len(text), 3):
-            chunk = {"id": "x", "object": "text_completion", "created": 0, "model": "echo",
-                     "choices": [{"index": 0, "text": text[i : i + 3], "finish_reason": None}]}  # fmt: skip
-            await response.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
-        last = {"id": "x", "object": "text_completion", "created": 0, "model": "echo",
-                "choices": [{"index": 0, "text": "", "finish_reason": "stop"}], "usage": usage}  # fmt: skip
-        await response.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
-        return response
+        pieces = [{"text": text[i : i + 3]} for i in range(0, len(text), 3)]
+        return await _stream(request, "text_completion", pieces, {"text": ""}, usage)
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -119,3 +103,19 @@ class RecordingUpstream:
         ]
         return web.json_response({"object": "list", "data": data, "model": "echo",
                                   "usage": {"prompt_tokens": 3, "total_tokens": 3}})  # fmt: skip
+
+
+async def _stream(
+    request: web.Request, kind: str, pieces: list[dict[str, Any]], end: dict[str, Any],
+    usage: dict[str, int],
+) -> web.StreamResponse:  # fmt: skip
+    """Server-sent events: one chunk per piece, a last one with finish_reason and usage."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    chunks = [{"choices": [{"index": 0, **piece, "finish_reason": None}]} for piece in pieces]
+    chunks.append({"choices": [{"index": 0, **end, "finish_reason": "stop"}], "usage": usage})
+    for chunk in chunks:
+        event = {"id": "x", "object": kind, "created": 0, "model": "echo", **chunk}
+        await response.write(f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode())
+    await response.write(b"data: [DONE]\n\n")
+    return response
