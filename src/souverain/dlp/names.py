@@ -72,16 +72,17 @@ _NOT_SURNAME = _words(
     Straat Laan Plein Gracht Ziekenhuis Stichting Ltd Inc GmbH AG SA SAS BV NV LLC Logistics
     Manager Cloud Pro Suite Server Studio Plus Edition Group Holding
     Airport Arena ArenA Huis Haus Museum Stadion Stadium Hall Park Centre Center Theater
-    Theatre Tower Station Bahnhof Prize Award Preis Prijs Premio"""
+    Theatre Tower Station Prize Award Preis Prijs Premio"""
 )
 
 # Legal forms and institution nouns after the span: "Martin Bauer GmbH", "Jan de Vries BV",
 # "Antoni van Leeuwenhoek Ziekenhuis" name a company or a building, not a person.
 _AFTER = re.compile(
-    r"\s*(?:(?i:ziekenhuis|hospital|klinik|stiftung|foundation|institute?|school|schule|"
-    r"huis|arena|stadion|stadium|airport|museum|centre|center)\b|Ziekenhuis|Hospital|Klinik|Stiftung|Foundation|Institute?|School|Schule|Straße|"
-    r"Street|Road|Avenue|Stichting|Airport|Museum|Prize|Award|Preis|Gymnasium|&|\+|GmbH|AG\b|KG\b|SA\b|SAS\b|SARL\b|S\.A\.|S\.p\.A\.|S\.r\.l\.|Srl\b|SpA\b|SL\b|"
-    r"S\.L\.|BV\b|B\.V\.|NV\b|N\.V\.|Ltd|LLC|Inc\b|plc\b|Sp\. z o\.o\.|& Co|und Söhne|e\.V\.)"
+    r"\s*(?:(?i:ziekenhuis|hospital|klinik|stiftung|foundation|institute?|school|schule|huis|"
+    r"arena|stadion|stadium|airport|museum|centre|center)\b|Straße|Street|Road|Avenue|"
+    r"Stichting|Prize|Award|Preis|Gymnasium|&|\+|GmbH|AG\b|KG\b|SA\b|SAS\b|SARL\b|S\.A\.|"
+    r"S\.p\.A\.|S\.r\.l\.|Srl\b|SpA\b|SL\b|S\.L\.|BV\b|B\.V\.|NV\b|N\.V\.|Ltd|LLC|Inc\b|"
+    r"plc\b|Sp\. z o\.o\.|& Co|und Söhne|e\.V\.)"
 )
 # A preceding word that makes the next capitalised tokens a street, venue or saint.
 _PLACE_CUE = re.compile(
@@ -89,7 +90,8 @@ _PLACE_CUE = re.compile(
     r"piazza|piazzale|corso|largo|vicolo|calle|avenida|av|paseo|plaza|carrer|camino|ul\.|ulica|"
     r"al\.|aleja|plac|osiedle|lycée|collège|école|hôpital|hospital|clinique|ospedale|clinica|"
     r"istituto|instituto|institut|université|università|universidad|fondation|fondazione|"
-    r"fundación|stade|stadio|estadio|gare|stazione|estación|station|métro|metro|aéroport|aeroporto|aeropuerto|"
+    r"fundación|stade|stadio|estadio|gare|stazione|estación|station|métro|metro|aéroport|"
+    r"aeroporto|aeropuerto|"
     r"musée|museo|museum|centre|centro|saint|sainte|st|ste|san|santa|santo|sankt|são|"
     r"szpital|uniwersytet|szkoła|ulicy|kościół|kościoła|prix|premio|preis|prijs|prize|award|"
     r"liceo|ginnasio|scuola|colegio|escuela|gimnazjum|liceum|universitario|universitaria|"
@@ -116,8 +118,6 @@ _GREETINGS = _words(
 )
 _PARTICLES = _words("de du des d' van von der den ter ten zu zur di da del della dei degli dos la")
 
-# One word: a letter run, optionally hyphenated or with an elided prefix ("O'Brien", "D'Amico"),
-# or an abbreviation with a dot ("Sig.ra", "Dott.ssa", "M.").
 # "section A. Scope", "Anhang B. Kosten": a lettered part of a document, not an initial.
 _SECTION = re.compile(
     r"(?i:section|sección|sezione|annex|annexe|appendix|chapter|chapitre|capitolo|capítulo|"
@@ -126,6 +126,8 @@ _SECTION = re.compile(
     r"point|item|option|variant|variante|type|typ|tipo|class|klasse|classe|grade)\s*$"
 )
 _INITIAL = re.compile(r"[A-ZÀ-ÖØ-Þ\u0100-\u017F]\.")
+# One word: a letter run, optionally hyphenated or with an elided prefix ("O'Brien", "D'Amico"),
+# or an abbreviation with a dot ("Sig.ra", "Dott.ssa", "M.").
 _WORD = re.compile(r"(?:[^\W\d_]+['\u2019])?[^\W\d_]+(?:[-.][^\W\d_]+)*\.?")
 # A run of capitalised words, joined by spaces, ", " or name particles: every rule needs one.
 _RUN = re.compile(
