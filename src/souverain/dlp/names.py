@@ -31,6 +31,20 @@ def _words(blob: str) -> frozenset[str]:
 _COUNTRY_COLUMNS = (0, 1, 2, 3, 6, 7, 8, 10, 12, 13, 14, 23)
 _MIN_FREQUENCY = 1  # hex scale 1..D, roughly logarithmic; 1 = "rare but attested"
 _LONE_MIN_FREQUENCY = 3  # a first name standing alone must be a common one
+# Countries many residents of the seven languages' countries come from: Portugal, Romania,
+# Bosnia, Croatia, Serbia, Albania, Russia, Ukraine, Turkey, the Arab countries, China,
+# India, Vietnam. Their common first names (frequency 6 or more there) count too, but as rare
+# ones: never alone, only with a surname, a title, a greeting or in a list.
+_DIASPORA_COLUMNS = (5, 27, 29, 30, 34, 36, 38, 41, 46, 47, 49, 50, 53)
+_DIASPORA_MIN_FREQUENCY = 6
+# Those of them that are also words of the seven languages ("Can Europe", "Nur Gäste", "Van
+# Dijk", "Pero Juan"), and every name of one or two letters ("An", "Do", "Li").
+_DIASPORA_WORDS = _words(
+    """Alla Ante Bac Ban Bang Bay Bien Bin Cam Can Chi Dat Duc Fan Gang Gia Hai Hala Hang Hau
+    Hue Hui Hun Lam Lei Lin Loan Loc Long Man Mate Mato Mile Min Mine Mong Nan Nur Pal Pero
+    Phi Ping Rade Ram Rana Sali Sana Sang Sava Son Sun Tai Tam Tan Tao Tat The Thi Tin Tong
+    Tran Trang Van"""
+)
 
 # First names that are also ordinary capitalised words in one of the seven languages (or
 # places). They never start a name on their own; a title or greeting still makes them count.
@@ -42,7 +56,7 @@ _AMBIGUOUS = _words(
     Ana Olive Pearl Ruby Amber Ivy Iris Jade Dawn Eve Summer Major General Grand Lord Royal
     Amsterdam Berlin Milano Madrid London Wien Lisboa Europa Norma Fe Luz Paz Cruz Sol Mar
     Angel Beau Constance Clement Earnest Ernest Lucky Sterling Chase Hunter Rich Young Cher
-    Secondo Consiglio Clio El Il Lo Le La Les Het Een Der Die Das Den The"""
+    Secondo Consiglio Clio El Il Lo Le La Les Het Een Der Die Das Den The An"""
 )
 # Listed as first names, but in these languages almost always a saint, a royal title or a
 # street or place word that starts the name of a place: never the start of a person's name.
@@ -215,10 +229,21 @@ def _load_first_names() -> dict[str, int]:
             (int(counts[i], 16) for i in _COUNTRY_COLUMNS if i < len(counts) and counts[i] != " "),
             default=0,
         )
-        if freq >= _MIN_FREQUENCY:
-            name = line[2:29].split()[0]
-            for spelling in (name.replace("+", "-"), name.replace("+", "")):
-                names[spelling] = max(freq, names.get(spelling, 0))
+        name = line[2:29].split()[0]
+        if freq < _MIN_FREQUENCY:
+            elsewhere = max(
+                (
+                    int(counts[i], 16)
+                    for i in _DIASPORA_COLUMNS
+                    if i < len(counts) and counts[i] != " "
+                ),
+                default=0,
+            )
+            if elsewhere < _DIASPORA_MIN_FREQUENCY or len(name) < 3 or name in _DIASPORA_WORDS:
+                continue
+            freq = _MIN_FREQUENCY  # never enough to stand alone
+        for spelling in (name.replace("+", "-"), name.replace("+", "")):
+            names[spelling] = max(freq, names.get(spelling, 0))
     return names
 
 
