@@ -157,6 +157,10 @@ def test_protocol_and_finding_shape(detector: PersonNameDetector) -> None:
         ("Selon Karim, le dossier est complet.", []),  # alone: too rare in these countries
         ("Can Europe lead? Nur Gäste parken hier.", []),  # also words: never names
         ("An Introduction to Python", []),
+        # A name ends at a full stop, at two spaces (form fields), and after a closing word:
+        ("Signed by Mr Hughes. Copies go to HR.", ["Hughes"]),
+        ("Prénom : Camille  Service : paie", ["Camille"]),
+        ("See you on Monday. Cheers, Olivia", ["Olivia"]),
         ("", []),
     ],
 )

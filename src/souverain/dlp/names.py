@@ -128,7 +128,8 @@ _GREETINGS = _words(
     """Bonjour Bonsoir Salut Cher Chère Dear Hi Hello Hallo Liebe Lieber Sehr Ciao Caro Cara
     Gentile Gentilissima Gentilissimo Hola Estimado Estimada Querido Querida Beste Geachte Hoi
     Dag Beste Drogi Droga Szanowny Szanowna Cześć Witaj Thanks Merci Danke Grazie Gracias
-    Bedankt Dziękuję"""
+    Bedankt Dziękuję Cheers Regards Best Love Bises Bisous Cordialement Grüße Gruß Saluti Baci
+    Besos Abrazos Saludos Groetjes Groeten Pozdrawiam Pozdrowienia"""
 )
 _PARTICLES = _words("de du des d' van von der den ter ten zu zur di da del della dei degli dos la")
 
@@ -247,6 +248,11 @@ def _load_first_names() -> dict[str, int]:
     return names
 
 
+def _ends_sentence(word: str) -> bool:
+    """A word with a full stop that is not an abbreviation ("Dupont." but not "J." or "Dr.")."""
+    return word.endswith(".") and not _INITIAL.fullmatch(word) and word not in _TITLES
+
+
 def _cap(word: str) -> bool:
     # A trailing dot is the sentence's ("... Dupont."), except on initials ("J.").
     return word[:1].isupper() and len(word.rstrip(".")) > 1
@@ -312,6 +318,8 @@ class PersonNameDetector:
             w = toks[j].text
             if j > i and "\n" in toks[j].gap:
                 break
+            if (j and _ends_sentence(toks[j - 1].text)) or "  " in toks[j].gap:
+                break  # "Mr Barnes. Apologies", "NOM : MERCIER  Prénom": the next is no name
             if w.lower() in _PARTICLES or w in ("d'", "D'"):
                 j += 1
                 continue
@@ -446,7 +454,12 @@ class PersonNameDetector:
             and _cap(prev)
             and (self._first(prev, False) > 0 or not self._starts_sentence(text, toks[i - 1].start))
         )
-        glued_after = i + 1 < len(toks) and toks[i + 1].gap.strip(" ") in ("", "-")
+        glued_after = (
+            i + 1 < len(toks)
+            and toks[i + 1].gap.strip(" ") in ("", "-")
+            and "  " not in toks[i + 1].gap  # two spaces part the fields of a form
+            and not _ends_sentence(toks[i].text)
+        )
         if glued_before or glued_after:
             return False
         return self._lone_first_name(text, toks[i].start, toks[i].end)
