@@ -127,10 +127,16 @@ _TITLES = _words(
 _GREETINGS = _words(
     """Bonjour Bonsoir Salut Cher Chère Dear Hi Hello Hallo Liebe Lieber Sehr Ciao Caro Cara
     Gentile Gentilissima Gentilissimo Hola Estimado Estimada Querido Querida Beste Geachte Hoi
-    Dag Beste Drogi Droga Szanowny Szanowna Cześć Witaj Thanks Merci Danke Grazie Gracias
-    Bedankt Dziękuję Cheers Regards Best Love Bises Bisous Cordialement Grüße Gruß Saluti Baci
-    Besos Abrazos Saludos Groetjes Groeten Pozdrawiam Pozdrowienia"""
+    Dag Beste Drogi Droga Szanowny Szanowna Cześć Witaj"""
 )
+# Words that close a message before the sender's first name ("Cheers, Hannah"); they are
+# greetings as cues, and never a surname (unlike "Gentile", both "Dear" and a surname).
+_CLOSINGS = _words(
+    """Thanks Merci Danke Grazie Gracias Bedankt Dziękuję Cheers Regards Best Love Bises Bisous
+    Cordialement Grüße Gruß Saluti Baci Besos Abrazos Saludos Groetjes Groeten Pozdrawiam
+    Pozdrowienia"""
+)
+_GREETINGS |= _CLOSINGS
 _PARTICLES = _words("de du des d' van von der den ter ten zu zur di da del della dei degli dos la")
 
 # "section A. Scope", "Anhang B. Kosten": a lettered part of a document, not an initial.
@@ -308,6 +314,7 @@ class PersonNameDetector:
             _cap(word)
             and bare not in _NOT_SURNAME
             and word not in _TITLES
+            and bare not in _CLOSINGS  # "Cheers, Hannah" signs a message
             and not bare.lower().endswith(_STREET_SUFFIXES)  # "Willem de Zwijgerlaan"
         )
 
@@ -404,7 +411,13 @@ class PersonNameDetector:
             return i
         if not _cap(w):
             return self._initials_at(text, toks, i)
-        if w.isupper() and len(w) > 2 and w not in _ACRONYMS and i + 1 < len(toks):
+        if (
+            w.isupper()
+            and len(w) > 2
+            and w not in _ACRONYMS
+            and i + 1 < len(toks)
+            and not _ends_sentence(w)
+        ):
             # "MARCHAND Yannick" in forms: an upper-case surname, then the first name.
             nxt = toks[i + 1]
             if nxt.gap == " " and not nxt.text.isupper() and self._first(nxt.text, True):
