@@ -221,15 +221,15 @@ def _score(ev: Any, rows: list[dict[str, Any]], spans: list[list[list[int]]]) ->
     return [ev.evaluate(rows, find), ev.recall_by_form(rows, find)]
 
 
-def summary(results: dict[str, Any], langs: tuple[str, ...]) -> str:
-    head = "| detector (blind set, exact F1 / P / R) | " + " | ".join(langs) + " |"
+def summary(results: dict[str, Any], langs: tuple[str, ...], blind: str) -> str:
+    head = f"| detector ({blind}, exact F1 / P / R) | " + " | ".join(langs) + " |"
     lines = [head, "|---" * (len(langs) + 1) + "|"]
     rows = {}
     for name, r in results["models"].items():
-        rows[name] = r["metrics"]["blind"]
-        rows[f"{name} NER only"] = r["ner_only"]["metrics"]["blind"]
+        rows[name] = r["metrics"][blind]
+        rows[f"{name} NER only"] = r["ner_only"]["metrics"][blind]
     if RULES.exists():
-        rows = {"rules (dlp_names_eval.json)": json.loads(RULES.read_text())["blind"], **rows}
+        rows = {"rules (dlp_names_eval.json)": json.loads(RULES.read_text())[blind], **rows}
     for name, res in rows.items():
         cells = [
             f"{res[g]['exact']['f1']:.2f} / {res[g]['exact']['precision']:.2f} / "
@@ -291,7 +291,8 @@ def main() -> int:
     results["wheels_mb"] = {
         p.name: round(p.stat().st_size / 2**20, 1) for p in sorted(WHEELS.glob("*.whl"))
     }
-    print("\n" + summary(results, (*ev.LANGS, "all")))
+    for blind in (name for name in ev.SETS if name.startswith("blind")):
+        print("\n" + summary(results, (*ev.LANGS, "all"), blind))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     print(f"\nwritten to {OUT.relative_to(ROOT)}")
