@@ -62,9 +62,11 @@ def gateway(pair: tuple[Server, Server], tmp_path: Path) -> Iterator[Server]:
 
 async def load(
     gateway: Server, requests: int, concurrency: int, on_sent=None
-) -> list[tuple[float, int, str, bool]]:  # type: ignore[no-untyped-def]
-    """Bounded load: (sent_at, status, deployment, stream_ok) per request, half of them streamed."""
-    results: list[tuple[float, int, str, bool]] = []
+) -> list[tuple[float, int, str, bool, bool]]:  # type: ignore[no-untyped-def]
+    """Bounded load, half of the requests streamed: per request (sent_at, status, deployment,
+    cut, ok). `cut`: a stream that began, then ended with finish_reason "error" and [DONE],
+    which is how a deployment dying after the first token must end it (no failover then)."""
+    results: list[tuple[float, int, str, bool, bool]] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(requests):
         queue.put_nowait(i)
@@ -80,11 +82,11 @@ async def load(
             if on_sent:
                 await on_sent(i)
             response = await client.post("/v1/chat/completions", json=body)
-            ok = response.status_code == 200 and (not stream or (response.text.rstrip().endswith("data: [DONE]")
-                                                  and '"finish_reason":"error"' not in response.text))  # fmt: skip
-            results.append(
-                (sent, response.status_code, response.headers.get("x-souverain-deployment", ""), ok)
-            )
+            done = response.text.rstrip().endswith("data: [DONE]")
+            cut = stream and done and '"finish_reason":"error"' in response.text
+            ok = response.status_code == 200 and (not stream or (done and not cut))
+            deployment = response.headers.get("x-souverain-deployment", "")
+            results.append((sent, response.status_code, deployment, cut, ok))
 
     async with httpx.AsyncClient(base_url=gateway.url, headers=headers, timeout=60) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
@@ -103,7 +105,11 @@ async def test_sigkill_of_an_upstream_under_load_fails_no_request(
             killed_at.append(time.monotonic())
 
     results = await load(gateway, requests=40, concurrency=4, on_sent=kill_a_midway)
-    assert all(ok for *_, ok in results), [r for r in results if not r[3]]
+    # A stream that A had begun to answer when it died cannot fail over: it must end cleanly
+    # (finish_reason "error", then [DONE]). Every other request must succeed.
+    in_flight_cut = [r for r in results if r[3] and r[2] == "a" and r[0] < killed_at[0]]
+    assert len(in_flight_cut) <= 4  # at most one per worker, in flight at the kill
+    assert all(r[-1] for r in results if r not in in_flight_cut), results
     assert "a" in {r[2] for r in results if r[0] < killed_at[0]}  # A served until it died
     assert {r[2] for r in results if r[0] > killed_at[0]} == {"b"}  # in flight then: failed over
 
