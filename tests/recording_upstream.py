@@ -18,6 +18,12 @@ from aiohttp import web
 
 
 class RecordingUpstream:
+    def deployment(self, **fields: Any) -> dict[str, Any]:
+        """An `openai` deployment on this upstream, as an EU cloud would be declared (FR, no
+        retention, no training): the policy lets any classification the tests use reach it."""
+        return {"engine": "openai", "base_url": self.url, "jurisdiction": "FR",
+                "operator": "EU Cloud", "retention_days": 0, "trains_on_data": False, **fields}  # fmt: skip
+
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.port = 0

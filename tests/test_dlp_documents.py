@@ -34,8 +34,7 @@ MEMO = (
 def gateway(
     upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    eu = {"engine": "openai", "base_url": upstream.url, "jurisdiction": "FR", "operator": "EU Cloud",
-          "retention_days": 0, "trains_on_data": False}  # fmt: skip
+    eu = upstream.deployment()
     config = {
         "models": [
             {"id": "cloud", "deployments": [{**eu, "name": "eu-chat"}]},

@@ -57,8 +57,7 @@ def batches(labelled: list[Doc]) -> list[list[Doc]]:
 def gateway(
     upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    cloud = {"engine": "openai", "base_url": upstream.url, "jurisdiction": "FR",
-             "retention_days": 0, "trains_on_data": False}  # fmt: skip
+    cloud = upstream.deployment()  # the operator is set per action below
     models: list[Doc] = []
     for action in ("pseudonymize", "redact", "block"):
         models.append({"id": f"chat-{action}", "deployments": [{**cloud, "name": f"chat-{action}", "operator": action}]})  # fmt: skip

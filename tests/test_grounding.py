@@ -35,8 +35,7 @@ EXPENSES_DOC = (
 def server(
     upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    cloud = {"engine": "openai", "base_url": upstream.url, "jurisdiction": "FR",
-             "operator": "EU Cloud", "retention_days": 0, "trains_on_data": False}  # fmt: skip
+    cloud = upstream.deployment()
     local_embeddings = {"engine": "local", "name": "embedded-e5"}
     config = {
         "models": [

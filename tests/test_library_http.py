@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from mistralai.client import Mistral
 from mistralai.client.errors import SDKError
 from sqlalchemy import create_engine, text
@@ -367,35 +367,13 @@ def test_cli_ingest_follows_processing(server: Server, tmp_path: Path) -> None:
     (folder / "sub" / "b.txt").write_text("Parking: level -2 is reserved for visitors.")
     (folder / ".hidden").write_text("not uploaded")
     (folder / "c.bin").write_bytes(b"\x00\x01\x02 binary")
-    result = CliRunner().invoke(
-        cli,
-        [
-            "library",
-            "ingest",
-            str(folder),
-            "--library",
-            "cli-lib",
-            "--url",
-            server.url,
-            "--key",
-            server.key,
-        ],
-    )
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, [*args, "--url", server.url, "--key", server.key])
+
+    result = run("library", "ingest", str(folder), "--library", "cli-lib")
     assert result.exit_code == 1, result.output  # c.bin is refused, the others processed
     assert "2 of 3 files processed" in result.output
     assert "c.bin: 400" in result.output
-    found = CliRunner().invoke(
-        cli,
-        [
-            "library",
-            "search",
-            "astreinte week-end",
-            "--library",
-            "cli-lib",
-            "--url",
-            server.url,
-            "--key",
-            server.key,
-        ],
-    )
+    found = run("library", "search", "astreinte week-end", "--library", "cli-lib")
     assert found.exit_code == 0 and "a.md" in found.output.splitlines()[0], found.output
