@@ -4,7 +4,8 @@ It records every body it receives (to prove what left the gateway) and answers w
 last user message's text (so placeholders come back and their restoration can be
 checked), streamed in 3-character chunks so that placeholders are split across chunks.
 With `tools` in the request it answers with a tool call whose arguments carry the text.
-Legacy completions (how the `openai` engine sends FIM) echo the prompt the same way.
+Legacy completions (how the `openai` engine sends FIM) and Mistral's FIM endpoint echo the
+prompt the same way.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class RecordingUpstream:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/completions", self._completions)
+        app.router.add_post("/v1/fim/completions", self._fim)
         runner = web.AppRunner(app)
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -99,6 +101,22 @@ class RecordingUpstream:
                                       "usage": usage})  # fmt: skip
         pieces = [{"text": text[i : i + 3]} for i in range(0, len(text), 3)]
         return await _stream(request, "text_completion", pieces, {"text": ""}, usage)
+
+    async def _fim(self, request: web.Request) -> web.StreamResponse:
+        """Mistral's FIM endpoint: the prompt echoed in the chat completion's shape."""
+        body = await request.json()
+        self.received.append(body)
+        text, usage = (
+            body["prompt"],
+            {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        )
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": text}
+            return web.json_response({"id": "x", "object": "chat.completion", "created": 0, "model": "echo",
+                                      "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                                      "usage": usage})  # fmt: skip
+        pieces = [{"delta": {"content": text[i : i + 3]}} for i in range(0, len(text), 3)]
+        return await _stream(request, "chat.completion.chunk", pieces, {"delta": {}}, usage)
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -27,7 +27,8 @@ def test_json_arguments_are_read_as_their_strings_numbers_and_keys() -> None:
         {"note": PASSWORD_LINE, "card": 4111111111111111, "to": {"a@b.fr": True}}
     )
     texts = read_texts(chat(call(arguments)))
-    assert texts == [PASSWORD_LINE, "note", "4111111111111111", "card", "a@b.fr", "to"]
+    # The call's id and function name are read too (every string of the request is).
+    assert texts == ["c1", "f", PASSWORD_LINE, "note", "4111111111111111", "card", "a@b.fr", "to"]
 
 
 def test_escaping_no_longer_hides_a_secret() -> None:
@@ -63,8 +64,9 @@ def test_object_arguments_stay_objects_and_plain_text_stays_text() -> None:
         {"role": "user", "content": '{"pasted": "json in a user message stays text"}'},
     )
     texts = read_texts(request)
-    assert texts == ["DE89 3704 0044 0532 0130 00", "iban", "not json: DE89 3704 0044 0532 0130 00",
-                     "plain {result}", '{"pasted": "json in a user message stays text"}']  # fmt: skip
+    assert texts == ["c1", "f", "DE89 3704 0044 0532 0130 00", "iban",
+                     "c1", "f", "not json: DE89 3704 0044 0532 0130 00",
+                     "plain {result}", "c1", '{"pasted": "json in a user message stays text"}']  # fmt: skip
     changed = with_texts(
         request, [t.replace("DE89 3704 0044 0532 0130 00", "⟦IBAN_1⟧") for t in texts]
     )

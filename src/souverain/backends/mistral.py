@@ -13,15 +13,14 @@ from typing import Any
 
 from ..protocol.chat import ChatCompletionRequest, ChatDelta, Completion
 from ..protocol.fim import FIMCompletionRequest
+from . import outbound
 from .http_engine import completion_from_response, deltas_from_chunks, estimate_tokens
 from .openai_compat import OpenAIBackend
 
-CHAT_FIELDS = (
-    "temperature", "top_p", "max_tokens", "stop", "random_seed", "response_format", "tools",
-    "tool_choice", "presence_penalty", "frequency_penalty", "n", "parallel_tool_calls",
-    "safe_prompt", "prediction", "prompt_mode",
+FIM_FIELDS = (
+    "prompt", "suffix", "temperature", "top_p", "max_tokens", "min_tokens", "stop",
+    "random_seed",
 )  # fmt: skip
-MESSAGE_FIELDS = ("role", "content", "name", "tool_calls", "tool_call_id", "prefix")
 
 
 class MistralBackend(OpenAIBackend):
@@ -32,20 +31,29 @@ class MistralBackend(OpenAIBackend):
     models_path = "/v1/models"
 
     def chat_body(self, request: ChatCompletionRequest, *, stream: bool) -> dict[str, Any]:
-        given = request.model_dump(exclude_unset=True, exclude_none=True, by_alias=True)
-        body: dict[str, Any] = {"model": self.upstream_model, "stream": stream}
-        body["messages"] = [_mistral_message(message) for message in given["messages"]]
-        given.setdefault("random_seed", request.effective_seed)
-        given.setdefault("max_tokens", request.effective_max_tokens)
-        if given.get("tool_choice") == "required":
-            given["tool_choice"] = "any"
-        body.update({key: given[key] for key in CHAT_FIELDS if given.get(key) is not None})
-        return body
+        """Built from the allow-lists of backends/outbound.py: Mistral rejects fields it
+        does not know, and unknown fields stay here anyway."""
+        body = outbound.chat_body(
+            request,
+            fields=outbound.MISTRAL_CHAT_FIELDS,
+            message_fields=outbound.MISTRAL_MESSAGE_FIELDS,
+        )
+        for item in body["messages"]:
+            if item.get("role") == "developer":
+                item["role"] = "system"
+        body.update(_mistral_only(request))
+        body["model"] = self.upstream_model
+        body["stream"] = stream
+        body.setdefault("random_seed", request.effective_seed)
+        body.setdefault("max_tokens", request.effective_max_tokens)
+        if body.get("tool_choice") == "required":
+            body["tool_choice"] = "any"
+        return {key: value for key, value in body.items() if value is not None}
 
     def fim_body(self, request: FIMCompletionRequest, *, stream: bool) -> dict[str, Any]:
-        given = request.model_dump(exclude_unset=True, exclude_none=True)
-        given.pop("metadata", None)
-        return {**given, "model": self.upstream_model, "stream": stream}
+        body = {name: getattr(request, name) for name in FIM_FIELDS}
+        body.update(model=self.upstream_model, stream=stream)
+        return {key: value for key, value in body.items() if value is not None}
 
     async def fim_complete(self, request: FIMCompletionRequest) -> Completion:
         data = await self.post_json("/v1/fim/completions", self.fim_body(request, stream=False))
@@ -56,10 +64,15 @@ class MistralBackend(OpenAIBackend):
         return deltas_from_chunks(events, estimate_prompt_tokens=_estimate(request))
 
 
-def _mistral_message(message: dict[str, Any]) -> dict[str, Any]:
-    out = {key: message[key] for key in MESSAGE_FIELDS if key in message}
-    if out.get("role") == "developer":
-        out["role"] = "system"
+def _mistral_only(request: ChatCompletionRequest) -> dict[str, Any]:
+    """Mistral's fields the protocol does not declare, checked for their shape."""
+    extra = request.model_extra or {}
+    out: dict[str, Any] = {}
+    if isinstance(extra.get("prompt_mode"), str):
+        out["prompt_mode"] = extra["prompt_mode"]
+    prediction = extra.get("prediction")
+    if isinstance(prediction, dict) and isinstance(prediction.get("content"), str):
+        out["prediction"] = {"type": "content", "content": prediction["content"]}
     return out
 
 

@@ -16,6 +16,7 @@ from ..protocol.common import Usage
 from ..protocol.embeddings import EmbeddingRequest
 from ..protocol.fim import FIMCompletionRequest
 from ..protocol.models import Capabilities
+from . import outbound
 from .base import Embeddings
 from .http_engine import (
     HTTPBackend,
@@ -50,17 +51,18 @@ class OpenAIBackend(HTTPBackend):
     # ---- chat -------------------------------------------------------------------------
 
     def chat_body(self, request: ChatCompletionRequest, *, stream: bool) -> dict[str, Any]:
-        body = request.model_dump(exclude_unset=True, exclude_none=True, by_alias=True)
+        """Built from the allow-lists of backends/outbound.py: unknown fields stay here."""
+        body = outbound.chat_body(
+            request,
+            fields=outbound.OPENAI_CHAT_FIELDS,
+            message_fields=outbound.OPENAI_MESSAGE_FIELDS,
+        )
         body["model"] = self.upstream_model
         body["stream"] = stream
         if request.random_seed is not None and request.seed is None:
             body["seed"] = request.random_seed
-        body.pop("random_seed", None)
-        body.pop("safe_prompt", None)
         if stream:
             body["stream_options"] = {"include_usage": True}
-        else:
-            body.pop("stream_options", None)
         return body
 
     async def chat_complete(self, request: ChatCompletionRequest) -> Completion:

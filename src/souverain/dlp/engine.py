@@ -25,10 +25,13 @@ from ..context import RequestContext
 from ..errors import ConfigError, DlpBlocked, DlpUnavailable
 from ..policy.engine import PolicyEngine
 from ..policy.facts import DeploymentFacts
-from .fields import Request, read_texts, with_texts
+from .fields import Request, opaque_count, read_texts, with_texts
 from .transform import Pseudonymizer
 
 log = logging.getLogger("souverain.dlp")
+# The finding type of values no detector can read (images sent as data: URLs): they can be
+# allowed to a destination, never redacted or pseudonymized, so any other action blocks.
+OPAQUE = "image"
 INLINE_SCAN_CHARS = 64_000  # larger requests are scanned off the event loop
 
 
@@ -83,6 +86,10 @@ class DlpEngine:
             ) from None
         ctx.notes["dlp_findings"] = findings
         counts = Counter(finding.type for per_text in findings for finding in per_text)
+        opaque = opaque_count(call.request)
+        if opaque:  # images no detector can read: classified and routed as their own type
+            counts[OPAQUE] = opaque
+            ctx.notes["dlp_opaque"] = opaque
         if not counts:
             return
         ctx.notes["dlp"] = dict(sorted(counts.items()))  # categories and counts, never values
@@ -103,9 +110,14 @@ class DlpEngine:
     ) -> tuple[Request, dict[str, str] | None]:
         findings: list[list[Any]] = ctx.notes.get("dlp_findings") or []
         kinds = {finding.type for per_text in findings for finding in per_text}
+        action = self.actions_for(backend.facts)
+        if ctx.notes.get("dlp_opaque") and action(OPAQUE) != "allow":
+            raise DlpBlocked(
+                f"the request contains images, which data-loss prevention cannot read; "
+                f"deployment {backend.name} may receive them only where {OPAQUE!r} is allowed"
+            )
         if not kinds:
             return request, None
-        action = self.actions_for(backend.facts)
         blocked = sorted(kind for kind in kinds if action(kind) == "block")
         if blocked:
             raise DlpBlocked(

@@ -1,8 +1,21 @@
-"""Every piece of text a request would send to a model, read and replaced in one place.
+"""Every string a request carries, read and replaced in one place.
 
-Chat: message contents (strings and text parts), tool-call arguments, tool results.
-FIM: prompt and suffix. Embeddings: each input string. Whatever path a text takes to a
-deployment, it is listed here, so no field slips past data-loss prevention.
+Data-loss prevention reads the whole request as the client sent it: every string of every
+field, declared or not (unknown top-level fields, unknown message and content-part fields,
+tool descriptions and schemas, response formats, `stop`, `user`, `metadata`...), and the
+strings, numbers and keys inside free-form objects. The engines send upstream only what
+their allow-lists take from the same request (backends/outbound.py), so whatever leaves was
+scanned: a guard that read a list of fields while the engines forwarded the whole body is
+how identifiers used to leave undetected.
+
+Not read: the routed `model` (resolved against the catalog before this stage), and the
+fields that are closed vocabularies validated by the protocol (`role`, `type`), whose
+values cannot carry data. Booleans and the protocol's typed numbers (temperature, seed...)
+are not text either.
+
+Images given as `data:` URLs are opaque: no text detector can read them. They are counted
+(`opaque_count`), and the DLP stage lets them go only where every finding type may go
+unchanged.
 
 Tool-call arguments, and tool results that are JSON, are read as the strings, numbers and
 keys inside the JSON, not as its text: escaping hides values from the detectors (a password
@@ -12,13 +25,23 @@ followed by "\\n", a quote written "\\""), and a replacement must not break the 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from ..protocol.chat import ChatCompletionRequest
+from pydantic import BaseModel
+
+from ..errors import InvalidRequest
+from ..protocol.chat import ChatCompletionRequest, ChatMessage, FunctionCall
 from ..protocol.embeddings import EmbeddingRequest
 from ..protocol.fim import FIMCompletionRequest
 
 Request = ChatCompletionRequest | FIMCompletionRequest | EmbeddingRequest
+Setter = Callable[[str], None]
+Slot = tuple[str, Setter]
+
+# Closed vocabularies checked by the protocol schemas: never data.
+_STRUCTURAL = frozenset({"role", "type"})
+MAX_DEPTH = 64  # deeper objects are refused: no legitimate request nests this far
 
 
 def read_texts(request: Request) -> list[str]:
@@ -35,46 +58,131 @@ def with_texts(request: Request, texts: list[str]) -> Request:
     return copy
 
 
-def _slots(request: Request) -> list[tuple[str, Any]]:
+def opaque_count(request: Request) -> int:
+    """How many values of the request no detector can read (images as `data:` URLs)."""
+    return _Walker().walk(request).opaque
+
+
+def _slots(request: Request) -> list[Slot]:
     """(text, function that replaces it) for every text of the request, in order."""
-    slots: list[tuple[str, Any]] = []
-    if isinstance(request, ChatCompletionRequest):
-        for message in request.messages:
-            if isinstance(message.content, str):
-                content = _setattr(message, "content")
-                parsed = _json_container(message.content) if message.role == "tool" else None
-                if parsed is None:
-                    slots.append((message.content, content))
+    return _Walker().walk(request).slots
+
+
+class _Walker:
+    def __init__(self) -> None:
+        self.slots: list[Slot] = []
+        self.opaque = 0
+
+    def walk(self, request: Request) -> _Walker:
+        self._model(request, depth=0, top=True)
+        return self
+
+    # ---- pydantic models: declared fields by type, undeclared ones as free-form ----------
+
+    def _model(self, model: BaseModel, *, depth: int, top: bool = False) -> None:
+        _deep(depth)
+        for name in type(model).model_fields:
+            if name in _STRUCTURAL or (top and name == "model"):
+                continue
+            value = getattr(model, name)
+            if isinstance(model, FunctionCall) and name == "arguments":
+                self._arguments(model)
+            elif isinstance(model, ChatMessage) and name == "content" and model.role == "tool":
+                self._tool_result(model)
+            elif isinstance(value, str):
+                self._text(value, _setattr(model, name))
+            elif isinstance(value, BaseModel | list | dict):
+                self._value(value, depth=depth + 1)
+        extra = model.model_extra or {}
+        for name, value in list(extra.items()):
+            self._free(extra, name, value, depth=depth + 1)
+            self._key(extra, name)
+
+    def _value(self, value: Any, *, depth: int) -> None:
+        """A declared field's list, dict or model (strings in lists and dicts are data)."""
+        _deep(depth)
+        if isinstance(value, BaseModel):
+            self._model(value, depth=depth)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    self._model(item, depth=depth + 1)
                 else:
-                    slots += _json_slots(parsed, lambda v, set_=content: set_(_dumps(v)))
-            elif isinstance(message.content, list):
-                for part in message.content:
-                    if part.text is not None:
-                        slots.append((part.text, _setattr(part, "text")))
-            for call in message.tool_calls or ():
-                slots += _argument_slots(call.function)
-    elif isinstance(request, FIMCompletionRequest):
-        slots.append((request.prompt, _setattr(request, "prompt")))
-        if request.suffix is not None:
-            slots.append((request.suffix, _setattr(request, "suffix")))
-    elif isinstance(request.input, str):
-        slots.append((request.input, _setattr(request, "input")))
-    else:
-        items = request.input
-        for index, item in enumerate(items):
-            if isinstance(item, str):
-                slots.append((item, _setitem(items, index)))
-    return slots
+                    self._free(value, index, item, depth=depth + 1)
+        elif isinstance(value, dict):
+            for name in list(value):
+                self._free(value, name, value[name], depth=depth + 1)
+                self._key(value, name)
+
+    def _text(self, text: str, setter: Setter) -> None:
+        if _is_data_url(text):
+            self.opaque += 1
+        else:
+            self.slots.append((text, setter))
+
+    # ---- free-form values: strings, numbers and keys -------------------------------------
+
+    def _free(self, container: Any, key: Any, value: Any, *, depth: int) -> None:
+        _deep(depth)
+        if isinstance(value, BaseModel):
+            self._model(value, depth=depth)
+        elif isinstance(value, dict):
+            for name in list(value):
+                self._free(value, name, value[name], depth=depth + 1)
+                self._key(value, name)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self._free(value, index, item, depth=depth + 1)
+        elif isinstance(value, str):
+            self._text(value, _setitem(container, key, value))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            text = json.dumps(value)  # a replaced number becomes a string (a placeholder)
+            self.slots.append((text, _setitem(container, key, text)))
+
+    def _key(self, mapping: dict[str, Any], name: str) -> None:
+        """A key's slot comes after its value's, so the value is set under the old key
+        first; keys are renamed in place, so setters holding the dict still see it."""
+        self.slots.append((name, _rename(mapping, name)))
+
+    # ---- JSON inside strings: tool-call arguments and tool results -----------------------
+
+    def _arguments(self, function: FunctionCall) -> None:
+        arguments, set_arguments = function.arguments, _setattr(function, "arguments")
+        if not isinstance(arguments, str):  # Mistral may send an object: keep it one
+            self._value(arguments, depth=1)
+            return
+        self._json_text(arguments, set_arguments)
+
+    def _tool_result(self, message: ChatMessage) -> None:
+        if isinstance(message.content, str):
+            self._json_text(message.content, _setattr(message, "content"))
+        elif message.content is not None:
+            self._value(message.content, depth=1)
+
+    def _json_text(self, text: str, write: Setter) -> None:
+        parsed = _json_container(text)
+        if parsed is None:  # not JSON: scanned as plain text
+            self._text(text, write)
+            return
+        holder = [parsed]
+        start = len(self.slots)
+        self._free(holder, 0, parsed, depth=1)
+        # Each leaf's setter changes the parsed object in place; rewrite the text after it.
+        for index in range(start, len(self.slots)):
+            original, setter = self.slots[index]
+            self.slots[index] = (
+                original,
+                _then(setter, original, lambda: write(_dumps(holder[0]))),
+            )
 
 
-def _argument_slots(function: Any) -> list[tuple[str, Any]]:
-    arguments, set_arguments = function.arguments, _setattr(function, "arguments")
-    if not isinstance(arguments, str):  # Mistral may send an object: keep it one
-        return _json_slots(arguments, set_arguments)
-    parsed = _json_container(arguments)
-    if parsed is None:  # not JSON: scanned as plain text
-        return [(arguments, set_arguments)]
-    return _json_slots(parsed, lambda value: set_arguments(_dumps(value)))
+def _deep(depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise InvalidRequest(f"the request nests objects deeper than {MAX_DEPTH} levels")
+
+
+def _is_data_url(text: str) -> bool:
+    return text[:5].lower() == "data:" and ";base64," in text[:200].lower()
 
 
 def _json_container(text: str) -> Any:
@@ -85,66 +193,40 @@ def _json_container(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return None
+    except RecursionError:
+        raise InvalidRequest(f"JSON in the request nests deeper than {MAX_DEPTH} levels") from None
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _json_slots(root: Any, write: Any) -> list[tuple[str, Any]]:
-    """A slot per string, number and key inside `root`; each change rewrites the whole.
+def _then(setter: Setter, original: str, changed: Callable[[], None]) -> Setter:
+    def set_and_rewrite(value: str) -> None:
+        if value != original:
+            setter(value)
+            changed()
 
-    A number that must be replaced becomes a string (a placeholder is not a number). A key's
-    slot comes after its value's, so that the value is set under the old key first; keys are
-    renamed in place, so setters holding the dict still see it.
-    """
-    slots: list[tuple[str, Any]] = []
-    holder = [root]
-
-    def leaf(container: Any, key: Any, value: Any) -> None:
-        if isinstance(value, dict):
-            for name in list(value):
-                leaf(value, name, value[name])
-                slots.append((name, _rename(value, name, lambda: write(holder[0]))))
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                leaf(value, index, item)
-        elif isinstance(value, str) or (
-            isinstance(value, int | float) and not isinstance(value, bool)
-        ):
-            text = value if isinstance(value, str) else json.dumps(value)
-            slots.append((text, _replace(container, key, text, lambda: write(holder[0]))))
-
-    leaf(holder, 0, root)
-    return slots
+    return set_and_rewrite
 
 
-def _replace(container: Any, key: Any, old: str, changed: Any) -> Any:
+def _setitem(container: Any, key: Any, old: str) -> Setter:
     def set_value(value: str) -> None:
         if value != old:
             container[key] = value
-            changed()
 
     return set_value
 
 
-def _rename(mapping: dict[str, Any], old: str, changed: Any) -> Any:
+def _rename(mapping: dict[str, Any], old: str) -> Setter:
     def set_key(new: str) -> None:
         if new != old:
             items = [(new if key == old else key, value) for key, value in mapping.items()]
             mapping.clear()
             mapping.update(items)
-            changed()
 
     return set_key
 
 
-def _setattr(target: Any, name: str) -> Any:
+def _setattr(target: Any, name: str) -> Setter:
     return lambda value: setattr(target, name, value)
-
-
-def _setitem(target: list[Any], index: int) -> Any:
-    def set_item(value: str) -> None:
-        target[index] = value
-
-    return set_item

@@ -14,6 +14,8 @@ def restore_completion(completion: Completion, mapping: Mapping[str, str]) -> Co
     completion.content = restore(completion.content, mapping)
     for call in completion.tool_calls:
         function = call.get("function") or {}
+        if isinstance(function.get("name"), str):  # a tool's name is read and replaced too
+            function["name"] = restore(function["name"], mapping)
         if isinstance(function.get("arguments"), str):
             function["arguments"] = restore_json_arguments(function["arguments"], mapping)
     return completion
@@ -32,6 +34,8 @@ async def restore_stream(
             delta.content = content.feed(delta.content) or None
         for fragment in delta.tool_calls or ():
             function = fragment.get("function") or {}
+            if isinstance(function.get("name"), str):  # names come whole, in one fragment
+                function["name"] = restore(function["name"], mapping)
             if isinstance(function.get("arguments"), str):
                 restorer = arguments.setdefault(fragment.get("index", 0), StreamRestorer(escaped))
                 function["arguments"] = restorer.feed(function["arguments"])
