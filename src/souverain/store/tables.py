@@ -39,6 +39,9 @@ def limit_columns() -> list[Column[Any]]:
 
 
 # Identity (identity/): tenants -> teams -> users and service accounts -> API keys.
+# Their ids are never reused (SQLite: AUTOINCREMENT, m0004; PostgreSQL: sequences): shares,
+# library creators, usage rows, quota counters and audit leaves name them by id, and a new
+# user must not inherit what a deleted one was given.
 tenants = Table(
     "tenants",
     metadata,
@@ -46,6 +49,7 @@ tenants = Table(
     Column("name", String(100), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
     *limit_columns(),
+    sqlite_autoincrement=True,
 )
 
 teams = Table(
@@ -57,6 +61,7 @@ teams = Table(
     Column("created_at", Float, nullable=False),
     *limit_columns(),
     UniqueConstraint("tenant_id", "name"),
+    sqlite_autoincrement=True,
 )
 
 users = Table(  # people and service accounts (kind)
@@ -71,6 +76,7 @@ users = Table(  # people and service accounts (kind)
     Column("created_at", Float, nullable=False),
     *limit_columns(),
     UniqueConstraint("tenant_id", "name"),
+    sqlite_autoincrement=True,
 )
 
 team_members = Table(
@@ -102,6 +108,7 @@ api_keys = Table(
     Column("models", Text, nullable=True),  # JSON list of model ids; NULL: all
     Column("endpoints", Text, nullable=True),  # JSON list of endpoint kinds; NULL: all
     *limit_columns(),
+    sqlite_autoincrement=True,
 )
 
 # One row per model call, whatever its outcome: what quotas' budgets start from and
