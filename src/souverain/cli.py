@@ -58,8 +58,6 @@ def serve(
     Every /v1 route needs `Authorization: Bearer KEY`. The first start creates the
     platform owner's key and prints it once; set SOUVERAIN_ADMIN_KEY to choose it instead.
     """  # fmt: skip
-    import uvicorn
-
     from .app import build_state, create_app
     from .config import load_settings
     from .store.database import MigrationRefused
@@ -84,14 +82,9 @@ def serve(
     click.echo(f"Souverain on http://{settings.server.host}:{settings.server.port}  "
                f"(data: {settings.data_dir}, models: "
                f"{', '.join(m.id for m in settings.models)})", err=True)  # fmt: skip
-    uvicorn.run(
-        create_app(settings, state),
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    from .http_server import serve as run_http_server
+
+    run_http_server(create_app(settings, state), settings.server, log_level)
 
 
 @cli.group()

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigError
 from .identity.oidc import IdentityProviderConfig
+from .server_config import ServerConfig
 
 ENV_PREFIX = "SOUVERAIN_"
 # Short names for the settings people set most often.
@@ -309,12 +310,6 @@ class QuotasConfig(_Strict):
     # model's context) until it settles with the real count.
     reserve_completion_tokens: int = Field(default=1024, ge=1)
     lease_s: float = Field(default=600.0, gt=0, description="A crashed replica's slots free.")
-
-
-class ServerConfig(_Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
 
 class OcrConfig(_Strict):

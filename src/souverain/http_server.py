@@ -1,0 +1,158 @@
+"""The HTTP server under `souverain serve`: uvicorn, with limits on slow and idle clients.
+
+uvicorn closes a keep-alive connection that stays idle after a response, but it has no
+deadline for a request's headers: a client that connects and sends nothing, or sends its
+headers one byte at a time (slowloris), holds its connection, a file descriptor and
+memory for as long as it likes, and enough of them exhaust the process. So each
+connection here gets:
+
+- a header deadline: from the moment it opens, and again from the end of each response,
+  the complete headers of the next request must arrive within `header_timeout_s`, or the
+  connection is closed. Bytes trickling in do not extend it.
+- a header size cap: more than `max_header_bytes` without the end of the headers closes it.
+- a connection cap: past `max_connections`, a new connection evicts the connection that
+  has waited longest for headers (idle keep-alive or slow), so that idle sockets can never
+  lock out a client that sends its request at once. When every connection has a request
+  in progress, the new one gets a 503 and is closed.
+
+The guard is a subclass of uvicorn's own protocol (httptools when installed, else h11),
+hooked where a connection opens, receives bytes, finishes a response and closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .errors import EngineOverloaded
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+    from .server_config import ServerConfig
+
+    _UvicornHttp = H11Protocol  # the attributes the guard uses exist on both protocols
+else:
+    _UvicornHttp = object
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    header_timeout_s: float
+    max_header_bytes: int
+    max_connections: int
+
+
+def _refusal() -> bytes:
+    error = EngineOverloaded("too many connections to this gateway; retry shortly", retry_after=1)
+    body = json.dumps(error.body()).encode()
+    return (
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+        b"retry-after: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+class _HeaderGuard(_UvicornHttp):
+    limits: ClassVar[ConnectionLimits]
+    # Connections waiting for a request's headers, oldest first (a dict keeps the order).
+    waiting: ClassVar[dict[_HeaderGuard, None]]
+
+    _deadline: asyncio.TimerHandle | None = None
+    _cycle_when_armed: Any = None  # uvicorn replaces `cycle` once a request's headers are in
+    _header_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections and not self._evict_idle():
+            transport.write(_refusal())
+            transport.close()
+            return
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._deadline is None:
+            return
+        if self.cycle is not self._cycle_when_armed:  # the headers are complete
+            self._disarm()
+            return
+        self._header_bytes += len(data)
+        if self._header_bytes > self.limits.max_header_bytes:
+            self._close()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # The next request's headers are due; unless a pipelined request already started.
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_bytes = 0
+        self._cycle_when_armed = self.cycle
+        self._deadline = self.loop.call_later(self.limits.header_timeout_s, self._close)
+        self.waiting[self] = None
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self.waiting.pop(self, None)
+
+    def _close(self) -> None:
+        self._disarm()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _evict_idle(self) -> bool:
+        """Close the connection that has waited longest for headers; False if none waits."""
+        for other in self.waiting:
+            if other is not self:
+                other._close()
+                return True
+        return False
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol with the guard, sharing one waiting list per server."""
+    base: type[asyncio.Protocol]
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        base = HttpToolsProtocol
+    except ImportError:  # httptools is optional in uvicorn; h11 is always there
+        base = H11Protocol
+    return type("GuardedHttpProtocol", (_HeaderGuard, base), {"limits": limits, "waiting": {}})
+
+
+def serve(app: ASGIApp, server: ServerConfig, log_level: str) -> None:
+    """Run `app` on `server.host:server.port` until SIGINT/SIGTERM."""
+    import uvicorn
+
+    limits = ConnectionLimits(
+        header_timeout_s=server.header_timeout_s,
+        max_header_bytes=server.max_header_bytes,
+        max_connections=server.max_connections,
+    )
+    uvicorn.run(
+        app,
+        host=server.host,
+        port=server.port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        http=guarded_protocol(limits),
+        timeout_keep_alive=server.keep_alive_timeout_s,
+        h11_max_incomplete_event_size=server.max_header_bytes,
+        # Not uvicorn's `limit_concurrency`: it counts idle connections too and answers
+        # 503 to every new request once they reach it, so idle sockets would lock
+        # everyone out. The guard's cap evicts them instead.
+    )
