@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import PermissionDenied
+from ..errors import NotFound, PermissionDenied
 from ..identity.rbac import GRANTS, ROLES, may_grant
+from ..library.ownership import library_choice
 from ..protocol.admin import (
     LimitsUpdate,
     MemberAdd,
@@ -21,6 +22,7 @@ from ..protocol.admin import (
     UserCreate,
     UserUpdate,
 )
+from ..state import AppState
 from .admin_access import admin_call, path_id
 from .http import JSON, parse_body
 
@@ -65,12 +67,18 @@ async def update_tenant(request: Request) -> Response:
 
 
 async def delete_tenant(request: Request) -> Response:
+    """`?libraries=delete` deletes the tenant's libraries with it; without it, a tenant
+    that has libraries is not deleted (409)."""
     call = await admin_call(request, "tenants.manage")
     tenant_id = path_id(request, "tenant_id")
+    choice = library_choice(request.query_params.get("libraries"))
     await asyncio.to_thread(call.state.directory.tenant, tenant_id, None)  # 404 first
-    await call.record("tenant.delete", {"id": tenant_id})
-    await asyncio.to_thread(call.state.directory.delete_tenant, tenant_id)
-    return JSON({"object": "tenant", "id": tenant_id, "deleted": True})
+    await call.record("tenant.delete", {"id": tenant_id, "libraries": choice})
+    deleted = await asyncio.to_thread(call.state.directory.delete_tenant, tenant_id, choice)
+    _forget_libraries(call.state, deleted)
+    return JSON(
+        {"object": "tenant", "id": tenant_id, "deleted": True, "libraries_deleted": deleted}
+    )
 
 
 # ---- teams ---------------------------------------------------------------------------------
@@ -136,7 +144,9 @@ async def add_member(request: Request) -> Response:
 async def remove_member(request: Request) -> Response:
     call = await admin_call(request, "directory.manage")
     team_id, user_id = path_id(request, "team_id"), path_id(request, "user_id")
-    await asyncio.to_thread(call.state.directory.team, team_id, call.scope)
+    team = await asyncio.to_thread(call.state.directory.team, team_id, call.scope)
+    if user_id not in team["members"]:  # refused before its leaf: nothing is removed
+        raise NotFound(f"user {user_id} is not a member of team {team_id}")
     await call.record("team.remove_member", {"id": team_id, "user_id": user_id})
     await asyncio.to_thread(call.state.directory.remove_member, team_id, user_id, call.scope)
     await call.state.keys.invalidate()
@@ -198,15 +208,28 @@ async def update_user(request: Request) -> Response:
 
 
 async def delete_user(request: Request) -> Response:
+    """The libraries the user created stay with the tenant (`?libraries=keep`, the
+    default) or are deleted with them (`?libraries=delete`)."""
     call = await admin_call(request, "directory.manage")
     user_id = path_id(request, "user_id")
+    choice = library_choice(request.query_params.get("libraries")) or "keep"
     current = await asyncio.to_thread(call.state.directory.user, user_id, call.scope)
     if not may_grant(call.principal, current["role"]):
         raise PermissionDenied(f"the {call.principal.role} role may not remove a {current['role']}")
-    await call.record("user.delete", {"id": user_id})
-    await asyncio.to_thread(call.state.directory.delete_user, user_id, call.scope)
+    await call.record("user.delete", {"id": user_id, "libraries": choice})
+    deleted = await asyncio.to_thread(call.state.directory.delete_user, user_id, call.scope, choice)
+    _forget_libraries(call.state, deleted)
     await call.state.keys.invalidate()
-    return JSON({"object": current["object"], "id": user_id, "deleted": True})
+    return JSON(
+        {"object": current["object"], "id": user_id, "deleted": True, "libraries_deleted": deleted}
+    )
+
+
+def _forget_libraries(state: AppState, library_ids: list[str]) -> None:
+    """Drop what this process caches of libraries deleted with their user or tenant."""
+    if state.libraries is not None:
+        for library_id in library_ids:
+            state.libraries.vectors.forget(library_id)
 
 
 # ---- roles ---------------------------------------------------------------------------------

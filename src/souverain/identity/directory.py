@@ -16,6 +16,7 @@ from sqlalchemy import Connection, CursorResult, Engine, Row, Table, delete, fun
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, InvalidRequest, NotFound
+from ..library.ownership import LibraryChoice, forget_team, forget_tenant, forget_user
 from ..store.tables import api_keys, team_members, teams, tenants, users
 
 DEFAULT_TENANT = "default"
@@ -72,18 +73,26 @@ class Directory:
                 conn.execute(update(tenants).where(tenants.c.id == tenant_id).values(**limits))
             return self._tenant(conn, tenant_id, scope)
 
-    def delete_tenant(self, tenant_id: int) -> None:
+    def delete_tenant(self, tenant_id: int, libraries: LibraryChoice | None = None) -> list[str]:
+        """Remove an empty tenant: no users, teams or active keys (409 otherwise). Its
+        revoked keys go with it (their ids are never reused, and usage rows and audit
+        leaves keep naming them); its libraries too, only if `libraries` is "delete"
+        (409 otherwise). Returns the ids of the libraries deleted."""
         with self._engine.begin() as conn:
             name = self._tenant(conn, tenant_id, None)["name"]
             if name == DEFAULT_TENANT:
                 raise Conflict("the default tenant cannot be deleted")
-            for table in (users, teams, api_keys):
-                used = conn.execute(
-                    select(func.count()).select_from(table).where(table.c.tenant_id == tenant_id)
-                ).scalar()
-                if used:
-                    raise Conflict(f"tenant {name!r} still has {table.name}; remove them first")
+            in_tenant = {table: table.c.tenant_id == tenant_id for table in (users, teams)}
+            in_tenant[api_keys] = (api_keys.c.tenant_id == tenant_id) & ~api_keys.c.revoked
+            for table, condition in in_tenant.items():
+                used = conn.execute(select(func.count()).select_from(table).where(condition))
+                if used.scalar():
+                    what = "active keys" if table is api_keys else table.name
+                    raise Conflict(f"tenant {name!r} still has {what}; remove them first")
+            deleted = forget_tenant(conn, tenant_id, name, libraries)
+            conn.execute(delete(api_keys).where(api_keys.c.tenant_id == tenant_id))
             conn.execute(delete(tenants).where(tenants.c.id == tenant_id))
+            return deleted
 
     # ---- teams --------------------------------------------------------------------------
 
@@ -111,6 +120,7 @@ class Directory:
             self._one(conn, teams, team_id, scope)
             conn.execute(delete(team_members).where(team_members.c.team_id == team_id))
             conn.execute(update(api_keys).where(api_keys.c.team_id == team_id).values(team_id=None))
+            forget_team(conn, team_id)
             conn.execute(delete(teams).where(teams.c.id == team_id))
 
     def add_member(self, team_id: int, user_id: int, scope: int | None) -> None:
@@ -161,8 +171,12 @@ class Directory:
     def update_user(self, user_id: int, scope: int | None, values: dict[str, Any]) -> Any:
         return self._update(users, user_id, scope, values)
 
-    def delete_user(self, user_id: int, scope: int | None) -> None:
-        """Remove a user; their keys are revoked (and kept, for the usage history)."""
+    def delete_user(
+        self, user_id: int, scope: int | None, libraries: LibraryChoice = "keep"
+    ) -> list[str]:
+        """Remove a user; their keys are revoked (and kept, for the usage history), the
+        shares naming them removed, and the libraries they created kept for the tenant
+        or deleted (library/ownership.py). Returns the ids of the libraries deleted."""
         with self._engine.begin() as conn:
             self._one(conn, users, user_id, scope)
             conn.execute(
@@ -171,7 +185,9 @@ class Directory:
                 .values(revoked=True, user_id=None)
             )
             conn.execute(delete(team_members).where(team_members.c.user_id == user_id))
+            deleted = forget_user(conn, user_id, libraries)
             conn.execute(delete(users).where(users.c.id == user_id))
+            return deleted
 
     # ---- shared -------------------------------------------------------------------------
 

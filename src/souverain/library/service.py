@@ -39,6 +39,7 @@ from ..protocol.libraries import (
     pagination,
     sharing_json,
 )
+from ..store.tables import MAX_ID
 from .acl import (
     MISTRAL_LEVELS,
     MISTRAL_TARGETS,
@@ -279,7 +280,8 @@ def _target(access: Access, kind: str, uuid: str, org_id: str | None) -> tuple[A
             "libraries are shared within their tenant only",
             param="org_id",
         )
-    if not uuid.isdigit() or len(uuid) > 18:
+    # ASCII digits only (int() reads other scripts' digits too), within the id column.
+    if not (uuid.isascii() and uuid.isdigit()) or len(uuid) > 18 or int(uuid) > MAX_ID:
         raise InvalidRequest(
             "share_with_uuid must be the id of a Souverain user, team (Workspace) or tenant "
             '(Org), e.g. "12"',

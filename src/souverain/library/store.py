@@ -17,7 +17,6 @@ from ..context import Principal
 from ..errors import InvalidRequest, NotFound
 from ..store.tables import (
     libraries,
-    library_chunks,
     library_documents,
     library_shares,
     teams,
@@ -25,6 +24,7 @@ from ..store.tables import (
     users,
 )
 from .acl import Caller, Level, TargetType, level_of, readable, require_level
+from .ownership import delete_libraries
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +172,7 @@ class LibraryStore:
         """The library and everything in it: documents (bytes, text), chunks (text and
         vectors; the keyword index follows), shares."""
         with self.engine.begin() as conn:
-            conn.execute(delete(library_chunks).where(library_chunks.c.library_id == library_id))
-            conn.execute(
-                delete(library_documents).where(library_documents.c.library_id == library_id)
-            )
-            conn.execute(delete(library_shares).where(library_shares.c.library_id == library_id))
-            conn.execute(delete(libraries).where(libraries.c.id == library_id))
+            delete_libraries(conn, [library_id])
 
     # ---- shares -------------------------------------------------------------------------
 

@@ -24,6 +24,9 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+# The largest id an `Integer` id column holds (32-bit on PostgreSQL): a larger one names
+# nothing, and must be refused before it reaches a query (PostgreSQL errors on it).
+MAX_ID = 2**31 - 1
 
 
 def limit_columns() -> list[Column[Any]]:
