@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigError
 from .identity.oidc import IdentityProviderConfig
+from .ocr.origins import AllowedOrigin, Network
 from .server_config import ServerConfig
 
 ENV_PREFIX = "SOUVERAIN_"
@@ -329,7 +330,8 @@ class OcrConfig(_Strict):
     threads: int | None = Field(default=None, ge=1, description="ONNX Runtime threads.")
     # http(s) document URLs: off by default (server-side request forgery, data egress).
     fetch_urls: bool = False
-    fetch_allowed_hosts: tuple[str, ...] = ()  # shell-style patterns; empty: any host
+    fetch_allowed_hosts: tuple[AllowedOrigin, ...] = ()  # [scheme://]host[:port]: ocr/origins.py
+    fetch_allowed_networks: tuple[Network, ...] = ()  # private ranges allowed; default none
     fetch_timeout_s: float = Field(default=20.0, gt=0)
     # `document_annotation_format`: a chat model through the pipeline (default: the
     # first chat model configured).

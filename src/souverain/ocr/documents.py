@@ -3,22 +3,21 @@
 A sovereign gateway must not fetch whatever URL a caller names: that would let any API
 key make the gateway reach hosts on its internal network (server-side request forgery)
 and send data out. So `document_url`/`image_url` pointing at http(s) are refused unless
-`ocr.fetch_urls` is true; then they are fetched with a size cap, a timeout, no redirects
-and, if `ocr.fetch_allowed_hosts` is set, only from those hosts.
+`ocr.fetch_urls` is true; then ocr/fetch.py fetches them, from allowed scheme, host and
+port only, never from private or loopback addresses unless allowed, with a size cap, a
+timeout and no redirects.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 from typing import Literal
 from urllib.parse import unquote_to_bytes, urlsplit
 
-import aiohttp
-
 from ..config import OcrConfig
-from ..errors import InvalidRequest, PayloadTooLarge
+from ..errors import InvalidRequest
+from .fetch import fetch, too_large
 
 DocumentKind = Literal["pdf", "image"]
 IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")  # PNG JPEG TIFF
@@ -51,7 +50,7 @@ async def load_document(url: str, config: OcrConfig, *, param: str) -> bytes:
     if not data:
         raise InvalidRequest("the document is empty", param=param)
     if len(data) > config.max_document_bytes:
-        raise _too_large(config)
+        raise too_large(config)
     return data
 
 
@@ -67,52 +66,3 @@ def decode_data_url(url: str, *, param: str) -> bytes:
                 f"{param}: the data: URL is not valid base64", param=param
             ) from None
     return unquote_to_bytes(payload)
-
-
-async def fetch(url: str, config: OcrConfig, *, param: str) -> bytes:
-    if not config.fetch_urls:
-        raise InvalidRequest(
-            f"{param}: this gateway does not fetch documents from URLs (ocr.fetch_urls is "
-            "off, so that callers cannot make it reach other hosts or send data out); "
-            "send the document inline as a data: URL (data:application/pdf;base64,...)",
-            param=param,
-            code="url_fetch_disabled",
-        )
-    host = (urlsplit(url).hostname or "").lower()
-    allowed = config.fetch_allowed_hosts
-    if allowed and not any(fnmatch.fnmatchcase(host, pattern.lower()) for pattern in allowed):
-        raise InvalidRequest(
-            f"{param}: the host {host!r} is not in ocr.fetch_allowed_hosts", param=param
-        )
-    timeout = aiohttp.ClientTimeout(total=config.fetch_timeout_s)
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(url, allow_redirects=False) as response,
-        ):
-            if response.status != 200:
-                raise InvalidRequest(
-                    f"{param}: fetching the document gave HTTP {response.status}"
-                    + (" (redirects are not followed)" if 300 <= response.status < 400 else ""),
-                    param=param,
-                )
-            declared = response.content_length
-            if declared is not None and declared > config.max_document_bytes:
-                raise _too_large(config)
-            body = bytearray()
-            async for chunk in response.content.iter_chunked(65536):
-                body += chunk
-                if len(body) > config.max_document_bytes:
-                    raise _too_large(config)
-            return bytes(body)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise InvalidRequest(
-            f"{param}: the document could not be fetched ({type(exc).__name__})", param=param
-        ) from None
-
-
-def _too_large(config: OcrConfig) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"the document is larger than {config.max_document_bytes} bytes (ocr.max_document_bytes)",
-        param="document",
-    )
