@@ -18,7 +18,7 @@ from ..identity.rbac import require, tenant_scope
 from ..protocol.admin import ErasureRequest
 from ..state import AppState
 from ..store.tables import audit_leaves
-from .http import JSON, app_state, parse_body
+from .http import JSON, app_state, parse_body, query_int, query_timestamp
 
 MAX_PAGE = 1000
 
@@ -30,17 +30,6 @@ async def _reader(request: Request) -> tuple[AppState, RequestContext]:
     if state.audit is None:
         raise NotFound("the audit log is disabled on this server", code="audit_disabled")
     return state, ctx
-
-
-def _int(request: Request, name: str, default: int | None = None) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        if default is None:
-            raise InvalidRequest(f"query parameter {name!r} is required", param=name)
-        return default
-    if not raw.isdigit():
-        raise InvalidRequest(f"{name} must be a non-negative integer", param=name)
-    return int(raw)
 
 
 def _b64(raw: bytes) -> str:
@@ -56,15 +45,16 @@ async def leaves(request: Request) -> Response:
     query = select(audit_leaves)
     if tenant is not None:
         query = query.where(audit_leaves.c.tenant == tenant)
-    if "since" in params:
-        query = query.where(audit_leaves.c.at >= _float(params["since"], "since"))
-    if "until" in params:
-        query = query.where(audit_leaves.c.at < _float(params["until"], "until"))
+    since, until = query_timestamp(request, "since"), query_timestamp(request, "until")
+    if since is not None:
+        query = query.where(audit_leaves.c.at >= since)
+    if until is not None:
+        query = query.where(audit_leaves.c.at < until)
     for name in ("principal", "model", "outcome", "kind"):
         if name in params:
             query = query.where(getattr(audit_leaves.c, name) == params[name])
-    after = _int(request, "after", 0)
-    limit = min(_int(request, "limit", 100), MAX_PAGE)
+    after = query_int(request, "after", 0)
+    limit = min(query_int(request, "limit", 100), MAX_PAGE)
     query = query.where(audit_leaves.c.seq >= after).order_by(audit_leaves.c.seq).limit(limit)
 
     def read() -> list[dict[str, Any]]:
@@ -75,13 +65,6 @@ async def leaves(request: Request) -> Response:
             ]
 
     return JSON({"data": await asyncio.to_thread(read)})
-
-
-def _float(raw: str, name: str) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a Unix timestamp", param=name) from None
 
 
 async def checkpoint(request: Request) -> Response:
@@ -100,7 +83,7 @@ async def checkpoint(request: Request) -> Response:
 
 async def inclusion(request: Request) -> Response:
     state, _ = await _reader(request)
-    index, size = _int(request, "index"), _int(request, "size")
+    index, size = query_int(request, "index"), query_int(request, "size")
     if not index < size:
         raise InvalidRequest("index must be smaller than size", param="index")
     proof = await asyncio.to_thread(_proof_or_400, prove_inclusion, state, index, size)
@@ -109,7 +92,7 @@ async def inclusion(request: Request) -> Response:
 
 async def consistency(request: Request) -> Response:
     state, _ = await _reader(request)
-    old, new = _int(request, "old_size"), _int(request, "new_size")
+    old, new = query_int(request, "old_size"), query_int(request, "new_size")
     if not 0 < old <= new:
         raise InvalidRequest("need 0 < old_size <= new_size", param="old_size")
     proof = await asyncio.to_thread(_proof_or_400, prove_consistency, state, old, new)

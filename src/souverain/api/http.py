@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, TypeVar
 
 import orjson
@@ -10,9 +11,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import InvalidRequest, SouverainError
+from ..jsonsafe import MAX_JSON_DEPTH, JsonTooDeep, check_depth
 from ..state import AppState
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+# The largest integer a query parameter may carry unless a route says otherwise: ids,
+# sequence numbers and sizes are 32-bit columns in PostgreSQL, and a larger value is an
+# overflow in the database driver, not an empty answer.
+MAX_QUERY_INT = 2**31 - 1
+# Pages a listing may ask for: page x page size stays far below any overflow.
+MAX_PAGE_NUMBER = 1_000_000
+# Days a query may name: the report reads an end day as inclusive (it adds a day), so the
+# last representable day is out; before 1970 nothing was recorded.
+EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(9999, 12, 30)
+# Unix timestamps a query may name (seconds; up to the year 9999).
+LATEST_TIMESTAMP = 253_402_300_799.0
 
 
 def app_state(request: Request) -> AppState:
@@ -39,16 +53,30 @@ async def parse_body(request: Request, schema: type[SchemaT]) -> SchemaT:
     raw = await request.body()
     if not raw.strip():
         raise InvalidRequest("the request body is empty; send a JSON object")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    data = parse_json_body(raw)
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc) from None
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """A request body parsed as JSON, nested at most `MAX_JSON_DEPTH` deep.
+
+    orjson stops at 1,024 levels on its own (a JSONDecodeError); what is below that but
+    deeper than any API payload is refused here, before validation, the DLP, copies and
+    the audit log walk it recursively. The body size is bounded earlier, by `BodyLimit`.
+    """
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):  # orjson stops at 1,024 levels
+            raise JsonTooDeep(MAX_JSON_DEPTH) from None
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    check_depth(data)
+    return data
 
 
 def validation_error(exc: ValidationError) -> InvalidRequest:
@@ -59,3 +87,79 @@ def validation_error(exc: ValidationError) -> InvalidRequest:
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return InvalidRequest(message, param=param)
+
+
+# ---- query strings: the one place their values are read --------------------------------
+
+
+def query_int(
+    request: Request,
+    name: str,
+    default: int | None = None,
+    *,
+    minimum: int = 0,
+    maximum: int = MAX_QUERY_INT,
+) -> int:
+    """`?name=` as an integer in [minimum, maximum]; 400 when malformed or out of range.
+
+    Absent or empty: `default`, or a 400 saying the parameter is required when there is
+    no default.
+    """
+    value = query_optional_int(request, name, minimum=minimum, maximum=maximum)
+    if value is not None:
+        return value
+    if default is None:
+        raise InvalidRequest(f"query parameter {name} is required", param=name)
+    return default
+
+
+def query_optional_int(
+    request: Request, name: str, *, minimum: int = 0, maximum: int = MAX_QUERY_INT
+) -> int | None:
+    """`?name=` as an integer in [minimum, maximum], or None when absent or empty.
+
+    Only ASCII digits (and a leading minus where negatives are allowed) are read: `int()`
+    would also take `1_000`, spaces and other scripts' digits, and fail on some of those
+    that `str.isdigit` accepts (`²`).
+    """
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    digits = raw[1:] if raw.startswith("-") and minimum < 0 else raw
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+        raise InvalidRequest(f"{name} must be an integer, got {raw[:40]!r}", param=name)
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise InvalidRequest(f"{name} must be between {minimum} and {maximum}", param=name)
+    return value
+
+
+def query_timestamp(request: Request, name: str) -> float | None:
+    """`?name=` as a Unix timestamp in seconds (fractions allowed), or None when absent."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw) if len(raw) <= 40 and raw.isascii() else float("nan")
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= LATEST_TIMESTAMP:  # NaN and infinities fail this too
+        raise InvalidRequest(f"{name} must be a Unix timestamp in seconds", param=name)
+    return value
+
+
+def query_date(request: Request, name: str) -> date | None:
+    """`?name=YYYY-MM-DD` as a day between 1970 and 9999, or None when absent."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = date.fromisoformat(raw) if len(raw) <= 10 else None
+    except ValueError:
+        value = None
+    if value is None or not EARLIEST_DAY <= value <= LATEST_DAY:
+        raise InvalidRequest(
+            f"{name} must be a day like 2026-11-29, from {EARLIEST_DAY} to {LATEST_DAY}",
+            param=name,
+        )
+    return value

@@ -18,8 +18,8 @@ from ..protocol.libraries import (
     ShareRequest,
 )
 from . import library_documents as documents
-from .http import JSON, parse_body
-from .library_documents import open_libraries, query_int
+from .http import JSON, MAX_PAGE_NUMBER, parse_body, query_int
+from .library_documents import open_libraries
 
 
 async def list_libraries(request: Request) -> Response:
@@ -27,8 +27,8 @@ async def list_libraries(request: Request) -> Response:
     params = request.query_params
     listed = await service.list_libraries(
         ctx,
-        page=query_int(request, "page", 0) or 0,
-        page_size=query_int(request, "page_size", 100) or 100,
+        page=query_int(request, "page", 0, maximum=MAX_PAGE_NUMBER),
+        page_size=query_int(request, "page_size", 100, minimum=1),
         page_token=params.get("page_token") or None,
         search=params.get("search") or None,
     )

@@ -11,12 +11,13 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..audit.leaves import read_leaf
 from ..context import RequestContext
 from ..errors import InvalidRequest, NotFound, SouverainError
 from ..library.document_service import too_large
 from ..library.service import LibraryService
 from ..protocol.libraries import DocumentUpdate
-from .http import JSON, app_state, parse_body
+from .http import JSON, MAX_PAGE_NUMBER, app_state, parse_body, query_int, query_optional_int
 
 MULTIPART_OVERHEAD = 64 * 1024  # headers and boundaries around the file
 
@@ -35,16 +36,6 @@ async def open_libraries(request: Request) -> tuple[LibraryService, RequestConte
             "document libraries are off on this gateway (libraries.enabled)", code="unknown_url"
         )
     return state.libraries, ctx
-
-
-def query_int(request: Request, name: str, default: int | None) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be an integer", param=name) from None
 
 
 def _ids(request: Request) -> tuple[str, str]:
@@ -87,8 +78,8 @@ async def list_documents(request: Request) -> Response:
         ctx,
         request.path_params["library_id"],
         search=params.get("search") or None,
-        page=query_int(request, "page", 0) or 0,
-        page_size=query_int(request, "page_size", 100) or 100,
+        page=query_int(request, "page", 0, maximum=MAX_PAGE_NUMBER),
+        page_size=query_int(request, "page_size", 100, minimum=1),
         sort_by=params.get("sort_by") or "created_at",
         sort_order=params.get("sort_order") or "desc",
     )
@@ -107,15 +98,32 @@ async def status(request: Request) -> Response:
 
 async def text_content(request: Request) -> Response:
     service, ctx = await open_libraries(request)
-    start = query_int(request, "page_start", None)
-    end = query_int(request, "page_end", None)
-    return JSON(await service.documents.text_content(ctx, *_ids(request), start, end))
+    start = query_optional_int(request, "page_start")
+    end = query_optional_int(request, "page_end")
+    library_id, document_id = _ids(request)
+    content = await service.documents.text_content(ctx, library_id, document_id, start, end)
+    audit = service.pipeline.audit
+    if audit is not None:  # who read which document's text: durable before it goes out
+        target = {"library": library_id, "document": document_id, "pages": [start, end],
+                  "chars": len(content["text"])}  # fmt: skip
+        await audit.append(read_leaf(ctx, "library.document.read_text", target))
+    return JSON(content)
 
 
 async def update_document(request: Request) -> Response:
+    """A rename or new attributes. The leaf names the fields changed, not their values
+    (a file name can name a person), and is written once the change is allowed."""
     service, ctx = await open_libraries(request)
+    library_id, document_id = _ids(request)
     body = await parse_body(request, DocumentUpdate)
-    return JSON(await service.documents.update(ctx, *_ids(request), body))
+    await service.access(ctx, library_id, "editor")
+    await service.documents.get(ctx, library_id, document_id)  # 404 before the leaf too
+    changed = ["attributes"] if "attributes" in body.model_fields_set else []
+    changed += ["name"] if body.name is not None else []
+    if changed and body.expires_at is None:  # with expires_at the update is refused
+        target = {"library": library_id, "document": document_id, "fields": changed}
+        await service.record(ctx, "library.document.update", target)
+    return JSON(await service.documents.update(ctx, library_id, document_id, body))
 
 
 async def delete_document(request: Request) -> Response:

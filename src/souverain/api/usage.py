@@ -7,7 +7,6 @@ auditors see their tenant; the owner sees every tenant, or one with `?tenant=`.
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,7 +14,7 @@ from starlette.responses import Response
 from ..errors import InvalidRequest
 from ..usage.report import GROUPS, usage_report
 from .admin_access import admin_call
-from .http import JSON
+from .http import JSON, query_date
 
 
 async def usage(request: Request) -> Response:
@@ -29,7 +28,7 @@ async def usage(request: Request) -> Response:
             param="group_by",
         )
     tenant = call.principal.tenant if call.scope is not None else params.get("tenant")
-    start, end = _day(params.get("start"), "start"), _day(params.get("end"), "end")
+    start, end = query_date(request, "start"), query_date(request, "end")
     if call.state.usage is not None:
         await call.state.usage.flush()  # the rows of the last fraction of a second too
     rows = await asyncio.to_thread(
@@ -38,12 +37,3 @@ async def usage(request: Request) -> Response:
         )
     )
     return JSON({"object": "list", "group_by": group_by, "data": rows})
-
-
-def _day(value: str | None, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a day like 2026-11-29", param=name) from None

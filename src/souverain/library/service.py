@@ -298,7 +298,7 @@ def _offset_of(token: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         kind, _, value = raw.partition(":")
-        if kind == "offset" and value.isdigit():
+        if kind == "offset" and value.isascii() and value.isdigit() and len(value) <= 12:
             return int(value)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass

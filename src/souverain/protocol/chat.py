@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .common import APIModel, Usage, drop_none, new_id, now
+from .common import APIModel, Metadata, Usage, drop_none, new_id, now
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
@@ -120,7 +120,7 @@ class ChatCompletionRequest(APIModel):
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     user: str | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
     # Mistral-specific fields that are not in OpenAI's spec.
     random_seed: int | None = None
     safe_prompt: bool | None = None

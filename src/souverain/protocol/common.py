@@ -5,14 +5,37 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from ..jsonsafe import check_depth
+
+# `metadata` is free-form tags for the caller's own bookkeeping (and a classification
+# claim): small and shallow. OpenAI allows 16 string pairs; this is looser, and bounded.
+METADATA_MAX_DEPTH = 8
+METADATA_MAX_BYTES = 16 * 1024
 
 
 class APIModel(BaseModel):
     # OpenAI and Mistral both add fields over time: accept them, act on the ones we know.
     model_config = ConfigDict(extra="allow")
+
+
+def _bounded_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    check_depth(value, METADATA_MAX_DEPTH, param="metadata")
+    try:
+        size = len(orjson.dumps(value))
+    except TypeError:  # not JSON (only from code that built the request itself)
+        raise ValueError("metadata must be JSON") from None
+    if size > METADATA_MAX_BYTES:
+        raise ValueError(f"metadata is larger than {METADATA_MAX_BYTES} bytes as JSON")
+    return value
+
+
+# The `metadata` field of every request schema.
+Metadata = Annotated[dict[str, Any], AfterValidator(_bounded_metadata)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from .common import APIModel, Usage, new_id
+from .common import APIModel, Metadata, Usage, new_id
 
 MAX_INPUTS = 2048
 
@@ -22,7 +22,7 @@ class EmbeddingRequest(APIModel):
     # Mistral-specific fields that are not in OpenAI's spec.
     output_dimension: int | None = Field(default=None, ge=1)
     output_dtype: Literal["float"] | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
 
     @field_validator("input")
     @classmethod

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .common import APIModel
+from .common import APIModel, Metadata
 
 
 class FIMCompletionRequest(APIModel):
@@ -22,7 +22,7 @@ class FIMCompletionRequest(APIModel):
     stream: bool = False
     stop: str | list[str] | None = None
     random_seed: int | None = None
-    metadata: dict[str, object] | None = None
+    metadata: Metadata | None = None
 
     @property
     def stop_sequences(self) -> list[str]:
