@@ -49,13 +49,14 @@ from .state import AppState
 from .store.database import database_url as store_url
 from .store.database import open_database, upgrade
 from .store.keyfile import load_or_create_key_file
+from .store.private_files import private_directory
 from .usage.recorder import UsageRecorder
 
 log = logging.getLogger("souverain")
 
 
 def build_state(settings: Settings, *, database_url: str | None = None) -> AppState:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.data_dir)  # 0700, its files 0600
     database = open_database(store_url(database_url or settings.database_url, settings.data_dir))
     upgrade(database)
     keys = KeyStore(database, load_pepper(settings.data_dir), cache_s=settings.identity.key_cache_s)

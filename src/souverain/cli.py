@@ -138,12 +138,13 @@ def db_upgrade(config_file: str | None, data_dir: str | None) -> None:
         open_database,
         upgrade,
     )
+    from .store.private_files import private_directory
 
     try:
         settings = load_settings(config_file, {"data_dir": data_dir and Path(data_dir)})
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.data_dir)  # 0700, its files 0600
     engine = open_database(database_url(settings.database_url, settings.data_dir))
     try:
         applied = upgrade(engine)

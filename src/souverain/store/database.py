@@ -7,6 +7,7 @@ never edits an old one. `souverain db upgrade` applies them; `serve` does too at
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
+from .private_files import DIRECTORY_MODE, FILE_MODE, private_sqlite_files
 from .tables import APPEND_ONLY
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -63,8 +65,20 @@ def database_url(configured: str | None, data_dir: Path) -> str:
 def open_database(url: str) -> Engine:
     engine = create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
+        database = _sqlite_file(engine)
+        if database is not None:  # created 0600 before SQLite opens it (private_files.py)
+            database.parent.mkdir(parents=True, exist_ok=True, mode=DIRECTORY_MODE)
+            private_sqlite_files(database)
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite database; None in memory."""
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
@@ -107,11 +121,12 @@ def current_revision(engine: Engine) -> str | None:
 
 @contextmanager
 def _upgrade_lock(engine: Engine) -> Iterator[None]:
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:":
+    database = _sqlite_file(engine) if engine.dialect.name == "sqlite" else None
+    if database is None:
         yield
         return
-    with open(f"{database}.upgrade-lock", "a+") as handle:
+    lock = os.open(f"{database}.upgrade-lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+    with os.fdopen(lock, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -10,7 +10,7 @@ from pathlib import Path
 def load_or_create_key_file(path: Path, size: int = 32) -> bytes:
     """`size` random bytes in a 0600 file, created on first use."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(secrets.token_bytes(size))
