@@ -20,7 +20,6 @@ from operator import attrgetter
 from typing import Any, NamedTuple, Protocol
 
 import phonenumbers
-from stdnum import luhn
 
 from souverain.dlp import checks
 
@@ -224,26 +223,6 @@ def stdnum_detector(row: NumberSpec) -> NumberDetector:
     return NumberDetector(row, lambda candidate: bool(is_valid(_compact(candidate))))
 
 
-# Issuer prefix and length (ISO/IEC 7812): Visa | Mastercard | Amex | Diners |
-# JCB, Discover, UnionPay | Maestro.
-_IIN = re.compile(
-    r"4(?:\d{12}|\d{15}|\d{18})|(?:5[1-5]\d\d|222[1-9]|22[3-9]\d|2[3-6]\d\d|27[01]\d|2720)\d{12}"
-    r"|3[47]\d{13}|3(?:0[0-5]|[689]\d)\d{11,16}"
-    r"|(?:35(?:2[89]|[3-8]\d)|6011|6[25]\d\d|64[4-9]\d)\d{12,15}|(?:5[0678]|6[37])\d{10,17}"
-)
-
-
-def _card_ok(candidate: str) -> bool:
-    digits = _compact(candidate)
-    return _IIN.fullmatch(digits) is not None and luhn.is_valid(digits)
-
-
-class PaymentCardDetector(NumberDetector):
-    def __init__(self) -> None:
-        pattern = _LB + r"\d{4}(?:[ \-]?\d{2,6}){2,4}" + _RB
-        super().__init__(NumberSpec("payment_card", "", pattern, 13, greedy=True), _card_ok)
-
-
 # Regions with a trunk "0" in national format, and those written without one.
 TRUNK_REGIONS = ("FR", "DE", "IT", "NL", "BE", "AT", "IE")
 BARE_REGIONS = {"ES": "6789", "PL": "123456789", "PT": "29", "IT": "3", "LU": "6"}
@@ -255,10 +234,12 @@ _NON_DIGIT = re.compile(r"\D")
 
 
 # National numbers are not the tail of a longer grouped number ("1 234 567 890 EUR",
-# NIR "... 2B 046 468 50"); branches: +CC / 00CC, trunk 0, bare national.
+# NIR "... 2B 046 468 50"); branches: +CC / 00CC, trunk 0, bare national in groups, and
+# Italian mobiles (3xx) in the forms they are written without +39: "347 1234567", "347/123 4567".
 _PHONE = _LB + (
     r"(?<!\d )(?<!\d[A-Z] )(?:(?:\+|00)[1-9][\d .\-/()]{5,22}\d"
-    r"|\(?0[1-9][\d .\-/()]{4,18}\d|[1-9]\d{1,3}(?: \d{2,4}){2,4})" + _RB
+    r"|\(?0[1-9][\d .\-/()]{4,18}\d|[1-9]\d{1,3}(?: \d{2,4}){2,4}"
+    r"|3\d\d[ ./\-](?:\d{6,7}|\d{3}[ .\-]\d{3,4}))" + _RB
 )
 
 
@@ -298,10 +279,16 @@ class PhoneDetector(NumberDetector):
         super().__init__(NumberSpec("phone", "", _PHONE, 7, greedy=True), _phone_ok)
 
 
-_EMAIL = re.compile(
-    r"(?<![\w.%+\-])[\w.%+\-]{1,64}@(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+[A-Za-z]{2,24}"
-    r"(?![\w\-@]|\.\w)"
-)
+# Two ways, the same answers (tests/test_dlp_worst_case.py): where "@" is rare, the local
+# part is read backwards from each "@" (a match on the reversed text) and the domain forwards,
+# a bounded look on both sides; where "@" is dense (a hostile body of "@"), one pass of the
+# whole pattern, whose left boundary makes it try each run of local-part characters once.
+# Either is linear; a window search at every "@" was not.
+_LOCAL = r"[\w.%+\-]"
+_DOMAIN_PATTERN = r"(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+[A-Za-z]{2,24}(?![\w\-@]|\.\w)"
+_EMAIL = re.compile(rf"(?<!{_LOCAL}){_LOCAL}{{1,64}}@{_DOMAIN_PATTERN}")
+_LOCAL_REVERSED = re.compile(_LOCAL + "{1,65}")
+_DOMAIN = re.compile(_DOMAIN_PATTERN)
 
 
 class EmailDetector:
@@ -309,16 +296,24 @@ class EmailDetector:
     types = ("email",)
 
     def find(self, text: str) -> list[Finding]:
-        # str.find is a memchr; the regex only runs in a window around each "@".
+        ats = text.count("@")
+        if not ats:
+            return []
+        if ats > len(text) // 256:
+            return [Finding(m.start(), m.end(), "email", m.group()) for m in _EMAIL.finditer(text)]
         found: list[Finding] = []
-        last = 0
-        i = text.find("@")
-        while i != -1:
-            m = _EMAIL.search(text, max(last, i - 64), i + 256)
-            if m is not None and m.start() >= last:
-                found.append(Finding(m.start(), m.end(), "email", m.group()))
-                last = m.end()
-            i = text.find("@", max(i + 1, last))
+        reversed_text, n, last = text[::-1], len(text), 0
+        at = text.find("@")
+        while at != -1:
+            local = _LOCAL_REVERSED.match(reversed_text, n - at)
+            # The whole run of local-part characters, at most 64 of them.
+            if local is not None and local.end() - local.start() <= 64:
+                start = at - (local.end() - local.start())
+                domain = _DOMAIN.match(text, at + 1) if start >= last else None
+                if domain is not None:
+                    found.append(Finding(start, domain.end(), "email", text[start : domain.end()]))
+                    last = domain.end()
+            at = text.find("@", max(at + 1, last))
         return found
 
 
@@ -431,14 +426,19 @@ class RegexDetector:
 
 
 def merge(findings: Iterable[Finding]) -> list[Finding]:
-    """Drop overlaps: the longest finding wins, then the more specific type; sorted by start."""
+    """Drop overlaps: the longest finding wins, then the more specific type; sorted by start.
+
+    Linear in the covered length: a bytearray marks what is kept (a pairwise check would be
+    quadratic in the findings of a hostile body holding a million of them).
+    """
     ranked = sorted(findings, key=lambda f: (f.start - f.end, _RANK.get(f.type, 99), f.start))
+    if not ranked:
+        return []
+    covered = bytearray(max(f.end for f in ranked))
     kept: list[Finding] = []
     for f in ranked:
-        for k in kept:
-            if f.start < k.end and k.start < f.end:
-                break
-        else:
+        if covered.find(1, f.start, f.end) == -1:
+            covered[f.start : f.end] = b"\x01" * (f.end - f.start)
             kept.append(f)
     kept.sort(key=_START)
     return kept
@@ -446,7 +446,8 @@ def merge(findings: Iterable[Finding]) -> list[Finding]:
 
 def default_detectors() -> list[Detector]:
     """Every built-in detector except the dictionary (which needs the caller's terms)."""
-    from souverain.dlp.secrets import SecretDetector  # secrets imports Finding from here
+    from souverain.dlp.cards import PaymentCardDetector  # both import from here
+    from souverain.dlp.secrets import SecretDetector
 
     detectors: list[Detector] = [stdnum_detector(row) for row in STDNUM_TABLE]
     detectors += [PaymentCardDetector(), PhoneDetector(), EmailDetector(), IpAddressDetector()]
@@ -465,6 +466,10 @@ class Scanner:
         return cls(default_detectors())
 
     def scan(self, text: str) -> list[Finding]:
+        """Findings in the text as written and in its respellings (dlp/spelling.py)."""
         if not text:
             return []
-        return merge(f for d in self.detectors for f in d.find(text))
+        from souverain.dlp.spelling import spelled_findings  # it imports this module
+
+        found = [f for d in self.detectors for f in d.find(text)]
+        return merge(found + spelled_findings(text, self.detectors, found))

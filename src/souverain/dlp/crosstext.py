@@ -1,0 +1,89 @@
+"""Findings across the texts of one request: a value split over two messages, two content
+parts or two strings of tool arguments is still one value.
+
+Each text is scanned alone; then the junctions between consecutive texts are scanned as if
+the texts were one string (up to REACH characters on each side of a junction, and every
+text in between when they are short). A finding that crosses a junction is reported in each
+text it touches, as the part of its span inside that text, so the transform replaces every
+part: the upstream sees no piece of the value.
+
+Cost: one extra scan of at most 2 x REACH characters per junction, and never more than the
+texts' total length (junction windows that overlap are scanned once, as one window).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from souverain.dlp.detectors import Finding, merge
+
+REACH = 512  # characters read on each side of a junction: longer than any value but a PEM key
+
+
+class _Scanner(Protocol):
+    def scan(self, text: str) -> Sequence[Any]: ...
+
+
+def scan_texts(scanner: _Scanner, texts: Sequence[str]) -> list[list[Any]]:
+    """Per text, its findings, including its parts of findings that cross into its neighbours."""
+    per_text: list[list[Any]] = [list(scanner.scan(text)) for text in texts]
+    starts = _starts(texts)
+    crossing: list[list[Finding]] = [[] for _ in texts]
+    for low, high in _windows(texts, starts):
+        window = _slice(texts, starts, low, high)
+        for f in scanner.scan(window):
+            start, end = low + f.start, low + f.end
+            first = bisect_right(starts, start) - 1
+            last = bisect_right(starts, end - 1) - 1
+            if first == last:
+                continue  # inside one text: that text's own scan has the final word on it
+            for index in range(first, last + 1):
+                text, offset = texts[index], starts[index]
+                s, e = max(start - offset, 0), min(end - offset, len(text))
+                if s < e:
+                    crossing[index].append(Finding(s, e, f.type, text[s:e]))
+    for index, parts in enumerate(crossing):
+        if parts:
+            per_text[index] = merge([*per_text[index], *parts])
+    return per_text
+
+
+def _starts(texts: Sequence[str]) -> list[int]:
+    starts, position = [], 0
+    for text in texts:
+        starts.append(position)
+        position += len(text)
+    return starts
+
+
+def _windows(texts: Sequence[str], starts: list[int]) -> list[tuple[int, int]]:
+    """Spans of the joined texts around each junction between two non-empty texts, merged
+    where they overlap."""
+    total = starts[-1] + len(texts[-1]) if texts else 0
+    windows: list[tuple[int, int]] = []
+    previous_nonempty = False
+    for text, start in zip(texts, starts, strict=True):
+        if not text:
+            continue
+        if previous_nonempty:
+            low, high = max(0, start - REACH), min(total, start + REACH)
+            if windows and low <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], high)
+            else:
+                windows.append((low, high))
+        previous_nonempty = True
+    return windows
+
+
+def _slice(texts: Sequence[str], starts: list[int], low: int, high: int) -> str:
+    """The joined texts' characters low..high, without joining all of them."""
+    first = bisect_right(starts, low) - 1
+    pieces = []
+    index = first
+    while index < len(texts) and starts[index] < high:
+        text, offset = texts[index], starts[index]
+        pieces.append(text[max(low - offset, 0) : high - offset])
+        index += 1
+    return "".join(pieces)
