@@ -178,14 +178,14 @@ class Directory:
         shares naming them removed, and the libraries they created kept for the tenant
         or deleted (library/ownership.py). Returns the ids of the libraries deleted."""
         with self._engine.begin() as conn:
-            self._one(conn, users, user_id, scope)
+            user = self._one(conn, users, user_id, scope)
             conn.execute(
                 update(api_keys)
                 .where(api_keys.c.user_id == user_id)
                 .values(revoked=True, user_id=None)
             )
             conn.execute(delete(team_members).where(team_members.c.user_id == user_id))
-            deleted = forget_user(conn, user_id, libraries)
+            deleted = forget_user(conn, user_id, user["tenant_id"], libraries)
             conn.execute(delete(users).where(users.c.id == user_id))
             return deleted
 

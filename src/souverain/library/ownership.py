@@ -52,17 +52,18 @@ def delete_libraries(conn: Connection, library_ids: Sequence[str]) -> None:
     conn.execute(delete(libraries).where(libraries.c.id.in_(ids)))
 
 
-def forget_user(conn: Connection, user_id: int, choice: LibraryChoice) -> list[str]:
-    """A user is being deleted: their shares go; their libraries stay or go. Returns the
-    ids of the libraries deleted."""
+def forget_user(conn: Connection, user_id: int, tenant_id: int, choice: LibraryChoice) -> list[str]:
+    """A user is being deleted: their shares go; the libraries they created in their
+    tenant stay (creator link cleared) or go. Returns the ids of the libraries deleted."""
     _unshare(conn, "user", user_id)
     created = libraries.c.created_by_user_id == user_id
+    doomed: list[str] = []
     if choice == "delete":
-        doomed = list(conn.execute(select(libraries.c.id).where(created)).scalars())
+        mine = created & (libraries.c.tenant_id == tenant_id)  # never another tenant's
+        doomed = list(conn.execute(select(libraries.c.id).where(mine)).scalars())
         delete_libraries(conn, doomed)
-        return doomed
     conn.execute(update(libraries).where(created).values(created_by_user_id=None))
-    return []
+    return doomed
 
 
 def forget_team(conn: Connection, team_id: int) -> None:
