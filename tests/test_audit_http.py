@@ -247,16 +247,16 @@ def test_retained_bodies_are_sealed_and_erasable(embedded: Server, tmp_path: Pat
             answer = response.json()["choices"][0]["message"]["content"]
             leaf = leaf_for(server, response.headers["x-request-id"])["leaf"]
             payload = leaf["payload"]  # type: ignore[index]
-            assert payload["subject"] == vault.pseudonym("alice") and "alice" not in json.dumps(
-                leaf
-            )
+            assert payload["subject"] == vault.pseudonym(
+                "default", "alice"
+            ) and "alice" not in json.dumps(leaf)
             with database.connect() as conn:
                 sealed = conn.execute(select(audit_payloads.c.ciphertext)).scalar_one()
             assert SECRET_PROMPT.encode() not in sealed  # encrypted at rest
             import hashlib
 
             assert hashlib.sha256(sealed).hexdigest() == payload["sha256"]
-            opened = json.loads(vault.open("alice", sealed))
+            opened = json.loads(vault.open("default", "alice", sealed))
             assert opened["request"]["messages"][0]["content"] == SECRET_PROMPT
             assert opened["response"] == answer
 
@@ -267,7 +267,9 @@ def test_retained_bodies_are_sealed_and_erasable(embedded: Server, tmp_path: Pat
                     conn.execute(select(func.count()).select_from(audit_payloads)).scalar_one() == 0
                 )
             with pytest.raises(KeyError):
-                vault.open("alice", sealed)  # the key is gone: any copy of the ciphertext is noise
+                vault.open(
+                    "default", "alice", sealed
+                )  # the key is gone: any copy of the ciphertext is noise
             assert leaves(server, kind="tombstone")[-1]["leaf"]["subject"] == payload["subject"]  # type: ignore[index]
             assert client.get("/admin/v1/audit/verify").json()["ok"] is True
 

@@ -43,7 +43,8 @@ def make_log(
         await audit.start()  # one after the other: checkpoints land at every 8th leaf
         seqs = []
         for i in range(leaves):
-            fields = {"kind": "request", "model": f"m{i % 3}", "outcome": "ok", "n": i}
+            fields = {"kind": "request", "model": f"m{i % 3}", "outcome": "ok", "n": i,
+                      "tenant": "acme" if i % 2 else "globex", "principal": f"key:{i}"}  # fmt: skip
             seqs.append(await audit.append(fields))
         await audit.close()  # signs a final checkpoint
         return seqs
@@ -113,8 +114,9 @@ def rewrite_consistently(index: int) -> Drill:
         data = json.loads(leaf_data(conn, index))
         data["outcome"] = "nothing to see"
         raw = canonical(data)
-        conn.execute(text("UPDATE audit_leaves SET data = :d, leaf_hash = :h WHERE seq = :i"),
-                     {"d": raw.decode(), "h": leaf_hash(raw), "i": index})  # fmt: skip
+        conn.execute(text("UPDATE audit_leaves SET data = :d, leaf_hash = :h, outcome = :o "
+                          "WHERE seq = :i"),
+                     {"d": raw.decode(), "h": leaf_hash(raw), "o": data["outcome"], "i": index})  # fmt: skip
 
     return drill
 
@@ -163,9 +165,16 @@ def test_the_database_refuses_update_and_delete(tmp_path: Path, database_url: st
         (rewrite_consistently(20), 16, "does not match its signed checkpoint"),
         (forged_checkpoint(40, same_key=False), 32, "not validly signed"),
         (forged_checkpoint(40, same_key=True), 32, "fork"),
+        (run("UPDATE audit_leaves SET tenant = 'globex' WHERE seq = 5"), 5, "tenant column"),
+        (run("UPDATE audit_leaves SET principal = 'key:0' WHERE seq = 9"), 9, "principal column"),
+        (run("UPDATE audit_leaves SET kind = 'admin' WHERE seq = 21"), 21, "kind column"),
+        (run("UPDATE audit_leaves SET model = NULL WHERE seq = 33"), 33, "model column"),
+        (run("UPDATE audit_leaves SET outcome = 'ok!' WHERE seq = 40"), 40, "outcome column"),
+        (run("UPDATE audit_leaves SET at = at - 86400 WHERE seq = 47"), 47, "at column"),
     ],
     ids=["edit-a-byte", "delete-a-row", "delete-the-tail", "reorder", "rewrite-with-hash",
-         "checkpoint-other-key", "fork-same-size"],
+         "checkpoint-other-key", "fork-same-size", "move-to-other-tenant", "other-principal",
+         "other-kind", "no-model", "other-outcome", "earlier-time"],
 )  # fmt: skip
 def test_tamper_drills_are_detected(
     tmp_path: Path, database_url: str, drill: Drill, first_bad: int, says: str
@@ -228,6 +237,21 @@ def test_cli_verify_and_export(tmp_path: Path) -> None:
     tamper(AuditLog(database, signer, ORIGIN), run("DELETE FROM audit_leaves WHERE seq = 4"))
     failed = runner.invoke(cli, ["audit", "verify", "--data-dir", str(tmp_path / "data")], env=env)
     assert failed.exit_code == 1 and json.loads(failed.output)["first_bad_index"] == 4
+
+
+def test_cli_verify_names_a_rewritten_column(tmp_path: Path) -> None:
+    """`souverain audit verify` reads the query columns too, not only the hashed data."""
+    audit, _ = make_log(tmp_path / "data", 12)
+    tamper(audit, run("UPDATE audit_leaves SET tenant = 'acme' WHERE seq = 6"))
+    env = {"SOUVERAIN_AUDIT__ORIGIN": ORIGIN}
+    args = ["audit", "verify", "--data-dir", str(tmp_path / "data")]
+    failed = CliRunner().invoke(cli, args, env=env)
+    assert failed.exit_code == 1, failed.output
+    result = json.loads(failed.output)
+    assert result["first_bad_index"] == 6 and "tenant column" in result["problem"]
+    # Exporting acme's leaves would hand over globex's leaf 6: refused, naming it.
+    export = CliRunner().invoke(cli, ["audit", "export", "--tenant", "acme", *args[2:]], env=env)
+    assert export.exit_code != 0 and "leaf 6" in export.output
 
 
 def test_postgres_insert_only_role(tmp_path: Path) -> None:

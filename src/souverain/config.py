@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .errors import ConfigError
 from .identity.oidc import IdentityProviderConfig
 from .ocr.origins import AllowedOrigin, Network
+from .observability.scrape import MetricsConfig
 from .server_config import ServerConfig
 
 ENV_PREFIX = "SOUVERAIN_"
@@ -395,6 +396,7 @@ class Settings(_Strict):
     libraries: LibrariesConfig = LibrariesConfig()
     identity: IdentityConfig = IdentityConfig()
     quotas: QuotasConfig = QuotasConfig()
+    metrics: MetricsConfig = MetricsConfig()  # who may read /metrics
 
     @model_validator(mode="after")
     def _dlp_levels_exist(self) -> Settings:

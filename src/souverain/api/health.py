@@ -7,6 +7,7 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..observability.scrape import check_scrape
 from ..store.database import ping
 from .http import JSON, app_state
 
@@ -28,7 +29,11 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    """Prometheus text, for loopback clients and scrapers with the token (metrics:)."""
+    state = app_state(request)
+    client = request.client.host if request.client else None
+    check_scrape(state.settings.metrics, client, request.headers.get("authorization"))
     return Response(
-        app_state(request).metrics.render(),
+        state.metrics.render(),
         media_type="text/plain; version=0.0.4; charset=utf-8",
     )

@@ -18,10 +18,11 @@ from ..errors import ConfigError
 from ..store.database import database_url, open_database, upgrade
 from ..store.tables import audit_leaves
 from .checkpoint import Verifier, load_or_create_signing_key
+from .columns import DEFAULT_TENANT
 from .gdpr import record_of_processing
-from .log import AuditLog, utc_now
+from .log import AuditLog, erase_subject, erasure_result, utc_now
 from .merkle import consistency_proof, inclusion_proof
-from .verify import latest_checkpoint, leaf_hashes, verify_log
+from .verify import LeafTampered, checked_leaf, latest_checkpoint, leaf_hashes, verify_log
 
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False), default=None,
@@ -79,9 +80,13 @@ def export(config_file: str | None, data_dir: str | None, tenant: str | None) ->
 
 
 def _exported(row: Any, size: int, proof: list[bytes]) -> dict[str, Any]:
+    try:  # `--tenant` selected it by its column: export it only if its data agrees
+        leaf = checked_leaf(row)
+    except LeafTampered as exc:
+        raise click.ClickException(f"{exc.problem}; run `souverain audit verify`") from None
     return {
         "index": row.seq,
-        "leaf": json.loads(row.data),
+        "leaf": leaf,
         "leaf_hash": base64.b64encode(row.leaf_hash).decode(),
         "tree_size": size,
         "inclusion_proof": [base64.b64encode(h).decode() for h in proof],
@@ -126,17 +131,17 @@ def proof(
 @config_option
 @data_dir_option
 @click.option("--subject", required=True, help="The data subject (a request's `user`).")
-def erase(config_file: str | None, data_dir: str | None, subject: str) -> None:
-    """Crypto-shred a subject's retained bodies; a tombstone leaf records it."""
+@click.option("--tenant", default=None, help="Only in this tenant (default: every tenant).")
+def erase(config_file: str | None, data_dir: str | None, subject: str, tenant: str | None) -> None:
+    """Crypto-shred a subject's retained bodies; a tombstone leaf in each tenant affected."""
     settings, database, _ = _open(config_file, data_dir)
     log = _log(settings, database)
     assert log.vault is not None
-    pseudonym, erased = log.vault.erase(subject)
-    tombstone = {"kind": "tombstone", "principal": "cli", "subject": pseudonym,
-                 "payloads_erased": erased, "time": utc_now()}  # fmt: skip
-    index = log._write([(tombstone, None)])
+    leaves = erase_subject(log.vault, subject, "cli", tenant, DEFAULT_TENANT)
+    leaves = [{**leaf, "time": utc_now()} for leaf in leaves]
+    first = log._write([(leaf, None) for leaf in leaves])
     log.checkpoint()
-    click.echo(json.dumps({**tombstone, "index": index}))
+    click.echo(json.dumps(erasure_result([(leaf, first + i) for i, leaf in enumerate(leaves)])))
 
 
 @audit.command("purge")

@@ -29,9 +29,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import AuditUnavailable
 from ..store.tables import audit_checkpoints, audit_leaves, audit_payloads
+from . import coverage
 from .checkpoint import Checkpoint, Signer
+from .columns import columns_of
 from .merkle import CompactRange, leaf_hash
-from .payloads import PayloadVault
+from .payloads import Erasure, PayloadVault
 
 log = logging.getLogger("souverain.audit")
 MAX_BATCH = 5000
@@ -117,7 +119,9 @@ class AuditLog:
             payload = None
         pending = _Pending(fields={"time": utc_now(), **fields}, payload=payload)
         self._queue.put_nowait(pending)
-        return await pending.done
+        index = await pending.done
+        coverage.noted(fields, index)  # the request it belongs to has its leaf
+        return index
 
     # ---- the writer ---------------------------------------------------------------------
 
@@ -203,12 +207,13 @@ class AuditLog:
         """Store the payload encrypted; the leaf gets only its pseudonym and hash."""
         if payload is None or self.vault is None:
             return fields
-        pseudonym = self.vault.pseudonym(payload.subject)
+        tenant = columns_of(fields)["tenant"]
+        pseudonym = self.vault.pseudonym(tenant, payload.subject)
         sealed = self.vault.seal(conn, pseudonym, payload.body)
         conn.execute(
             audit_payloads.insert().values(
                 seq=seq,
-                tenant=fields.get("tenant") or "default",
+                tenant=tenant,
                 subject=pseudonym,
                 ciphertext=sealed,
                 at=time.time(),
@@ -217,15 +222,15 @@ class AuditLog:
         digest = hashlib.sha256(sealed).hexdigest()
         return {**fields, "payload": {"subject": pseudonym, "sha256": digest}}
 
-    async def erase(self, subject: str, actor: str) -> dict[str, Any]:
-        """Crypto-shred a data subject's bodies and record it with a tombstone leaf."""
+    async def erase(
+        self, subject: str, actor: str, *, tenant: str | None, home: str
+    ) -> dict[str, Any]:
+        """Crypto-shred a data subject's bodies in `tenant` (None: every tenant) and record
+        it with a tombstone leaf in each tenant affected (see `erase_subject`)."""
         if self.vault is None:
             raise AuditUnavailable("payload storage is not configured")
-        pseudonym, erased = await asyncio.to_thread(self.vault.erase, subject)
-        tombstone = {"kind": "tombstone", "principal": actor, "subject": pseudonym,
-                     "payloads_erased": erased}  # fmt: skip
-        seq = await self.append(tombstone)
-        return {**tombstone, "index": seq}
+        leaves = await asyncio.to_thread(erase_subject, self.vault, subject, actor, tenant, home)
+        return erasure_result([(leaf, await self.append(leaf)) for leaf in leaves])
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign the tree over every leaf written so far (if it grew since the last one)."""
@@ -267,16 +272,37 @@ class AuditLog:
         return checkpoint
 
 
+def erase_subject(
+    vault: PayloadVault, subject: str, actor: str, tenant: str | None, home: str
+) -> list[dict[str, Any]]:
+    """Erase, and the tombstone leaves to append: one in each tenant affected, so that
+    each tenant's log shows its own erasures; with nothing found, one in `tenant` (or
+    `home`, the caller's own, when erasing everywhere)."""
+    erasures = vault.erase(subject, tenant)
+    if not erasures:
+        where = tenant if tenant is not None else home
+        erasures = [Erasure(where, vault.pseudonym(where, subject), 0)]
+    return [
+        {
+            "kind": "tombstone",
+            "tenant": e.tenant,
+            "principal": actor,
+            "subject": e.subject,
+            "payloads_erased": e.payloads_erased,
+        }
+        for e in erasures
+    ]
+
+
+def erasure_result(written: list[tuple[dict[str, Any], int]]) -> dict[str, Any]:
+    """The answer to an erasure: the first tombstone, the total, and every tombstone."""
+    tombstones = [{**leaf, "index": index} for leaf, index in written]
+    total = sum(t["payloads_erased"] for t in tombstones)
+    return {**tombstones[0], "payloads_erased": total, "tombstones": tombstones}
+
+
 def _row(seq: int, fields: dict[str, Any]) -> dict[str, Any]:
+    """The stored row: the hashed data, and query columns derived from it alone."""
+    fields = {"time": utc_now(), **fields}  # `at` is the hashed time, so there is one
     data = canonical({**fields, "seq": seq})
-    return {
-        "seq": seq,
-        "at": time.time(),
-        "tenant": fields.get("tenant") or "default",
-        "principal": fields.get("principal"),
-        "kind": fields.get("kind", "request"),
-        "model": fields.get("model"),
-        "outcome": fields.get("outcome"),
-        "data": data.decode(),
-        "leaf_hash": leaf_hash(data),
-    }
+    return {"seq": seq, **columns_of(fields), "data": data.decode(), "leaf_hash": leaf_hash(data)}

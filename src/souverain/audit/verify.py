@@ -2,9 +2,11 @@
 
 `verify_log` reads the whole log once, in order, and stops at the first problem:
 a gap or a moved row (sequence numbers are part of the hashed data), a leaf whose bytes
-no longer hash to what was recorded, a checkpoint that is not signed by our key or whose
-root differs from the recomputed tree (a fork, or leaves rewritten together with their
-hashes), or checkpoints beyond the last leaf (the tail was deleted).
+no longer hash to what was recorded, a query column (tenant, principal, kind, model,
+outcome, time) that no longer says what the hashed data says (columns.py), a checkpoint
+that is not signed by our key or whose root differs from the recomputed tree (a fork,
+or leaves rewritten together with their hashes), or checkpoints beyond the last leaf
+(the tail was deleted).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy import Engine, select
 
 from ..store.tables import audit_checkpoints, audit_leaves
 from .checkpoint import CheckpointError, Verifier
+from .columns import disagreement
 from .merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash
 
 READ_CHUNK = 50_000
@@ -54,13 +57,11 @@ def verify_log(database: Engine, verifier: Verifier, origin: str) -> VerifyRepor
         index = tree.size
         if row.seq != index:
             return _bad(index, verified, f"leaf {index} is missing (found {row.seq} in its place)")
-        data = row.data.encode()
-        digest = leaf_hash(data)
-        if digest != row.leaf_hash:
-            return _bad(index, verified, f"leaf {index} was altered (its hash does not match)")
-        if orjson.loads(data).get("seq") != index:
-            return _bad(index, verified, f"leaf {index} holds the record of another position")
-        tree.append(digest)
+        try:
+            checked_leaf(row)
+        except LeafTampered as exc:
+            return _bad(index, verified, exc.problem)
+        tree.append(bytes(row.leaf_hash))
         while pending and pending[0].size == tree.size:
             problem = _check(pending.pop(0), tree, verifier, origin)
             if problem:
@@ -75,6 +76,33 @@ def verify_log(database: Engine, verifier: Verifier, origin: str) -> VerifyRepor
             "leaves were removed from the end",
         )
     return VerifyReport(ok=True, size=tree.size, checkpoints=verified)
+
+
+class LeafTampered(Exception):
+    """A stored leaf whose bytes, position or query columns are not what was hashed."""
+
+    def __init__(self, index: int, problem: str) -> None:
+        super().__init__(problem)
+        self.index = index
+        self.problem = problem
+
+
+def checked_leaf(row: Any) -> dict[str, Any]:
+    """The leaf of a full `audit_leaves` row, once its hash, its position and every
+    query column agree with the hashed data; `LeafTampered` otherwise."""
+    index = row.seq
+    data = row.data.encode()
+    if leaf_hash(data) != bytes(row.leaf_hash):
+        raise LeafTampered(index, f"leaf {index} was altered (its hash does not match)")
+    leaf: dict[str, Any] = orjson.loads(data)
+    if leaf.get("seq") != index:
+        raise LeafTampered(index, f"leaf {index} holds the record of another position")
+    column = disagreement(row, leaf)
+    if column is not None:
+        raise LeafTampered(
+            index, f"leaf {index} was altered (its {column} column differs from its hashed data)"
+        )
+    return leaf
 
 
 def _check(checkpoint: Any, tree: CompactRange, verifier: Verifier, origin: str) -> str | None:
@@ -103,7 +131,7 @@ def _leaves(database: Engine) -> Iterator[Any]:
     while True:
         with database.connect() as conn:
             rows = conn.execute(
-                select(audit_leaves.c.seq, audit_leaves.c.data, audit_leaves.c.leaf_hash)
+                select(audit_leaves)
                 .where(audit_leaves.c.seq >= start)
                 .order_by(audit_leaves.c.seq)
                 .limit(READ_CHUNK)
