@@ -31,6 +31,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
+from .audit import coverage
 from .audit.leaves import request_leaf
 from .audit.log import AuditLog, Payload, canonical
 from .backends.base import Backend, Embeddings
@@ -108,9 +109,10 @@ class Pipeline:
 
     async def open(self, headers: Mapping[str, str], endpoint: str) -> RequestContext:
         principal = await self.authenticator.authenticate(headers.get("authorization"))
+        ctx = RequestContext(endpoint=endpoint, principal=principal)
+        coverage.opened(ctx)  # from here on, a refusal leaves a leaf (audit/coverage.py)
         if principal.endpoints is not None and endpoint not in principal.endpoints:
             raise PermissionDenied(f"this key may not use the {endpoint} endpoints")
-        ctx = RequestContext(endpoint=endpoint, principal=principal)
         ctx.claims.append(headers.get(CLASSIFICATION_HEADER))
         return ctx
 

@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..audit.leaves import read_leaf
 from ..context import RequestContext
 from ..errors import InvalidRequest, NotFound, SouverainError
 from ..library.document_service import too_large
@@ -99,13 +100,30 @@ async def text_content(request: Request) -> Response:
     service, ctx = await open_libraries(request)
     start = query_optional_int(request, "page_start")
     end = query_optional_int(request, "page_end")
-    return JSON(await service.documents.text_content(ctx, *_ids(request), start, end))
+    library_id, document_id = _ids(request)
+    content = await service.documents.text_content(ctx, library_id, document_id, start, end)
+    audit = service.pipeline.audit
+    if audit is not None:  # who read which document's text: durable before it goes out
+        target = {"library": library_id, "document": document_id, "pages": [start, end],
+                  "chars": len(content["text"])}  # fmt: skip
+        await audit.append(read_leaf(ctx, "library.document.read_text", target))
+    return JSON(content)
 
 
 async def update_document(request: Request) -> Response:
+    """A rename or new attributes. The leaf names the fields changed, not their values
+    (a file name can name a person), and is written once the change is allowed."""
     service, ctx = await open_libraries(request)
+    library_id, document_id = _ids(request)
     body = await parse_body(request, DocumentUpdate)
-    return JSON(await service.documents.update(ctx, *_ids(request), body))
+    await service.access(ctx, library_id, "editor")
+    await service.documents.get(ctx, library_id, document_id)  # 404 before the leaf too
+    changed = ["attributes"] if "attributes" in body.model_fields_set else []
+    changed += ["name"] if body.name is not None else []
+    if changed and body.expires_at is None:  # with expires_at the update is refused
+        target = {"library": library_id, "document": document_id, "fields": changed}
+        await service.record(ctx, "library.document.update", target)
+    return JSON(await service.documents.update(ctx, library_id, document_id, body))
 
 
 async def delete_document(request: Request) -> Response:

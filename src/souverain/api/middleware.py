@@ -1,12 +1,16 @@
-"""ASGI layers around every route: body size limit, and request metrics."""
+"""ASGI layers around every route: body size limit, request metrics, audit coverage."""
 
 from __future__ import annotations
 
+import logging
 import time
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import PayloadTooLarge
+from ..audit import coverage
+from ..audit.log import AuditLog
+from ..errors import AuditUnavailable, PayloadTooLarge
 from ..observability.metrics import Metrics
 from .http import error_response
 
@@ -50,6 +54,98 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+log = logging.getLogger("souverain.audit")
+MAX_ERROR_BODY = 64 * 1024  # error bodies are small JSON objects; past this, not parsed
+
+
+class AuditCoverage:
+    """A leaf for each request of an authenticated caller that ends in an error without
+    one (audit/coverage.py), durable before the error response goes out."""
+
+    def __init__(self, app: ASGIApp, audit: AuditLog | None) -> None:
+        self.app = app
+        self.audit = audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        audit = self.audit
+        if scope["type"] != "http" or audit is None:
+            await self.app(scope, receive, send)
+            return
+        record = coverage.begin()
+        held: list[Message] = []  # an error response, held until its leaf is written
+        started = False
+
+        async def covering(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if message["status"] >= 400 and record.ctx is not None:
+                    held.append(message)
+                    return
+            if not held:
+                await send(message)
+                return
+            held.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                await self._release(record, scope, held, send)
+
+        try:
+            await self.app(scope, receive, covering)
+        except Exception:
+            if not started:  # the 500 is rendered outside; its leaf is written here
+                await self._write(record, scope, 500, {"type": "internal_error"})
+            raise
+
+    async def _release(
+        self, record: coverage.RequestAudit, scope: Scope, held: list[Message], send: Send
+    ) -> None:
+        status = held[0]["status"]
+        body = b"".join(m.get("body", b"") for m in held[1:])
+        if await self._write(record, scope, status, _error_of(body)):
+            for message in held:
+                await send(message)
+            return
+        refused = AuditUnavailable("the audit log could not record this refusal")
+        payload = orjson.dumps(refused.body())
+        await send({"type": "http.response.start", "status": refused.status_code,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _write(
+        self, record: coverage.RequestAudit, scope: Scope, status: int, error: dict[str, str]
+    ) -> bool:
+        """Append the missing leaf, if any; False when the log could not take it."""
+        assert self.audit is not None
+        leaf = coverage.leaf_for_failure(
+            record,
+            outcome=error.get("type") or "error",
+            code=error.get("code"),
+            status=status,
+            method=scope["method"],
+            path=scope["path"],
+        )
+        if leaf is None:
+            return True
+        try:
+            await self.audit.append(leaf)
+        except AuditUnavailable:
+            log.error("no leaf for a refused %s %s", scope["method"], scope["path"])
+            return False
+        return True
+
+
+def _error_of(body: bytes) -> dict[str, str]:
+    """`type` and `code` of an error body in OpenAI's shape (errors.py), as far as known."""
+    try:
+        error = orjson.loads(body).get("error") if len(body) <= MAX_ERROR_BODY else None
+    except (orjson.JSONDecodeError, AttributeError):
+        error = None
+    if not isinstance(error, dict):
+        return {}
+    return {k: error[k] for k in ("type", "code") if isinstance(error.get(k), str)}
 
 
 class RequestMetrics:

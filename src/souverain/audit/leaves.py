@@ -41,3 +41,8 @@ def admin_leaf(ctx: RequestContext, action: str, target: dict[str, Any]) -> dict
         "target": target,
         "request_id": ctx.request_id,
     }
+
+
+def read_leaf(ctx: RequestContext, action: str, target: dict[str, Any]) -> dict[str, Any]:
+    """A read of stored content (a document's text): who read what, never the content."""
+    return {**admin_leaf(ctx, action, target), "kind": "read", "outcome": "ok"}
