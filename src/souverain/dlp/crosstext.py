@@ -19,7 +19,10 @@ from typing import Any, Protocol
 
 from souverain.dlp.detectors import Finding, merge
 
-REACH = 512  # characters read on each side of a junction: longer than any value but a PEM key
+REACH = 160  # characters read on each side of a junction: any value but a long secret
+# Which texts count as neighbours: consecutive ones, and every other one, because a JSON
+# object's strings come key, value, key, value: two halves of a value sit two texts apart.
+_STRIDES = ((0, 1), (0, 2), (1, 2))
 
 
 class _Scanner(Protocol):
@@ -29,8 +32,23 @@ class _Scanner(Protocol):
 def scan_texts(scanner: _Scanner, texts: Sequence[str]) -> list[list[Any]]:
     """Per text, its findings, including its parts of findings that cross into its neighbours."""
     per_text: list[list[Any]] = [list(scanner.scan(text)) for text in texts]
-    starts = _starts(texts)
     crossing: list[list[Finding]] = [[] for _ in texts]
+    for first, stride in _STRIDES:
+        indices = range(first, len(texts), stride)
+        if len(indices) > 1:
+            _junctions(scanner, [texts[i] for i in indices], indices, crossing)
+    for index, parts in enumerate(crossing):
+        if parts:
+            per_text[index] = merge([*per_text[index], *parts])
+    return per_text
+
+
+def _junctions(
+    scanner: _Scanner, texts: list[str], indices: range, crossing: list[list[Finding]]
+) -> None:
+    """Adds to `crossing` the parts of findings across the junctions of `texts` (the texts
+    at `indices` of the request, in order)."""
+    starts = _starts(texts)
     for low, high in _windows(texts, starts):
         window = _slice(texts, starts, low, high)
         for f in scanner.scan(window):
@@ -39,15 +57,11 @@ def scan_texts(scanner: _Scanner, texts: Sequence[str]) -> list[list[Any]]:
             last = bisect_right(starts, end - 1) - 1
             if first == last:
                 continue  # inside one text: that text's own scan has the final word on it
-            for index in range(first, last + 1):
-                text, offset = texts[index], starts[index]
+            for position in range(first, last + 1):
+                text, offset = texts[position], starts[position]
                 s, e = max(start - offset, 0), min(end - offset, len(text))
                 if s < e:
-                    crossing[index].append(Finding(s, e, f.type, text[s:e]))
-    for index, parts in enumerate(crossing):
-        if parts:
-            per_text[index] = merge([*per_text[index], *parts])
-    return per_text
+                    crossing[indices[position]].append(Finding(s, e, f.type, text[s:e]))
 
 
 def _starts(texts: Sequence[str]) -> list[int]:
