@@ -11,6 +11,7 @@ across two messages, two content parts or two strings of tool-call arguments.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import unicodedata
 from collections.abc import Iterator
@@ -29,11 +30,9 @@ EMAIL = "jeanne.dupont@example.fr"
 PHONE = "+33 6 12 34 56 78"
 AWS = "AKIAIOSFODNN7EXAMPLE"
 GITHUB = "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
-FULL_WIDTH = str.maketrans(
-    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ@+",
-    "０１２３４５６７８９ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ＠＋",
-)
-ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+# Full-width forms sit at a fixed offset from ASCII (U+FF01-FF5E for "!"-"~").
+FULL_WIDTH = {c: c + 0xFEE0 for c in range(ord("!"), ord("~") + 1)}
+ARABIC_INDIC = {ord("0") + d: 0x0660 + d for d in range(10)}
 
 
 def groups(value: str, separator: str, size: int = 4) -> str:
@@ -71,7 +70,7 @@ SPELLINGS: dict[str, str] = {
     "nir dashes": "2-84-05-75-056-023-90",
     "nir full-width": "2 84 05 75 056 023 90".translate(FULL_WIDTH),
     "nir zero-width spaces": "\u200b".join(["2", "84", "05", "75", "056", "023", "90"]),
-    "email full-width at": EMAIL.replace("@", "＠"),
+    "email full-width at": EMAIL.replace("@", "\uff20"),
     "email [at] [dot]": "jeanne.dupont [at] example [dot] fr",
     "email percent-encoded": "jeanne.dupont%40example.fr",
     "phone full-width": PHONE.translate(FULL_WIDTH),
@@ -134,10 +133,8 @@ def assert_not_sent(bodies: list[Any], value: str) -> None:
     assert bodies, "the upstream received nothing"
     strings = list(_strings(bodies))
     for s in list(strings):
-        try:
+        with contextlib.suppress(ValueError):
             strings += list(_strings(json.loads(s)))
-        except ValueError:
-            pass
     sent = "\x00".join(strings)
     assert value not in sent
     assert folded(value) not in "\x00".join(folded(s) for s in strings)
