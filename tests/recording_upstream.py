@@ -3,7 +3,10 @@
 It records every body it receives (to prove what left the gateway) and answers with the
 last user message's text (so placeholders come back and their restoration can be
 checked), streamed in 3-character chunks so that placeholders are split across chunks.
-With `tools` in the request it answers with a tool call whose arguments carry the text.
+With `tools` in the request it answers with a tool call whose arguments carry the text;
+streamed, one call per declared tool, sent as OpenAI servers do: a head fragment (index, id,
+name) then the arguments in 3-character fragments that carry only the index
+(`tool_call_ids = False` leaves the ids out, as some servers do).
 Legacy completions (how the `openai` engine sends FIM) and Mistral's FIM endpoint echo the
 prompt the same way.
 """
@@ -27,6 +30,7 @@ class RecordingUpstream:
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        self.tool_call_ids = True  # streamed tool calls carry an id in their head fragment
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -69,6 +73,9 @@ class RecordingUpstream:
         if isinstance(text, list):
             text = "".join(part.get("text", "") for part in text)
         usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        if body.get("tools") and body.get("stream"):
+            return await _stream(request, "chat.completion.chunk", self._tool_fragments(body, text),
+                                 {"delta": {}}, usage, finish="tool_calls")  # fmt: skip
         if body.get("tools"):
             arguments = json.dumps({"text": text}, ensure_ascii=False)
             call = {
@@ -87,6 +94,23 @@ class RecordingUpstream:
                                       "usage": usage})  # fmt: skip
         pieces = [{"delta": {"content": text[i : i + 3]}} for i in range(0, len(text), 3)]
         return await _stream(request, "chat.completion.chunk", pieces, {"delta": {}}, usage)
+
+    def _tool_fragments(self, body: dict[str, Any], text: str) -> list[dict[str, Any]]:
+        """One call per declared function tool, in OpenAI's streamed fragments."""
+        arguments = json.dumps({"text": text}, ensure_ascii=False)
+        names = [t["function"]["name"] for t in body["tools"] if t.get("type") == "function"]
+        pieces: list[dict[str, Any]] = []
+        for index, name in enumerate(names):
+            head: dict[str, Any] = {"index": index, "type": "function",
+                                    "function": {"name": name, "arguments": ""}}  # fmt: skip
+            if self.tool_call_ids:
+                head["id"] = f"call_{index + 1}"
+            pieces.append({"delta": {"tool_calls": [head]}})
+            pieces += [
+                {"delta": {"tool_calls": [{"index": index, "function": {"arguments": part}}]}}
+                for part in (arguments[i : i + 3] for i in range(0, len(arguments), 3))
+            ]
+        return pieces
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -131,13 +155,13 @@ class RecordingUpstream:
 
 async def _stream(
     request: web.Request, kind: str, pieces: list[dict[str, Any]], end: dict[str, Any],
-    usage: dict[str, int],
+    usage: dict[str, int], finish: str = "stop",
 ) -> web.StreamResponse:  # fmt: skip
     """Server-sent events: one chunk per piece, a last one with finish_reason and usage."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
     chunks = [{"choices": [{"index": 0, **piece, "finish_reason": None}]} for piece in pieces]
-    chunks.append({"choices": [{"index": 0, **end, "finish_reason": "stop"}], "usage": usage})
+    chunks.append({"choices": [{"index": 0, **end, "finish_reason": finish}], "usage": usage})
     for chunk in chunks:
         event = {"id": "x", "object": kind, "created": 0, "model": "echo", **chunk}
         await response.write(f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode())

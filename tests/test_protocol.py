@@ -28,7 +28,8 @@ def test_usage_only_chunk_when_asked() -> None:
     chunks = render(include_usage_chunk=True)
     assert len(chunks) == 4
     assert chunks[3]["choices"] == []
-    assert chunks[3]["usage"] == chunks[2]["usage"]
+    assert chunks[3]["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    assert "usage" not in chunks[2]  # once: clients that add chunks up must not count it twice
 
 
 def test_tool_call_fragments_are_joined() -> None:

@@ -8,6 +8,7 @@ from starlette.responses import StreamingResponse
 
 from ..errors import EngineError, SouverainError, sse_error_event
 from ..protocol.chat import ChatDelta, ChunkRenderer
+from ..protocol.tool_call_stream import whole_tool_calls
 from .http import dumps
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -28,8 +29,10 @@ async def primed(deltas: AsyncIterator[ChatDelta]) -> AsyncIterator[ChatDelta]:
 def sse_response(
     deltas: AsyncIterator[ChatDelta], renderer: ChunkRenderer, headers: dict[str, str]
 ) -> StreamingResponse:
+    # Whole tool calls whatever the engine: a client never sees a fragment without a name
+    # and id (the HTTP engines and the DLP restorer already join them; this holds for all).
     return StreamingResponse(
-        _frames(deltas, renderer),
+        _frames(whole_tool_calls(deltas), renderer),
         media_type="text/event-stream",
         headers={**SSE_HEADERS, **headers},
     )

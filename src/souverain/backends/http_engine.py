@@ -17,6 +17,7 @@ from ..config import DeploymentConfig, ModelConfig
 from ..errors import EngineError, EngineUnavailable, InvalidRequest, SouverainError
 from ..protocol.chat import ChatDelta, Completion, finish_reason
 from ..protocol.common import Usage
+from ..protocol.tool_call_stream import whole_tool_calls
 from .base import Backend
 
 # Upstream statuses worth trying another deployment for.
@@ -142,7 +143,11 @@ class HTTPBackend(Backend):
 def deltas_from_chunks(
     events: AsyncIterator[dict[str, Any]], *, estimate_prompt_tokens: int
 ) -> AsyncIterator[ChatDelta]:
-    """Turn OpenAI-shaped chunks into deltas; the finish and usage come last, together."""
+    """Turn OpenAI-shaped chunks into deltas; the finish and usage come last, together.
+
+    Tool calls leave whole, one delta each (protocol/tool_call_stream.py): OpenAI servers
+    stream them in name-less fragments, which Mistral's clients reject.
+    """
 
     async def convert() -> AsyncIterator[ChatDelta]:
         finish: Any = None
@@ -166,7 +171,7 @@ def deltas_from_chunks(
             usage = Usage(estimate_prompt_tokens, produced)
         yield ChatDelta(finish_reason=finish_reason(finish), usage=usage)
 
-    return convert()
+    return whole_tool_calls(convert())
 
 
 def completion_from_response(data: dict[str, Any], *, estimate_prompt_tokens: int) -> Completion:

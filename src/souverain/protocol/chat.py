@@ -272,10 +272,11 @@ class ChunkRenderer:
     """Builds the `chat.completion.chunk` objects of one stream.
 
     The role goes on the first chunk; `finish_reason` is present and null until the last
-    content chunk, which also carries usage (Mistral's habit, read by its SDK). A separate
-    usage-only chunk with `choices: []` follows only when `stream_options.include_usage`
-    was asked for (OpenAI's habit): clients that read `choices[0]` on every chunk break on
-    it otherwise.
+    content chunk. Usage is sent exactly once, since clients that add chunks up (langchain,
+    pydantic-ai) would count it twice: with `stream_options.include_usage`, on a usage-only
+    chunk with `choices: []` after the finish (OpenAI's spec); without it, on the last
+    content chunk (Mistral's habit, read by its SDK), because clients that read
+    `choices[0]` on every chunk break on a chunk without choices.
     """
 
     def __init__(
@@ -324,11 +325,13 @@ class ChunkRenderer:
             "finish_reason": delta.finish_reason,
             "logprobs": None,
         }
-        chunks = [self._chunk([choice], delta.usage if delta.finish_reason else None)]
+        usage = delta.usage if delta.finish_reason is not None else None
+        usage_apart = usage is not None and self.include_usage_chunk
+        chunks = [self._chunk([choice], None if usage_apart else usage)]
         if delta.finish_reason is not None and self.citations is not None:
             chunks[0]["citations"] = self.citations
-        if delta.finish_reason is not None and delta.usage and self.include_usage_chunk:
-            chunks.append(self._chunk([], delta.usage))
+        if usage_apart:
+            chunks.append(self._chunk([], usage))
         return chunks
 
 
