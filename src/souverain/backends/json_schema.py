@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvalidRequest
+from .schema_limits import check_schema_limits
 
+PARAM = "response_format.json_schema"
 MAX_ENUMERATED_RANGE = 300
 UNENFORCEABLE = (
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
@@ -22,10 +24,16 @@ UNENFORCEABLE = (
 INTEGER_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 
 
-def enforceable_schema(schema: Any, path: str = "schema") -> Any:
-    """A copy of `schema` the grammar converter enforces fully, or InvalidRequest."""
+def enforceable_schema(schema: Any) -> Any:
+    """A copy of `schema` the grammar converter enforces fully and cheaply, or
+    InvalidRequest whose `param` names the keyword (schema_limits.py lists the bounds)."""
+    check_schema_limits(schema, f"{PARAM}.schema")  # first: it bounds the walk below
+    return _enforceable(schema, f"{PARAM}.schema")
+
+
+def _enforceable(schema: Any, path: str) -> Any:
     if isinstance(schema, list):
-        return [enforceable_schema(item, f"{path}.{i}") for i, item in enumerate(schema)]
+        return [_enforceable(item, f"{path}.{i}") for i, item in enumerate(schema)]
     if not isinstance(schema, dict):
         return schema
     schema = _enumerate_small_integer_range(schema, path)
@@ -34,9 +42,9 @@ def enforceable_schema(schema: Any, path: str = "schema") -> Any:
             raise InvalidRequest(
                 f"response_format: the local engine cannot enforce `{keyword}` "
                 f"(at {path}); remove it or use an engine that supports it",
-                param="response_format",
+                param=f"{path}.{keyword}",
             )
-    return {key: enforceable_schema(value, f"{path}.{key}") for key, value in schema.items()}
+    return {key: _enforceable(value, f"{path}.{key}") for key, value in schema.items()}
 
 
 def _enumerate_small_integer_range(schema: dict[str, Any], path: str) -> dict[str, Any]:

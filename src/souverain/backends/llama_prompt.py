@@ -34,6 +34,7 @@ class PromptBuilder:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self._llama = llama
+        self.vocab = llama._model.vocab
         template = llama.metadata.get("tokenizer.chat_template")
         if not template:
             raise ValueError("the GGUF has no chat template (tokenizer.chat_template)")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import importlib.util
-import json
 import os
 import queue
 import secrets
@@ -30,7 +29,6 @@ from ..errors import (
     EngineError,
     EngineOverloaded,
     EngineUnavailable,
-    InvalidRequest,
     SouverainError,
     UnsupportedByModel,
 )
@@ -39,7 +37,7 @@ from ..protocol.common import Usage
 from ..protocol.fim import FIMCompletionRequest
 from ..protocol.models import Capabilities
 from .base import Backend
-from .json_schema import enforceable_schema
+from .grammar import checked_type, response_grammar
 from .llama_prompt import PromptBuilder, load_llama
 from .stop_sequences import StopScanner
 
@@ -138,7 +136,8 @@ class LocalLlamaBackend(Backend):
         schema = request.json_schema()
 
         def prepare() -> tuple[list[int], list[str], Any]:
-            return (*prompt.chat_tokens(messages), _grammar(schema))
+            grammar = response_grammar(schema, prompt.vocab)  # first: a 400 costs no tokens
+            return (*prompt.chat_tokens(messages), grammar)
 
         options = {
             **_sampling(request.temperature, request.top_p, request.effective_seed),
@@ -261,6 +260,9 @@ class LocalLlamaBackend(Backend):
 
         options = job.options
         seed = options["seed"]
+        if options["grammar"] is not None and not isinstance(options["grammar"], checked_type()):
+            # llama.cpp dereferences a grammar it failed to parse: never hand it an unchecked one
+            raise EngineError("refusing a grammar that was not parsed first")
         llama.set_seed(seed if seed is not None else secrets.randbits(31))
         if seed is not None or options["temperature"] == 0:
             # Reusing the previous request's cached prefix evaluates the prompt in other
@@ -309,23 +311,6 @@ def _sampling(temperature: float | None, top_p: float | None, seed: int | None) 
         "top_p": 0.95 if top_p is None else top_p,
         "seed": seed,
     }
-
-
-def _grammar(schema: dict[str, Any] | None) -> Any:
-    if schema is None:
-        return None
-    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
-
-    try:
-        if not schema:
-            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-        return LlamaGrammar.from_json_schema(json.dumps(enforceable_schema(schema)), verbose=False)
-    except InvalidRequest:
-        raise
-    except Exception as exc:  # the converter raises bare exceptions on schemas it can't express
-        raise InvalidRequest(
-            f"response_format: this JSON schema cannot be enforced: {exc}", param="response_format"
-        ) from None
 
 
 def _as_template_message(message: ChatMessage) -> dict[str, Any]:

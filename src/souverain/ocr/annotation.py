@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config import OcrConfig, Settings
 from ..context import RequestContext
-from ..errors import EngineError
+from ..errors import EngineError, InvalidRequest
 from ..pipeline import Pipeline
 from ..protocol.chat import ChatCompletionRequest
 from ..protocol.ocr import OCRRequest, PageResult
@@ -79,8 +79,11 @@ async def annotate(pipeline: Pipeline, ctx: RequestContext, request: ChatComplet
     """The model's JSON, as a string (Mistral returns `document_annotation` that way)."""
     sub = RequestContext(endpoint="ocr", principal=ctx.principal, request_id=ctx.request_id)
     sub.claims.extend(ctx.claims)
-    call = await pipeline.prepare(sub, "chat", request)
-    completion = await pipeline.complete(sub, call)
+    try:
+        call = await pipeline.prepare(sub, "chat", request)
+        completion = await pipeline.complete(sub, call)
+    except InvalidRequest as exc:
+        raise _as_annotation_error(exc) from None
     content = completion.content.strip()
     try:
         parsed: Any = json.loads(content)
@@ -91,3 +94,15 @@ async def annotate(pipeline: Pipeline, ctx: RequestContext, request: ChatComplet
             "or simplify the schema"
         ) from None
     return json.dumps(parsed, ensure_ascii=False)
+
+
+def _as_annotation_error(exc: InvalidRequest) -> InvalidRequest:
+    """The chat call's `response_format` is the caller's `document_annotation_format`:
+    an error about it names the field the caller sent (same class, same code)."""
+    prefix = "response_format"
+    if exc.param is None or not exc.param.startswith(prefix):
+        return exc
+    exc.param = "document_annotation_format" + exc.param[len(prefix) :]
+    exc.message = exc.message.replace(prefix, "document_annotation_format", 1)
+    exc.args = (exc.message,)
+    return exc

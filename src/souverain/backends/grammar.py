@@ -1,0 +1,72 @@
+"""Response formats as llama.cpp grammars, checked before a generation may use them.
+
+llama.cpp returns no grammar (a null pointer) when it cannot parse one, and
+llama-cpp-python adds that null to the sampler chain: the first sampled token then
+dereferences it and the whole process dies. So every grammar is parsed here once, off
+the event loop, before it is queued; only a checked grammar reaches a generation, and
+a schema that does not parse is a 400. The schema's size is bounded before conversion
+(schema_limits.py), and the converted text once more here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from ..errors import InvalidRequest
+from .json_schema import PARAM, enforceable_schema
+
+MAX_GRAMMAR_CHARS = 256 * 1024
+
+
+def response_grammar(schema: dict[str, Any] | None, vocab: Any) -> Any:
+    """None for free text, else a CheckedGrammar for `schema` (`{}`: any JSON object)."""
+    if schema is None:
+        return None
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    if not schema:
+        return checked_grammar(JSON_GBNF, vocab, param="response_format")
+    enforceable = enforceable_schema(schema)
+    try:
+        text = LlamaGrammar.from_json_schema(json.dumps(enforceable), verbose=False)._grammar
+    except RecursionError:
+        raise _unenforceable("it nests too deeply to convert") from None
+    except Exception as exc:  # the converter raises bare exceptions on schemas it can't express
+        raise _unenforceable(f"{type(exc).__name__}: {exc}") from None
+    return checked_grammar(text, vocab, param=f"{PARAM}.schema")
+
+
+def checked_grammar(text: str, vocab: Any, *, param: str) -> Any:
+    """A grammar llama.cpp has parsed once already, or InvalidRequest."""
+    from llama_cpp import llama_cpp as low
+
+    if len(text) > MAX_GRAMMAR_CHARS:
+        raise _unenforceable(
+            f"its grammar would be {len(text)} characters, over {MAX_GRAMMAR_CHARS}", param
+        )
+    sampler = low.llama_sampler_init_grammar(vocab, text.encode("utf-8"), b"root")
+    if not sampler:  # llama.cpp logged why on stderr; the client gets the gist
+        raise _unenforceable("llama.cpp could not build a grammar from it", param)
+    low.llama_sampler_free(sampler)
+    return checked_type()(_grammar=text)
+
+
+def _unenforceable(why: str, param: str = f"{PARAM}.schema") -> InvalidRequest:
+    return InvalidRequest(
+        f"response_format: this JSON schema cannot be enforced by the local engine: {why}",
+        param=param,
+    )
+
+
+@functools.cache
+def checked_type() -> type[Any]:
+    """The LlamaGrammar subclass that marks a parsed grammar; `LocalLlamaBackend._run`
+    accepts no other (llama_cpp is imported lazily, hence a function)."""
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    class CheckedGrammar(LlamaGrammar):
+        pass
+
+    return CheckedGrammar
