@@ -43,7 +43,8 @@ _SEPARATORS = " \t\n\r\x0b\x0c._/-"
 def _plain_table() -> dict[int, int | None]:
     """Code point -> ASCII-ish replacement, for every character `plain` changes (built once,
     on the first non-ASCII text; about 0.1 s)."""
-    table: dict[int, int | None] = {0: ord(" "), 9: ord(" "), 0x0B: ord(" "), 0x0C: ord(" ")}
+    # NUL drops like a format character: MARK is NUL, so the byte tables keep it as is.
+    table: dict[int, int | None] = {0: 0, 9: ord(" "), 0x0B: ord(" "), 0x0C: ord(" ")}
     planes = [range(0x80, 0x10000), range(0x1D400, 0x1D800), range(0xE0000, 0xE0080)]
     for block in planes:
         for cp in block:
@@ -186,13 +187,12 @@ def _prepared(text: str) -> tuple[str, bool]:
     else:
         first = tables.changed_bmp.search(text)
         astral = _ASTRAL.search(text) is not None
-        wide = tables.wide.findall(text, first.start()) if first is not None else []
-        if astral:
-            wide += tables.astral.findall(text)
-        changed = first is not None or bool(wide)
-        if len(wide) > len(text) // 16:
+        wide = first is not None and tables.wide.search(text, first.start()) is not None
+        wide = wide or (astral and tables.astral.search(text) is not None)
+        changed = first is not None or wide
+        if wide and len(text) > 65_536:  # the whole table: ~30 ns a character
             mapped = text.translate(tables.full)
-        elif wide:
+        elif wide:  # a callback per changed character: cheaper on a prompt with a few
             full = tables.full
             mapped = tables.any_wide.sub(lambda m: chr(full[ord(m.group())]), text)
     _prepared_cache = (text, mapped, changed)

@@ -265,7 +265,12 @@ class SecretDetector:
     @staticmethod
     def _named_values(text: str) -> Iterator[tuple[int, int]]:
         n = len(text)
+        # A name inside a value already taken is part of that value: skipping it keeps a
+        # body of "password=password=..." linear (each hit would read 200 characters on).
+        taken = bytearray(0)
         for ns, ne in _name_hits(text):
+            if ns < len(taken) and taken[ns]:
+                continue
             s, e = ns, ne
             while s > 0 and text[s - 1] in _IDENT_CHARS:
                 s -= 1
@@ -284,10 +289,20 @@ class SecretDetector:
                 if _assigned_value_ok(name, m.group("sep"), value, quoted) or _key_value_ok(
                     text[s : m.start(group)], value
                 ):
+                    taken = _take(taken, n, *m.span(group))
                     yield m.span(group)
                     continue
             m = _NEAR.match(text, e)
             if m is not None:
                 group = "qv" if m.group("qv") is not None else "v"
                 if _key_value_ok(key, m.group(group)):
+                    taken = _take(taken, n, *m.span(group))
                     yield m.span(group)
+
+
+def _take(taken: bytearray, n: int, start: int, end: int) -> bytearray:
+    """Marks text[start:end] taken (the bytearray is made on the first value found)."""
+    if not taken:
+        taken = bytearray(n)
+    taken[start:end] = b"\x01" * (end - start)
+    return taken

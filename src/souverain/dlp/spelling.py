@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from importlib import resources
 
 from stdnum.fr import nir
 
@@ -31,10 +32,13 @@ from souverain.dlp.normalize import MARK, View, compact, plain
 # of the words, and the plain view would double their cost for nothing.
 ORIGINAL_ONLY_TYPES = frozenset({"person"})
 
-_DIGIT_RUNS = re.compile(r"\d+")  # as [0-9]: the view has ASCII digits only; faster in sre
-_NIR = re.compile(r"[1-478][0-9]{4}(?:[0-9]{2}|2[AB])[0-9]{8}(?![0-9])")
-_AWS_HEAD = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA|BIA)")
-_AWS = re.compile(_AWS_HEAD.pattern + r"[A-Z0-9]{16}")
+# Digit-first patterns: sre finds a digit far faster than it checks a lookbehind at every
+# position (\d is [0-9] here: the view has ASCII digits only).
+_LONG_RUN = re.compile(r"\d{12,}")
+_NIR = re.compile(r"[1-478][0-9]{4}2[AB][0-9]{8}")
+_NIR_CORSICA = re.compile(r"2[AB]\d{8}(?![0-9])")
+# AWS access key ids: a prefix, 16 more characters, one of them at least a digit.
+_AWS = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA|BIA)(?=[A-Z]{0,15}[0-9])[A-Z0-9]{16}")
 _GITHUB = re.compile(r"GH[POUSR][A-Z0-9]{36}|GITHUBPAT[A-Z0-9]{70,240}")
 _GITHUB_SPELLED = re.compile(r"(?i)gh[pousr]_|github_pat_")
 _SPLITS = re.compile(f"{MARK}+")
@@ -114,42 +118,50 @@ def _unmarked(text: str, marked: str, s: int, e: int) -> str:
 
 
 def _compact_candidates(compacted: str) -> Iterator[_Candidate]:
-    # Each of these holds a run of digits: look only around the runs (few in prose), where
-    # a regex per type over the whole compact text would cost as much as the scan itself.
-    # The checksums are left to the caller, which skips values already found as written.
-    iban_end = aws_end = 0
-    lengths = checks.IBAN_LENGTHS
-    for run in _DIGIT_RUNS.finditer(compacted):
-        s, e = run.span()
-        if s >= 2 and s - 2 >= iban_end:  # a country code before the check digits
-            # Exactly the registry length of the country: no boundary is needed on either
-            # side, so an IBAN glued between letters ("refFR76...x") is found too.
-            length = lengths.get(compacted[s - 2 : s], 0)
-            candidate = compacted[s - 2 : s - 2 + length]
-            if len(candidate) == length > 0 and checks.iban_plausible(candidate):
-                iban_end = s - 2 + length
-                yield s - 2, iban_end, "iban", checks.iban_valid
-                continue
+    # One regex pass per type over the compact text, each selective enough that a hostile
+    # body yields at most one candidate per dozen characters; the checksums are left to the
+    # caller, which skips values already found as written.
+    iban_end = -1
+    for m in _IBAN_HEAD.finditer(compacted):
+        s = m.start() - 2
         if s < iban_end:
             continue
-        if 12 <= e - s <= 19:
+        length = checks.IBAN_LENGTHS.get(compacted[s : s + 2], 0)
+        candidate = compacted[s : s + length]
+        if len(candidate) == length > 0 and checks.iban_plausible(candidate):
+            iban_end = s + length
+            yield s, iban_end, "iban", checks.iban_valid
+    for m in _LONG_RUN.finditer(compacted):  # cards, NIR: runs of 12+ digits
+        s, e = m.span()
+        if e - s <= 19:
             yield s, e, "payment_card", card_valid
-        if e - s >= 5 and compacted[s] in "12478":
-            m = _NIR.match(compacted, s)
-            if m is not None:
-                yield m.start(), m.end(), "fr_nir", nir.is_valid
-        # An AWS key id holds a digit: its prefix lies at most 19 characters before one.
-        head = _AWS_HEAD.search(compacted, max(aws_end, s - 19), s)
-        while head is not None:
-            m = _AWS.match(compacted, head.start())
-            if m is not None and m.end() > s:
-                aws_end = m.end()
-                yield m.start(), m.end(), "secret", _always
-                break
-            head = _AWS_HEAD.search(compacted, head.start() + 1, s)
-    if "GH" in compacted:
-        for m in _GITHUB.finditer(compacted):
-            yield m.start(), m.end(), "secret", _always
+        if e - s == 15 and compacted[s] in "12478":
+            yield s, e, "fr_nir", nir.is_valid
+    for m in _NIR_CORSICA.finditer(compacted):  # department 2A or 2B
+        s = m.start() - 5
+        if s >= 0 and _NIR.fullmatch(compacted, s, m.end()) and not compacted[s - 1 : s].isdigit():
+            yield s, m.end(), "fr_nir", nir.is_valid
+    for m in _AWS.finditer(compacted):
+        yield m.start(), m.end(), "secret", _always
+    for m in _GITHUB.finditer(compacted):
+        yield m.start(), m.end(), "secret", _always
+
+
+def _iban_head() -> re.Pattern[str]:
+    """The check digits of an IBAN: two digits after two capitals, then three digits (most
+    countries' BBAN starts with digits) or, after the country codes whose BBAN starts with a
+    letter, anything. Written digit-first: sre scans for a digit pair far faster than it
+    tries an alternation at every letter (0.02 ms against 0.3 ms on 2 KB)."""
+    registry = resources.files("stdnum").joinpath("iban.dat").read_text("utf-8")
+    letter_first = sorted(
+        m[1] for m in re.finditer(r'^([A-Z]{2}) .*bban="\d+![ac]', registry, re.M)
+    )
+    return re.compile(
+        rf"[0-9]{{2}}(?<=[A-Z]{{2}}[0-9]{{2}})(?:(?=[0-9]{{3}})|(?<=(?:{'|'.join(letter_first)})..))"
+    )
+
+
+_IBAN_HEAD = _iban_head()
 
 
 # ---- e-mail obfuscations --------------------------------------------------------------------
