@@ -254,6 +254,48 @@ def test_cli_verify_names_a_rewritten_column(tmp_path: Path) -> None:
     assert export.exit_code != 0 and "leaf 6" in export.output
 
 
+def test_cli_erase_in_one_tenant_or_in_all(tmp_path: Path) -> None:
+    """`souverain audit erase --tenant T` erases there only; without it, everywhere, with a
+    tombstone in each tenant affected."""
+    from souverain.audit.log import Payload
+    from souverain.audit.payloads import PayloadVault, load_or_create_master_key
+
+    data = tmp_path / "data"
+    data.mkdir()
+    database = open_database(sqlite_url(data))
+    upgrade(database)
+    vault = PayloadVault(database, load_or_create_master_key(data / "audit-master.key"))
+    signer = load_or_create_signing_key(data / "audit-signing.key", ORIGIN)
+    audit = AuditLog(database, signer, ORIGIN, vault=vault)
+
+    async def fill() -> None:
+        await audit.start()
+        for tenant in ("acme", "globex", "acme"):
+            await audit.append({"kind": "request", "tenant": tenant}, Payload("zoe", b"body"))
+        await audit.close()
+
+    asyncio.run(fill())
+    env = {"SOUVERAIN_AUDIT__ORIGIN": ORIGIN}
+    args = ["audit", "erase", "--subject", "zoe", "--data-dir", str(data)]
+    one = CliRunner().invoke(cli, [*args, "--tenant", "acme"], env=env)
+    assert one.exit_code == 0, one.output
+    result = json.loads(one.output)
+    assert result["payloads_erased"] == 2 and result["tenant"] == "acme"
+    assert result["subject"] == vault.pseudonym("acme", "zoe")
+    everywhere = json.loads(CliRunner().invoke(cli, args, env=env).output)
+    assert [(t["tenant"], t["payloads_erased"]) for t in everywhere["tombstones"]] == [
+        ("globex", 1)
+    ]
+    with database.connect() as conn:
+        rows = conn.execute(text("SELECT data FROM audit_leaves")).scalars().all()
+    leaves = [json.loads(row) for row in rows]
+    tombstones = [
+        (leaf["tenant"], leaf["payloads_erased"]) for leaf in leaves if leaf["kind"] == "tombstone"
+    ]
+    assert tombstones == [("acme", 2), ("globex", 1)]
+    assert report(audit).ok
+
+
 def test_postgres_insert_only_role(tmp_path: Path) -> None:
     """On PostgreSQL a role that may only read and append cannot change rows even with
     the triggers off."""

@@ -54,7 +54,7 @@ class PayloadVault:
     def pseudonym(self, tenant: str, subject: str) -> str:
         """The keyed pseudonym of a tenant's data subject (one tenant's never links to
         another's)."""
-        message = tenant.encode() + b"\x00" + subject.encode()
+        message = f"{len(tenant)}:{tenant}:{subject}".encode()  # the split is unambiguous
         return hmac.new(self._pseudonym_key, message, hashlib.sha256).hexdigest()[:32]
 
     def _legacy_pseudonym(self, subject: str) -> str:
