@@ -13,6 +13,7 @@ texts' total length (junction windows that overlap are scanned once, as one wind
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -23,6 +24,10 @@ REACH = 160  # characters read on each side of a junction: any value but a long 
 # Which texts count as neighbours: consecutive ones, and every other one, because a JSON
 # object's strings come key, value, key, value: two halves of a value sit two texts apart.
 _STRIDES = ((0, 1), (0, 2), (1, 2))
+
+
+# A JSON key or a field name: a short identifier not in capitals (AKIA... halves are).
+_KEY = re.compile(r"(?=.*[a-z])[A-Za-z_][A-Za-z0-9_\-]{0,39}")
 
 
 class _Scanner(Protocol):
@@ -36,7 +41,7 @@ def scan_texts(scanner: _Scanner, texts: Sequence[str]) -> list[list[Any]]:
     for first, stride in _STRIDES:
         indices = range(first, len(texts), stride)
         if len(indices) > 1:
-            _junctions(scanner, [texts[i] for i in indices], indices, crossing)
+            _junctions(scanner, texts, indices, crossing)
     for index, parts in enumerate(crossing):
         if parts:
             per_text[index] = merge([*per_text[index], *parts])
@@ -44,10 +49,14 @@ def scan_texts(scanner: _Scanner, texts: Sequence[str]) -> list[list[Any]]:
 
 
 def _junctions(
-    scanner: _Scanner, texts: list[str], indices: range, crossing: list[list[Finding]]
+    scanner: _Scanner,
+    texts_at: Sequence[str],
+    indices: range,
+    crossing: list[list[Finding]],
 ) -> None:
     """Adds to `crossing` the parts of findings across the junctions of `texts` (the texts
     at `indices` of the request, in order)."""
+    texts = [texts_at[i] for i in indices]
     starts = _starts(texts)
     for low, high in _windows(texts, starts):
         window = _slice(texts, starts, low, high)
@@ -57,11 +66,39 @@ def _junctions(
             last = bisect_right(starts, end - 1) - 1
             if first == last:
                 continue  # inside one text: that text's own scan has the final word on it
+            parts = []
             for position in range(first, last + 1):
                 text, offset = texts[position], starts[position]
                 s, e = max(start - offset, 0), min(end - offset, len(text))
+                while s < e and text[s].isspace():  # a junction's spaces stay as they are
+                    s += 1
+                while e > s and text[e - 1].isspace():
+                    e -= 1
                 if s < e:
-                    crossing[indices[position]].append(Finding(s, e, f.type, text[s:e]))
+                    parts.append((indices[position], Finding(s, e, f.type, text[s:e])))
+            for index, part in _without_glued_keys(parts, texts_at):
+                crossing[index].append(part)
+
+
+def _without_glued_keys(
+    parts: list[tuple[int, Finding]], texts: Sequence[str]
+) -> list[tuple[int, Finding]]:
+    """Texts joined with nothing between them glue a JSON key to its value ("email" +
+    "jeanne@example.fr" reads as one address, "example.fr" + "x" as a longer one): whole
+    texts shaped like a key are dropped from the ends of a finding, and a finding that
+    still holds one inside, or no longer crosses a junction, is that artefact."""
+
+    def glued_key(index: int, part: Finding) -> bool:
+        whole = part.start == 0 and part.end == len(texts[index])
+        return whole and _KEY.fullmatch(part.value) is not None
+
+    while parts and glued_key(*parts[0]):
+        parts = parts[1:]
+    while parts and glued_key(*parts[-1]):
+        parts = parts[:-1]
+    if len(parts) < 2 or any(glued_key(*part) for part in parts):
+        return []
+    return parts
 
 
 def _starts(texts: Sequence[str]) -> list[int]:
