@@ -219,3 +219,18 @@ def test_the_bounded_parser() -> None:
     with pytest.raises(ValueError):  # JsonTooDeep is one, and so is invalid JSON
         parse_json_bounded("[" * 100_000)
     assert issubclass(JsonTooDeep, ValueError)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/libraries/%00", "/v1/libraries?search=%00", "/admin/v1/audit/leaves?principal=a%00b"],
+)
+def test_a_nul_character_in_the_path_or_query(server: Server, path: str) -> None:
+    assert_400(call(server, "GET", path))
+
+
+@pytest.mark.parametrize("raw", ["2147483648", "99999999999", "²", "٣"])
+@pytest.mark.parametrize("kind", ["users", "teams", "tenants", "keys"])
+def test_ids_no_column_holds_are_not_found(server: Server, kind: str, raw: str) -> None:
+    response = call(server, "GET", f"/admin/v1/{kind}/{raw}")
+    assert response.status_code == 404, response.text

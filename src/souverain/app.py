@@ -19,7 +19,7 @@ from .api import admin, completions, directory, embeddings, health, keys, models
 from .api import audit as audit_routes
 from .api.http import error_response
 from .api.libraries import library_routes
-from .api.middleware import AuditCoverage, BodyLimit, RequestMetrics
+from .api.middleware import AuditCoverage, BodyLimit, RefuseNul, RequestMetrics
 from .api.ocr import ocr as ocr_route
 from .audit.checkpoint import load_or_create_signing_key
 from .audit.log import AuditLog
@@ -226,6 +226,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         routes=routes,
         middleware=[
             Middleware(RequestMetrics, metrics=state.metrics),
+            Middleware(RefuseNul),
             Middleware(BodyLimit, max_bytes=settings.server.max_body_bytes),
             Middleware(AuditCoverage, audit=state.audit),
         ],

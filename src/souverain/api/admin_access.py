@@ -13,7 +13,7 @@ from ..context import Principal, RequestContext
 from ..errors import NotFound, PermissionDenied
 from ..identity.rbac import Permission, require, tenant_scope
 from ..state import AppState
-from .http import app_state
+from .http import MAX_QUERY_INT, app_state
 
 
 class AdminCall:
@@ -54,7 +54,10 @@ async def admin_call(request: Request, permission: Permission) -> AdminCall:
 
 
 def path_id(request: Request, name: str) -> int:
+    """The numeric id in the path; 404 for anything no id column can hold (ASCII digits
+    only: `int()` fails on some that `str.isdigit` accepts, like `²`; and 32 bits, the
+    width of PostgreSQL's integer columns)."""
     raw = request.path_params[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound(f"no such {name.removesuffix('_id')} {raw!r}")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_QUERY_INT:
+        raise NotFound(f"no such {name.removesuffix('_id')} {raw[:40]!r}")
     return int(raw)

@@ -1,4 +1,4 @@
-"""ASGI layers around every route: body size limit, request metrics, audit coverage."""
+"""ASGI layers around every route: NUL and body size limits, request metrics, audit coverage."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..audit import coverage
 from ..audit.log import AuditLog
-from ..errors import AuditUnavailable, PayloadTooLarge
+from ..errors import AuditUnavailable, InvalidRequest, PayloadTooLarge
 from ..observability.metrics import Metrics
 from .http import error_response
 
@@ -24,6 +24,21 @@ KNOWN_ROUTES = (
     "/readyz",
     "/metrics",
 )
+
+
+class RefuseNul:
+    """400 for a path or query string that carries U+0000 (`%00`): no id, name or search
+    term contains one, and PostgreSQL text cannot hold it (a 500 from the driver)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope["query_string"]):
+            error = InvalidRequest("the path or query string contains a NUL character (%00)")
+            await error_response(error)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:
