@@ -29,6 +29,7 @@ from ..errors import (
     EngineError,
     EngineOverloaded,
     EngineUnavailable,
+    InvalidRequest,
     SouverainError,
     UnsupportedByModel,
 )
@@ -38,7 +39,7 @@ from ..protocol.fim import FIMCompletionRequest
 from ..protocol.models import Capabilities
 from .base import Backend
 from .grammar import checked_type, response_grammar
-from .llama_prompt import PromptBuilder, load_llama
+from .llama_prompt import PromptBuilder, PromptTooLong, TemplateRefused, load_llama
 from .stop_sequences import StopScanner
 
 DEFAULT_TEMPERATURE = 0.2  # SmolLM2's authors advise a low temperature
@@ -92,7 +93,7 @@ class LocalLlamaBackend(Backend):
                 for _ in range(self.deployment.workers)
             ]
         )
-        self._prompt = PromptBuilder(llamas[0])
+        self._prompt = await asyncio.to_thread(PromptBuilder, llamas[0])  # reads the vocab
         for index, llama in enumerate(llamas):
             thread = threading.Thread(
                 target=self._work, args=(llama,), name=f"llama-{self.name}-{index}", daemon=True
@@ -134,10 +135,11 @@ class LocalLlamaBackend(Backend):
         messages = [_as_template_message(message) for message in request.messages]
 
         schema = request.json_schema()
+        budget = self._prompt_budget(request.effective_max_tokens)
 
         def prepare() -> tuple[list[int], list[str], Any]:
             grammar = response_grammar(schema, prompt.vocab)  # first: a 400 costs no tokens
-            return (*prompt.chat_tokens(messages), grammar)
+            return (*prompt.chat_tokens(messages, budget), grammar)
 
         options = {
             **_sampling(request.temperature, request.top_p, request.effective_seed),
@@ -156,8 +158,11 @@ class LocalLlamaBackend(Backend):
                 f"model {self.model.id!r} does not support fill-in-the-middle completions"
             )
 
+        budget = self._prompt_budget(request.max_tokens)
+
         def prepare() -> tuple[list[int], list[str], Any]:
-            return prompt.fim_tokens(fim, request.prompt, request.suffix or ""), [], None
+            tokens = prompt.fim_tokens(fim, request.prompt, request.suffix or "", budget)
+            return tokens, [], None
 
         options = _sampling(request.temperature, request.top_p, request.random_seed)
         return self._generate(prepare, request.stop_sequences, request.max_tokens, options)
@@ -168,6 +173,10 @@ class LocalLlamaBackend(Backend):
         if self._prompt is None:
             raise EngineUnavailable(f"deployment {self.name} is not loaded", retry_after=1)
         return self._prompt
+
+    def _prompt_budget(self, max_tokens: int | None) -> int:
+        """The most prompt tokens that leave room for `max_tokens` (at least one)."""
+        return self.n_ctx - (max_tokens or 1)
 
     def _refuse_unsupported(self, request: ChatCompletionRequest) -> None:
         if request.wants_tools:
@@ -202,14 +211,18 @@ class LocalLlamaBackend(Backend):
         self._in_flight += 1
         handed_over = False
         try:
-            tokens, template_stops, grammar = await asyncio.to_thread(prepare)
+            try:
+                tokens, template_stops, grammar = await asyncio.to_thread(prepare)
+            except PromptTooLong as exc:
+                raise self._too_long(f"at least {exc.at_least}", max_tokens) from None
+            except TemplateRefused as exc:
+                raise InvalidRequest(
+                    f"the chat template of model {self.model.id!r} refused the messages: {exc}",
+                    param="messages",
+                ) from None
             room = self.n_ctx - len(tokens)
             if room < (max_tokens or 1):
-                raise ContextLengthExceeded(
-                    f"this model's maximum context length is {self.n_ctx} tokens; the prompt has "
-                    f"{len(tokens)} tokens and max_tokens asks for {max_tokens or 1} more",
-                    param="messages",
-                )
+                raise self._too_long(str(len(tokens)), max_tokens)
             job = _Job(
                 tokens=tokens,
                 options={
@@ -234,6 +247,13 @@ class LocalLlamaBackend(Backend):
                 job.cancelled.set()
             else:
                 self._in_flight -= 1
+
+    def _too_long(self, prompt_tokens: str, max_tokens: int | None) -> ContextLengthExceeded:
+        return ContextLengthExceeded(
+            f"this model's maximum context length is {self.n_ctx} tokens; the prompt has "
+            f"{prompt_tokens} tokens and max_tokens asks for {max_tokens or 1} more",
+            param="messages",
+        )
 
     def _release_slot(self) -> None:
         self._in_flight -= 1
