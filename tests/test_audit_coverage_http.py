@@ -126,6 +126,12 @@ def test_documents_renames_attributes_and_text_reads_are_recorded(world: AuditWo
     assert read["target"]["document"] == document["id"] and read["target"]["chars"] == len(text)
     assert "coffre" not in str(read)
 
+    since = Since(world)
+    assert world.call("POST", f"{one}/reprocess", "acme:developer").status_code == 204
+    world.processed(library["id"], document["id"], "acme:developer")
+    (again,) = since.leaves(kind="admin")  # (its embeddings calls have leaves of their own)
+    assert again["action"] == "library.document.reprocess"
+
     # Someone who may not change it: one refusal leaf, no change leaf.
     since = Since(world)
     refused = world.call("PATCH", one, "acme:user", json={"name": "x.md"})

@@ -134,7 +134,12 @@ async def delete_document(request: Request) -> Response:
 
 async def reprocess(request: Request) -> Response:
     service, ctx = await open_libraries(request)
-    await service.documents.reprocess(ctx, *_ids(request))
+    library_id, document_id = _ids(request)
+    await service.access(ctx, library_id, "editor")
+    await service.documents.get(ctx, library_id, document_id)  # 404 before the leaf
+    target = {"library": library_id, "document": document_id}
+    await service.record(ctx, "library.document.reprocess", target)
+    await service.documents.reprocess(ctx, library_id, document_id)
     return Response(status_code=204)
 
 
