@@ -152,3 +152,23 @@ def test_idle_connections_past_the_cap_are_closed_and_a_real_request_is_served(
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_a_body_answered_before_it_was_read_is_not_taken_for_headers(quick: Server) -> None:
+    """A 401 goes out before the 300 KB body is read; the rest of the body is skipped, and
+    the connection serves the next request (the header size cap must not count it)."""
+    body = b'{"x": "' + b"a" * 300_000 + b'"}'
+    with _connect(quick) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+                     + body)  # fmt: skip
+        answers = b""
+        while answers.count(b"HTTP/1.1 ") < 2:
+            if b"HTTP/1.1 401" in answers and b"GET" not in body:
+                body = b"GET"  # send the second request once the first is answered
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {answers[:200]!r}"
+            answers += chunk
+        assert answers.startswith(b"HTTP/1.1 401")
+        assert b"HTTP/1.1 200" in answers

@@ -9,7 +9,10 @@ connection here gets:
 - a header deadline: from the moment it opens, and again from the end of each response,
   the complete headers of the next request must arrive within `header_timeout_s`, or the
   connection is closed. Bytes trickling in do not extend it.
-- a header size cap: more than `max_header_bytes` without the end of the headers closes it.
+- a header size cap: more than `max_header_bytes` without the end of the headers closes it
+  (uvicorn's h11 parser has this limit, httptools has none). After a response given
+  before the request's body was all read, what follows is that body, which the parser
+  skips, so only the deadline applies then.
 - a connection cap: past `max_connections`, a new connection evicts the connection that
   has waited longest for headers (idle keep-alive or slow), so that idle sockets can never
   lock out a client that sends its request at once. When every connection has a request
@@ -64,6 +67,7 @@ class _HeaderGuard(_UvicornHttp):
     _deadline: asyncio.TimerHandle | None = None
     _cycle_when_armed: Any = None  # uvicorn replaces `cycle` once a request's headers are in
     _header_bytes = 0
+    _counting = True  # whether bytes received count as header bytes
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -84,19 +88,24 @@ class _HeaderGuard(_UvicornHttp):
         if self.cycle is not self._cycle_when_armed:  # the headers are complete
             self._disarm()
             return
-        self._header_bytes += len(data)
-        if self._header_bytes > self.limits.max_header_bytes:
-            self._close()
+        if self._counting:
+            self._header_bytes += len(data)
+            if self._header_bytes > self.limits.max_header_bytes:
+                self._close()
 
     def on_response_complete(self) -> None:
+        # Answered before the request's body was all in (a 401 or 413, say): the bytes that
+        # follow are the rest of that body, which the parser skips, not headers to count.
+        body_pending = self.cycle is not None and self.cycle.more_body
         super().on_response_complete()
         # The next request's headers are due; unless a pipelined request already started.
         if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
-            self._arm()
+            self._arm(count_bytes=not body_pending)
 
-    def _arm(self) -> None:
+    def _arm(self, count_bytes: bool = True) -> None:
         self._disarm()
         self._header_bytes = 0
+        self._counting = count_bytes
         self._cycle_when_armed = self.cycle
         self._deadline = self.loop.call_later(self.limits.header_timeout_s, self._close)
         self.waiting[self] = None
