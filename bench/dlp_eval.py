@@ -46,6 +46,7 @@ RESULTS = HERE / "results"
 PRESIDIO_VENV = HERE / ".venv-presidio"
 LANGS = ("fr", "de", "it", "es", "nl", "pl", "en")
 PROMPT_CHARS = 2048
+SRC = ROOT / "src"  # --src measures another tree (a revision checked out elsewhere)
 
 PRESIDIO_MAP = {
     "CREDIT_CARD": "payment_card",
@@ -317,7 +318,7 @@ def by_identifier_count(docs: list[dict], prose: str, counts: tuple[int, ...]) -
 
 
 def run_ours(docs: list[dict], prompts: dict[str, str]) -> dict:
-    sys.path.insert(0, str(ROOT / "src"))
+    sys.path.insert(0, str(SRC))
     from souverain.dlp.detectors import Scanner
 
     scanner = Scanner.default()
@@ -455,7 +456,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--presidio-worker", nargs=3, metavar=("DATASET", "OUT", "PROMPTS"))
     ap.add_argument("--skip-presidio", action="store_true")
+    ap.add_argument("--src", type=Path, help="the source tree to measure (default: ./src)")
     args = ap.parse_args()
+    if args.src:
+        global SRC
+        SRC = args.src.resolve()
     if args.presidio_worker:
         return presidio_worker(*map(Path, args.presidio_worker))
 
@@ -513,6 +518,12 @@ def main() -> int:
         )
     )
 
+    from dlp_spelling_eval import spelling_recall, spelling_table
+    from souverain.dlp.detectors import Scanner
+
+    spellings = spelling_recall(Scanner.default(), docs)
+    print(spelling_table(spellings))
+
     fam = ours["by_family"]
     checks = {
         "recall checksum_ids >= 0.99": fam["checksum_ids"]["recall"] >= TARGETS["recall_min"],
@@ -565,6 +576,7 @@ def main() -> int:
             "prompts": prompts,
         },
         "souverain": ours,
+        "souverain_spellings": spellings,
         "presidio": theirs,
         "wall_s": time.perf_counter() - t_start,
     }
