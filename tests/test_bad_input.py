@@ -234,3 +234,38 @@ def test_a_nul_character_in_the_path_or_query(server: Server, path: str) -> None
 def test_ids_no_column_holds_are_not_found(server: Server, kind: str, raw: str) -> None:
     response = call(server, "GET", f"/admin/v1/{kind}/{raw}")
     assert response.status_code == 404, response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/libraries", {"name": "a\u0000b"}),
+        ("/admin/v1/users", {"name": "a\u0000"}),
+        ("/admin/v1/keys", {"name": "k", "default_classification": "\u0000"}),
+        ("/v1/chat/completions", {**CHAT, "user": "\u0000"}),
+        ("/v1/chat/completions", {**CHAT, "metadata": {"\u0000": "x"}}),  # a key too
+    ],
+)
+def test_a_nul_character_in_a_json_string(server: Server, path: str, body: Any) -> None:
+    assert_400(call(server, "POST", path, body))
+
+
+def test_an_escaped_backslash_before_u0000_is_not_a_nul(server: Server) -> None:
+    body = {**CHAT, "messages": [{"role": "user", "content": "printf('\\u0000')"}]}
+    assert call(server, "POST", "/v1/chat/completions", body).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/admin/v1/keys", {"name": "k", "user_id": 2**31}),
+        ("/admin/v1/keys", {"name": "k", "user_id": 2**63}),
+        ("/admin/v1/users", {"name": "u", "teams": [2**31]}),
+        ("/admin/v1/teams/1/members", {"user_id": 2**31}),
+    ],
+)
+def test_ids_past_32_bits_in_bodies(server: Server, path: str, body: Any) -> None:
+    if path.startswith("/admin/v1/teams/"):
+        team = call(server, "POST", "/admin/v1/teams", {"name": f"t{len(str(body))}"}).json()
+        path = f"/admin/v1/teams/{team['id']}/members"
+    assert_400(call(server, "POST", path, body))

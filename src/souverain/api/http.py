@@ -76,7 +76,25 @@ def parse_json_body(raw: bytes) -> Any:
             raise JsonTooDeep(MAX_JSON_DEPTH) from None
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     check_depth(data)
+    if b"\\u0000" in raw:  # JSON spells U+0000 only this way: a cheap test first
+        _refuse_nul(data)
     return data
+
+
+def _refuse_nul(value: Any) -> None:
+    """400 for U+0000 in any string or key: PostgreSQL text cannot store it (names,
+    descriptions, audit columns), and no API field needs it."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise InvalidRequest("the request contains a NUL character (\\u0000)")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def validation_error(exc: ValidationError) -> InvalidRequest:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..routing.killswitch import CutKind
+from .common import Id
 
 
 class ProviderTarget(BaseModel):
@@ -92,7 +93,7 @@ class UserCreate(_Body):
     kind: Literal["user", "service"] = "user"
     role: Role = "user"
     tenant: str | None = None
-    teams: list[int] = Field(default_factory=list, max_length=100)
+    teams: list[Id] = Field(default_factory=list, max_length=100)
     limits: LimitsBody = LimitsBody()
 
 
@@ -103,13 +104,13 @@ class UserUpdate(_Body):
 
 
 class MemberAdd(_Body):
-    user_id: int
+    user_id: Id
 
 
 class KeyCreate(_Body):
     name: str = Field(min_length=1, max_length=200)
     role: Role | None = Field(default=None, description="Default: its user's role, or user.")
-    user_id: int | None = None
+    user_id: Id | None = None
     team: str | None = Field(default=None, description="The team its usage is billed to.")
     tenant: str | None = None
     models: list[str] | None = Field(default=None, max_length=1000)

@@ -8,9 +8,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ..jsonsafe import check_depth
+
+# A numeric id (user, team, tenant, key) in a body: PostgreSQL's integer columns hold 32
+# bits, and a larger value is an overflow in the driver (a 500), not "no such user".
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 # `metadata` is free-form tags for the caller's own bookkeeping (and a classification
 # claim): small and shallow. OpenAI allows 16 string pairs; this is looser, and bounded.
