@@ -61,9 +61,10 @@ def bodies(size: int) -> dict[str, str]:
 
 
 def timed(function: Callable[[], object]) -> float:
-    start = time.perf_counter()
+    # CPU time of this process: the shared machines' load inflates wall time several-fold.
+    start = time.process_time()
     function()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def main() -> None:
@@ -80,7 +81,7 @@ def main() -> None:
     custom = Scanner([DictionaryDetector(["Projet Azur", "ACME"], "project"),
                       RegexDetector(r"PRJ-\d{4}", "project")])  # fmt: skip
     results = {}
-    print(f"body size {size:,} characters; seconds per scan")
+    print(f"body size {size:,} characters; CPU seconds per scan")
     print(
         "| body | default scanner | findings | person names | configured |\n|---|---|---|---|---|"
     )
