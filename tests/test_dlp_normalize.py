@@ -125,6 +125,8 @@ def test_card_lookalikes() -> None:
     assert not card_valid("4111111111111112")  # Visa prefix, wrong check digit
     # A number glued to letters is part of a word (an IBAN's digits), not a card.
     assert not any(t == "payment_card" for _, t in spans("FR57 1186 5190 13VP L15Z MD1J E97"))
+    # Digits with many dots are a version, however Luhn reads them once the dots are gone.
+    assert spans("Version 4.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1") == set()
 
 
 @pytest.mark.parametrize(

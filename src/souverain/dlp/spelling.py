@@ -91,6 +91,8 @@ def _compact_findings(text: str, known: set[tuple[int, int, str]]) -> list[Findi
             # groups, not numbers of a list merged: separators of 1-4 characters.
             if _glued(text, s, e) or any(len(run) > 4 for run in _SPLITS.findall(marked, s, e)):
                 continue
+            if text.count(".", s, e) > 4:  # "4.1.1.1.1...": a version, not a card or a NIR
+                continue
         elif kind == "secret" and not _one_token(text, marked, s, e):
             continue
         if valid(view.text[start:end]):
