@@ -35,6 +35,7 @@ ORIGINAL_ONLY_TYPES = frozenset({"person"})
 # Digit-first patterns: sre finds a digit far faster than it checks a lookbehind at every
 # position (\d is [0-9] here: the view has ASCII digits only).
 _LONG_RUN = re.compile(r"\d{12,}")
+_ANY_DIGIT = re.compile(r"\d")
 _NIR = re.compile(r"[1-478][0-9]{4}2[AB][0-9]{8}")
 _NIR_CORSICA = re.compile(r"2[AB]\d{8}(?![0-9])")
 # AWS access key ids: a prefix, 16 more characters, one of them at least a digit.
@@ -78,6 +79,10 @@ def _mapped(text: str, view: View, findings: Iterable[Finding]) -> Iterator[Find
 
 
 def _compact_findings(text: str, known: set[tuple[int, int, str]]) -> list[Finding]:
+    # Every shape searched there holds a digit (AWS key ids by rule, GitHub tokens all but
+    # never): a text without one is spared the view (\d: digits of any script too).
+    if _ANY_DIGIT.search(text) is None:
+        return []
     view = compact(text)
     found: list[Finding] = []
     marked = view.marked
