@@ -269,3 +269,9 @@ def test_ids_past_32_bits_in_bodies(server: Server, path: str, body: Any) -> Non
         team = call(server, "POST", "/admin/v1/teams", {"name": f"t{len(str(body))}"}).json()
         path = f"/admin/v1/teams/{team['id']}/members"
     assert_400(call(server, "POST", path, body))
+
+
+def test_limits_past_their_columns(server: Server) -> None:
+    tenant = call(server, "POST", "/admin/v1/tenants", {"name": "limits-past-columns"}).json()
+    for limits in ({"tpm": 2**31}, {"rpm": 2**31}, {"max_concurrency": 2**31}):
+        assert_400(call(server, "PATCH", f"/admin/v1/tenants/{tenant['id']}", {"limits": limits}))

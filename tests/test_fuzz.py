@@ -39,7 +39,7 @@ from .databases import server_database
 from .recording_upstream import RecordingUpstream
 
 SEED = int(os.environ.get("FUZZ_SEED", "20261203"))
-REQUESTS = int(os.environ.get("FUZZ_REQUESTS", "3000"))
+REQUESTS = int(os.environ.get("FUZZ_REQUESTS", "2000"))
 # Callers, weighted: mostly keys that get past authentication, so requests go deeper.
 ROLES = ("owner", "owner", "admin", "admin", "auditor", "developer", "developer", "user",
          "user", "none", "forged")  # fmt: skip
@@ -145,6 +145,9 @@ TEMPLATES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+BOUNDARY_INTS = [0, -1, 2**31 - 1, 2**31, 2**53 + 1, 2**63, 2**64, 10**30, -(10**30)]
+
+
 class Values:
     """Values of every kind JSON can carry, and some that trip parsers and databases."""
 
@@ -167,7 +170,7 @@ class Values:
         pieces = [
             "bonjour", "FR76 3000 6000 0112 3456 7890 189", "jean.dupont@example.fr",
             "+33 6 12 34 56 78", "AKIA" + "Z" * 16, "\u200b", "\u00ad", "\ufeff", "\r\n",
-            "\t", "@" * 50, "\U0010ffff", "\u0660\u0661", "<|im_end|>", "{{", "%s", "\\u0000",
+            "\t", "\x00", "@" * 50, "\U0010ffff", "\u0660\u0661", "<|im_end|>", "{{", "%s", "\\u0000",
         ]  # fmt: skip
         text = "".join(self.rng.choices(pieces, k=self.rng.randint(0, 6)))
         return text * self.rng.choice([1, 1, 1, 200])
@@ -197,21 +200,23 @@ class Values:
         return self.any()
 
 
+def leaf_paths(node: Any, path: list[Any] | None = None) -> list[list[Any]]:
+    """The path to `node` and to every value inside it (keys and list indexes)."""
+    path = path or []
+    found = [path]
+    if isinstance(node, dict):
+        for key, child in node.items():
+            found += leaf_paths(child, [*path, key])
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            found += leaf_paths(child, [*path, index])
+    return found
+
+
 def mutate(template: Any, values: Values) -> Any:
     """A deep copy of `template` with one value replaced, deleted, or one field added."""
     body = json.loads(json.dumps(template))
-    paths: list[list[Any]] = []
-
-    def walk(node: Any, path: list[Any]) -> None:
-        paths.append(path)
-        if isinstance(node, dict):
-            for key, child in node.items():
-                walk(child, [*path, key])
-        elif isinstance(node, list):
-            for index, child in enumerate(node):
-                walk(child, [*path, index])
-
-    walk(body, [])
+    paths = leaf_paths(body)
     for _ in range(values.rng.choice([1, 1, 1, 2, 3])):
         path = values.rng.choice(paths)
         if not path:
@@ -227,6 +232,8 @@ def mutate(template: Any, values: Values) -> Any:
                 parent[values.rng.choice(["x_extra", "name", "🙂", ""])] = values.confused()
             elif isinstance(parent[path[-1]], str) and action < 0.6:
                 parent[path[-1]] = values.text()  # right type, hostile content
+            elif isinstance(parent[path[-1]], int) and action < 0.6:
+                parent[path[-1]] = values.rng.choice(BOUNDARY_INTS)
             else:
                 parent[path[-1]] = values.confused()
         except (KeyError, IndexError, TypeError):
@@ -380,25 +387,80 @@ def send(
     return client.request(method, url, content=content, headers=headers)
 
 
-def test_no_request_gets_a_5xx_and_the_process_survives(
-    world: World, tmp_path: Path, upstream: RecordingUpstream
-) -> None:
+HOSTILE = [None, "\x00", "", "x" * 20_000, 2**31, -1, 1e308, [], {}, [None], {"": None}]
+
+
+def confusion_matrix() -> Iterator[tuple[str, str, Any]]:
+    """(pattern, method, body): every template with each of its values, one at a time,
+    replaced by each hostile value: every field gets every wrong type once."""
+    for (pattern, method), template in TEMPLATES.items():
+        paths = [path for path in leaf_paths(template) if path]
+        for path in paths:
+            for hostile in HOSTILE:
+                body = json.loads(json.dumps(template))
+                parent = body
+                for step in path[:-1]:
+                    parent = parent[step]
+                parent[path[-1]] = hostile
+                yield pattern, method, body
+
+
+class Exchanges:
+    """Sends requests and keeps what went wrong, and the status codes seen per route."""
+
+    def __init__(self, world: World, client: httpx.Client, rng: random.Random) -> None:
+        self.world, self.client, self.rng = world, client, rng
+        self.failures: list[str] = []
+        self.seen: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
+
+    def send(
+        self, role: str, pattern: str, method: str, url: str, content: bytes | None, roll: float
+    ) -> None:
+        headers = {"Content-Type": "application/json"}
+        key = self.world.keys[role]
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        where = f"#{len(self.failures)} {role} {method} {url}"
+        try:
+            response = send(self.client, self.rng, pattern, method, url, content, headers, roll)
+        except httpx.TransportError as exc:  # the server dropped the connection
+            self.failures.append(f"{where} -> {exc!r}\n    body: {(content or b'')[:500]!r}")
+            return
+        self.seen[(pattern, method)][response.status_code] += 1
+        streamed = response.headers.get("content-type", "").startswith("text/event-stream")
+        if response.status_code >= 500 or (streamed and b'"internal_error"' in response.content):
+            self.failures.append(f"{where} -> {response.status_code} {response.text[:300]}\n"
+                                 f"    body: {(content or b'')[:500]!r}")  # fmt: skip
+        if response.status_code == 200 and (pattern, method) == ("/v1/libraries/{library_id}",
+                                                                   "DELETE"):  # fmt: skip
+            # Keep a library for the routes below it.
+            self.world.ids["library_id"][0] = self.world.ok("POST", "/v1/libraries", {"name": "l"})[
+                "id"
+            ]
+        if pattern == "/admin/v1/providers/cut" and response.status_code == 200:
+            # A cut is a valid admin action whose 503s later are by design: undo it.
+            self.client.post("/admin/v1/providers/restore", content=content,
+                             headers={**headers, "Authorization": f"Bearer {ADMIN_KEY}"})  # fmt: skip
+
+
+def test_no_request_gets_a_5xx_and_the_process_survives(world: World, tmp_path: Path) -> None:
     rng = random.Random(SEED)
     values = Values(rng)
     routes = app_routes(tmp_path / "routes")
     assert len(routes) > 40  # the app's routes, not an empty list
-    failures: list[str] = []
-    seen: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
+    assert set(TEMPLATES) <= set(routes)  # no template for a route that is gone
     with httpx.Client(base_url=world.server.url, timeout=60) as client:
+        sent = Exchanges(world, client, rng)
+        # Every field of every template, with every wrong type, as the owner.
+        for pattern, method, body in confusion_matrix():
+            sent.send("owner", pattern, method, fill(pattern, world, rng),
+                      json.dumps(body).encode(), 1.0)  # fmt: skip
+        # Then random requests to every route in turn, as every role.
         for number in range(REQUESTS):
-            pattern, method = routes[number % len(routes)]  # every route, in turn
+            pattern, method = routes[number % len(routes)]
             role = rng.choice(ROLES)
-            path = fill(pattern, world, rng)
             query = query_string(values)
-            headers = {"Content-Type": "application/json"}
-            key = world.keys[role]
-            if key is not None:
-                headers["Authorization"] = f"Bearer {key}"
+            url = fill(pattern, world, rng) + ("?" + query if query else "")
             template = TEMPLATES.get((pattern, method))
             roll = rng.random()
             content: bytes | None = None
@@ -412,34 +474,9 @@ def test_no_request_gets_a_5xx_and_the_process_survives(
                 content = json.dumps(values.any()).encode()
             else:
                 content = raw_body(values)
-            url = path + ("?" + query if query else "")
-            try:
-                response = send(client, rng, pattern, method, url, content, headers, roll)
-            except httpx.TransportError as exc:  # the server dropped the connection
-                failures.append(f"#{number} {role} {method} {url} -> {exc!r}\n"
-                                f"    body: {(content or b'')[:500]!r}")  # fmt: skip
-                continue
-            seen[(pattern, method)][response.status_code] += 1
-            streamed = response.headers.get("content-type", "").startswith("text/event-stream")
-            broken = response.status_code >= 500 or (
-                streamed and b'"internal_error"' in response.content  # failed mid-stream
-            )
-            if broken:
-                failures.append(
-                    f"#{number} {role} {method} {url} -> {response.status_code} "
-                    f"{response.text[:300]}\n    body: {(content or b'')[:500]!r}"
-                )
-            if (
-                pattern == "/v1/libraries/{library_id}"
-                and response.status_code == 200
-                and method == "DELETE"
-            ):  # keep a library for the routes below it
-                world.ids["library_id"][0] = world.ok("POST", "/v1/libraries", {"name": "l"})["id"]
-            if pattern == "/admin/v1/providers/cut" and response.status_code == 200:
-                # A cut is a valid admin action whose 503s later are by design: undo it.
-                client.post("/admin/v1/providers/restore", content=content,
-                            headers={**headers, "Authorization": f"Bearer {ADMIN_KEY}"})  # fmt: skip
-    print("\n".join(f"{m} {p}: {dict(c)}" for (p, m), c in sorted(seen.items())))
+            sent.send(role, pattern, method, url, content, roll)
+    print("\n".join(f"{m} {p}: {dict(c)}" for (p, m), c in sorted(sent.seen.items())))
     assert world.server.process.poll() is None, "the server died"
     assert httpx.get(world.server.url + "/readyz", timeout=30).status_code == 200
+    failures = sent.failures
     assert not failures, f"seed {SEED}: {len(failures)} 5xx answers\n" + "\n".join(failures[:40])

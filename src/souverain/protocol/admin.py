@@ -60,7 +60,7 @@ class LimitsBody(_Body):
     """Quotas; omitted fields keep their value, null clears a limit."""
 
     rpm: int | None = Field(default=None, ge=1, le=10**9)
-    tpm: int | None = Field(default=None, ge=1, le=10**12)
+    tpm: int | None = Field(default=None, ge=1, le=2**31 - 1)  # an integer column
     max_concurrency: int | None = Field(default=None, ge=1, le=10**6)
     budget_tokens: int | None = Field(default=None, ge=0, le=10**15)
     budget_cost: float | None = Field(default=None, ge=0, le=10**12)
