@@ -100,6 +100,10 @@ def test_scan_command_prints_positions_types_and_actions_never_values(tmp_path: 
     ("dlp", "named"),
     [({"raises": {"iban": "top-secret"}}, "dlp.raises.iban"),
      ({"patterns": {"ticket": "TCK-(\\d"}}, "patterns.ticket"),
+     # Searches on a client's text must stay linear (dlp/patterns.py).
+     ({"patterns": {"ticket": "(a+)+b"}}, "patterns.ticket"),
+     ({"patterns": {"ticket": "\\w+@corp"}}, "patterns.ticket"),
+     ({"patterns": {"ticket": "(TCK)-\\1"}}, "patterns.ticket"),
      ({"default_actions": {"*": "shred"}}, "dlp.default_actions")],
 )  # fmt: skip
 def test_dlp_config_errors_name_the_key(tmp_path: Path, dlp: dict[str, object], named: str) -> None:

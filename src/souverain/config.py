@@ -256,6 +256,8 @@ class DlpConfig(_Strict):
     def _patterns_compile(self) -> DlpConfig:
         import re
 
+        from .dlp.patterns import pattern_problem  # searches stay linear in the text
+
         for name, pattern in self.patterns.items():
             try:
                 re.compile(pattern)
@@ -263,6 +265,9 @@ class DlpConfig(_Strict):
                 raise ValueError(
                     f"patterns.{name}: not a valid regular expression: {exc}"
                 ) from None
+            problem = pattern_problem(pattern)
+            if problem:
+                raise ValueError(f"patterns.{name}: {problem}")
         return self
 
 
