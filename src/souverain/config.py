@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigError
 from .identity.oidc import IdentityProviderConfig
+from .library.limits import IngestLimits
 from .ocr.origins import AllowedOrigin, Network
 from .observability.scrape import MetricsConfig
 from .server_config import ServerConfig
@@ -359,6 +360,7 @@ class LibrariesConfig(_Strict):
     workers: int = Field(default=1, ge=1, le=16, description="Documents processed at once.")
     max_queue: int = Field(default=1000, ge=1, description="Then documents wait in the database.")
     ocr: bool = Field(default=True, description="OCR images and PDF pages without a text layer.")
+    limits: IngestLimits = IngestLimits()  # what one document may cost: library/limits.py
 
 
 DEFAULT_CHAT_MODEL = "smollm2-135m-instruct"

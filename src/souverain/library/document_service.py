@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..context import RequestContext
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge
 from ..protocol.libraries import DocumentUpdate, document_json, pagination, status_json
+from .archive import check_declared
 from .chunker import page_range
 from .documents import SORTABLE, DocumentStore
 from .embedder import principal_to_json
@@ -40,6 +41,8 @@ class DocumentService:
         if len(data) > limit:
             raise too_large(limit)
         detected = detect(data, filename)
+        if detected.kind == "docx":  # the ZIP's directory only: a bomb is refused at once
+            check_declared(data, libraries.config.limits)
         if detected.kind == "image" and not libraries.config.ocr:
             raise InvalidRequest(
                 "images are read by OCR, which is off on this gateway (libraries.ocr)",

@@ -3,6 +3,9 @@
 A document's life: `todo` (uploaded) → `in_progress` (claimed by one replica's worker,
 which renews its lease) → `done` with its text and chunks, all written in one
 transaction, or `error` with a message (`missing_content` when it holds no text).
+Each claim counts an attempt; a parser crash sends the document back to `todo` with the
+reason, and once `max_attempts` claims have not finished it (crashes, or a gateway that
+died while processing it) the document is `error` instead of being claimed again.
 Deleting a document removes its bytes, text, chunks and vectors, and the keyword
 index entries with them; the library's `revision` moves on, which tells every
 replica's vector cache (SQLite) to drop what it had.
@@ -18,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, Row, delete, func, insert, or_, select, text, update
+from sqlalchemy import Engine, Row, case, delete, func, insert, or_, select, text, update
 
 from ..store.tables import libraries, library_chunks, library_documents
 from .chunker import Chunk
@@ -28,6 +31,7 @@ from .search_text import normalize_for_index
 LEASE_S = 300.0  # a claim not renewed for this long is abandoned (its replica died)
 SORTABLE = {"created_at", "name", "size", "last_processed_at", "processed_at"}
 _SUMMARY = [c for c in library_documents.c if c.name not in ("content", "text", "job")]
+UNFINISHED = "the gateway stopped while processing it (a crash, or out of memory?)"
 
 
 class DocumentStore:
@@ -146,15 +150,13 @@ class DocumentStore:
     # ---- the ingest worker ------------------------------------------------------------------
 
     def requeue(self, library_id: str, document_id: str, job: dict[str, Any]) -> None:
-        self.update(
-            library_id,
-            document_id,
-            {"status": "todo", "error": None, "job": json.dumps(job), "claimed_at": None},
-        )
+        values = {"status": "todo", "error": None, "job": json.dumps(job), "claimed_at": None}
+        self.update(library_id, document_id, {**values, "attempts": 0})
 
-    def claim(self, document_id: str) -> Row[Any] | None:
-        """Take a document to process (`todo`, or abandoned by a dead replica); None when
-        another worker has it, or it is gone."""
+    def claim(self, document_id: str, max_attempts: int = 3) -> Row[Any] | None:
+        """Take a document to process (`todo`, or abandoned by a dead replica), counting
+        the attempt; None when another worker has it, it is gone, or it has had its
+        `max_attempts` (then it becomes `error`, saying so)."""
         docs = library_documents.c
         now = time.time()
         takeable = or_(
@@ -162,10 +164,27 @@ class DocumentStore:
             (docs.status == "in_progress") & (docs.claimed_at < now - LEASE_S),
         )
         with self.engine.begin() as conn:
+            seen = conn.execute(
+                select(docs.attempts, docs.error).where(docs.id == document_id, takeable)
+            ).first()
+            if seen is None:
+                return None
+            mine = (docs.id == document_id) & takeable & (docs.attempts == seen.attempts)
+            if seen.attempts >= max_attempts:
+                why = f"{seen.error or UNFINISHED}; gave up after {seen.attempts} attempts"
+                conn.execute(
+                    update(library_documents)
+                    .where(mine)
+                    .values(status="error", error=(why + _SETTING)[:2000], processed_at=now,
+                            claimed_at=None, job=None)
+                )  # fmt: skip
+                return None
             taken = conn.execute(
                 update(library_documents)
-                .where(docs.id == document_id, takeable)
-                .values(status="in_progress", claimed_at=now, error=None)
+                .where(mine)
+                .values(
+                    status="in_progress", claimed_at=now, error=None, attempts=seen.attempts + 1
+                )
             ).rowcount
             if not taken:
                 return None
@@ -180,9 +199,36 @@ class DocumentStore:
             self._set_many(document_ids, {"claimed_at": time.time()}, "in_progress")
 
     def release(self, document_ids: Sequence[str]) -> None:
-        """Give back documents this process had claimed (shutting down): todo again."""
+        """Give back documents this process had claimed (shutting down): todo again, and
+        the interrupted attempt does not count."""
+        docs = library_documents.c
+        earlier = case((docs.attempts > 0, docs.attempts - 1), else_=0)
         if document_ids:
-            self._set_many(document_ids, {"status": "todo", "claimed_at": None}, "in_progress")
+            values = {"status": "todo", "claimed_at": None, "attempts": earlier}
+            self._set_many(document_ids, values, "in_progress")
+
+    def retry_or_fail(self, document_id: str, message: str, max_attempts: int) -> None:
+        """The parser died on this document: todo again with the reason, or `error` once
+        it has had its attempts."""
+        docs = library_documents.c
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(docs.attempts).where(docs.id == document_id, docs.status == "in_progress")
+            ).first()
+            if row is None:
+                return  # deleted, or reclaimed meanwhile
+            if row.attempts >= max_attempts:
+                why = f"{message}; gave up after {row.attempts} attempts{_SETTING}"
+                values: dict[str, Any] = {"status": "error", "processed_at": time.time(),
+                                          "job": None, "error": why[:2000]}  # fmt: skip
+            else:
+                why = f"{message}; attempt {row.attempts} of {max_attempts}, to be tried again"
+                values = {"status": "todo", "error": why[:2000]}
+            conn.execute(
+                update(library_documents)
+                .where(docs.id == document_id, docs.status == "in_progress")
+                .values(claimed_at=None, **values)
+            )
 
     def _set_many(self, document_ids: Sequence[str], values: dict[str, Any], status: str) -> None:
         docs = library_documents.c
@@ -302,6 +348,7 @@ class DocumentStore:
             conn.execute(insert(library_chunks), rows)
 
 
+_SETTING = " (libraries.limits.max_attempts)"
 _PG_INSERT = text(
     "WITH chunk AS (INSERT INTO library_chunks (library_id, document_id, ordinal, page, "
     "char_start, char_end, text, tsv) VALUES (:library_id, :document_id, :ordinal, :page, "

@@ -2,15 +2,17 @@
 
 `detect()` runs at upload, on the first bytes (a declared MIME type is not trusted,
 the file name's extension only tells text formats apart): what is not one of these
-formats is refused at once (400). `parse()` runs in the ingest worker; a corrupt file
-raises `InvalidRequest`, which becomes the document's error status.
+formats is refused at once (400). `parse()` runs in the ingest worker's child process
+(library/sandbox.py) under `libraries.limits` (library/limits.py); a corrupt file or
+one over a limit raises `InvalidRequest`, which becomes the document's error status.
 
     PDF     pdfium's text layer, page by page, laid out in paragraphs and titles as
             /v1/ocr does (ocr/layout.py); a page without a usable text layer (a scan)
-            is rendered and OCR'd.
-    images  PNG, JPEG, WebP, TIFF: OCR, one page per frame.
+            is rendered and OCR'd. At most `max_pages` pages.
+    images  PNG, JPEG, WebP, TIFF: OCR, one page per frame (at most `max_pages`).
     DOCX    paragraphs (headings as Markdown titles) and tables (rows of cells), in
-            document order; one page (Word files have no fixed pages).
+            document order; one page (Word files have no fixed pages). The ZIP and its
+            XML are checked for size and element count first (library/archive.py).
     HTML    the text, without scripts, styles and markup; blocks on their own lines.
     text    Markdown and plain text as they are (UTF-8, UTF-16 with a BOM, else cp1252).
 """
@@ -23,14 +25,17 @@ import zipfile
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import PurePath
-from typing import Literal
+from typing import Literal, Protocol
+
+import numpy as np
 
 from ..config import OcrConfig
-from ..errors import InvalidRequest
-from ..ocr.engine import OcrEngine
+from ..errors import InvalidRequest, PayloadTooLarge
 from ..ocr.images import ImageReader
-from ..ocr.layout import blocks_of, markdown_of
+from ..ocr.layout import Line, blocks_of, markdown_of
 from ..ocr.pdf import PdfReader
+from .archive import inflate_checked
+from .limits import IngestLimits
 
 Kind = Literal["pdf", "docx", "html", "markdown", "text", "image"]
 SUPPORTED = "PDF, Word (.docx), HTML, Markdown, plain text, and PNG, JPEG, WebP or TIFF images"
@@ -56,6 +61,12 @@ class Detected:
     kind: Kind
     mime_type: str
     extension: str | None
+
+
+class Recognizer(Protocol):
+    """The OCR engine as the parsers use it (ocr/engine.py; budgeted in library/sandbox.py)."""
+
+    def recognize(self, bitmap: np.ndarray) -> list[Line]: ...
 
 
 @dataclass(slots=True)
@@ -137,12 +148,21 @@ def decode_text(data: bytes, *, strict: bool = False) -> str | None:
 # ---- parsing (in the ingest worker) ---------------------------------------------------------
 
 
-def parse(data: bytes, kind: str, *, ocr: OcrEngine | None, config: OcrConfig) -> Parsed:
+def parse(
+    data: bytes,
+    kind: str,
+    *,
+    ocr: Recognizer | None,
+    config: OcrConfig,
+    limits: IngestLimits | None = None,
+) -> Parsed:
+    limits = limits or IngestLimits()
     if kind == "pdf":
-        return Parsed(_pdf(data, ocr, config), paged=True)
+        return Parsed(_pdf(data, ocr, config, limits), paged=True)
     if kind == "image":
-        return Parsed(_image(data, ocr, config), paged=True)
+        return Parsed(_image(data, ocr, config, limits), paged=True)
     if kind == "docx":
+        inflate_checked(data, limits)
         return Parsed([_docx(data)], paged=False)
     text = decode_text(data)
     if text is None:
@@ -152,9 +172,10 @@ def parse(data: bytes, kind: str, *, ocr: OcrEngine | None, config: OcrConfig) -
     return Parsed([normalize(text)], paged=False)
 
 
-def _pdf(data: bytes, ocr: OcrEngine | None, config: OcrConfig) -> list[str]:
+def _pdf(data: bytes, ocr: Recognizer | None, config: OcrConfig, limits: IngestLimits) -> list[str]:
     reader = PdfReader(data)
     try:
+        _check_pages(reader.page_count, limits)
         pages = []
         for index in range(reader.page_count):
             page = reader.read(
@@ -169,11 +190,14 @@ def _pdf(data: bytes, ocr: OcrEngine | None, config: OcrConfig) -> list[str]:
         reader.close()
 
 
-def _image(data: bytes, ocr: OcrEngine | None, config: OcrConfig) -> list[str]:
+def _image(
+    data: bytes, ocr: Recognizer | None, config: OcrConfig, limits: IngestLimits
+) -> list[str]:
     if ocr is None:
         raise InvalidRequest("images need OCR, which is off (libraries.ocr)", param="file")
     reader = ImageReader(data, max_pixels=config.max_image_pixels)
     try:
+        _check_pages(reader.page_count, limits)
         pages = []
         for index in range(reader.page_count):
             lines = ocr.recognize(reader.read(index).bitmap)
@@ -181,6 +205,15 @@ def _image(data: bytes, ocr: OcrEngine | None, config: OcrConfig) -> list[str]:
         return pages
     finally:
         reader.close()
+
+
+def _check_pages(count: int, limits: IngestLimits) -> None:
+    if count > limits.max_pages:
+        raise PayloadTooLarge(
+            f"the document has {count} pages; at most {limits.max_pages} are read "
+            "(libraries.limits.max_pages): split it",
+            param="file",
+        )
 
 
 def _docx(data: bytes) -> str:

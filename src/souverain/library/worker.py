@@ -7,9 +7,13 @@ including documents left `in_progress` by a replica that died (its lease expired
 those of this process after a restart. Several replicas share the work safely: a
 document is claimed in the database before anyone processes it.
 
-Parsing and OCR run in a thread; embeddings go through the pipeline as the uploader.
-Whatever goes wrong with one document (corrupt file, no text, a refused model call, a
-bug) ends as that document's error status; the worker goes on with the next.
+Parsing and OCR run in a child process under `libraries.limits` (library/sandbox.py):
+killed at its deadline and at shutdown, its memory capped, its OCR time charged to the
+document's tenant. Embeddings go through the pipeline as the uploader. Whatever goes
+wrong with one document (corrupt file, a limit, no text, a refused model call, a bug)
+ends as that document's error status; the worker goes on with the next. A parser that
+dies without an answer (a crash), or a gateway that dies while processing it, counts an
+attempt: after `max_attempts` the document is `error`, with the reason.
 """
 
 from __future__ import annotations
@@ -24,11 +28,11 @@ from typing import Any
 from ..config import LibrariesConfig, OcrConfig
 from ..context import Principal
 from ..errors import SouverainError
-from ..ocr.engine import OcrEngine
 from .chunker import assemble, chunk_pages
 from .documents import LEASE_S, DocumentStore
 from .embedder import Embedder, principal_from_json
-from .parsers import parse
+from .limits import OcrBudget
+from .sandbox import ParseOutcome, ParserCrashed, ParseRefused, ParseRequest, parse_in_child
 
 log = logging.getLogger("souverain.library")
 SWEEP_S = 5.0
@@ -54,7 +58,8 @@ class IngestWorker:
         self.ocr_config = ocr_config
         self.documents = documents
         self.embedder = embedder
-        self.ocr = OcrEngine(ocr_config.threads) if config.ocr else None  # loads on first use
+        self.limits = config.limits
+        self.ocr_budget = OcrBudget(config.limits.ocr_seconds_per_hour)
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=config.max_queue)
         self._queued: set[str] = set()  # waiting here, or being processed here
         self._active: set[str] = set()  # being processed here (leases to renew)
@@ -71,14 +76,17 @@ class IngestWorker:
         self._tasks.append(asyncio.create_task(self._renew(), name="library-leases"))
 
     async def close(self) -> None:
+        # Taken before cancelling: a cancelled document leaves `_active` on its way out.
+        # (Those finished meanwhile are `done`, which `release` leaves alone.)
+        active = sorted(self._active)
         for task in self._tasks:
-            task.cancel()
+            task.cancel()  # a parser child is killed as its task unwinds
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
         try:  # the next start (here or on another replica) takes them at once
-            await asyncio.to_thread(self.documents.release, sorted(self._active))
+            await asyncio.to_thread(self.documents.release, active)
         except Exception:
             log.exception("could not release the documents in progress")
 
@@ -141,14 +149,19 @@ class IngestWorker:
     # ---- one document -------------------------------------------------------------------------
 
     async def process(self, job: Job) -> None:
-        row = await asyncio.to_thread(self.documents.claim, job.document_id)
+        row = await asyncio.to_thread(
+            self.documents.claim, job.document_id, self.limits.max_attempts
+        )
         if row is None:
-            return  # another worker has it, or it was deleted
+            return  # another worker has it, it was deleted, or it failed too often
         self._active.add(job.document_id)
         try:
             await self._process(job, row)
         except asyncio.CancelledError:
             raise
+        except ParserCrashed as exc:
+            log.warning("library worker: document %s: %s", job.document_id, exc.message)
+            await self._crashed(job.document_id, exc.message)
         except SouverainError as exc:
             await self._fail(job.document_id, exc.message)
         except Exception as exc:
@@ -159,14 +172,7 @@ class IngestWorker:
 
     async def _process(self, job: Job, row: Any) -> None:
         document_id = job.document_id
-        content: bytes = row.content
-        parsed = await asyncio.to_thread(
-            parse,
-            content,
-            row.kind,
-            ocr=self.ocr,
-            config=self.ocr_config,
-        )
+        parsed = await self._parse(job, row)
         text, starts = assemble(parsed.pages)
         size = row.chunk_size or self.config.chunk_chars
         chunks = chunk_pages(
@@ -192,6 +198,35 @@ class IngestWorker:
         )
         if written:
             log.info("library: document %s done (%d chunks)", document_id, len(chunks))
+
+    async def _parse(self, job: Job, row: Any) -> ParseOutcome:
+        tenant = job.principal.tenant
+        request = ParseRequest(
+            data=row.content,
+            kind=row.kind,
+            ocr=self.ocr_config,
+            use_ocr=self.config.ocr,
+            limits=self.limits,
+            ocr_budget_s=self.ocr_budget.left(tenant),
+        )
+        spent = 0.0
+        try:
+            outcome = await parse_in_child(request)
+            spent = outcome.ocr_seconds
+            return outcome
+        except (ParseRefused, ParserCrashed) as exc:
+            spent = exc.ocr_seconds
+            raise
+        finally:
+            self.ocr_budget.charge(tenant, spent)
+
+    async def _crashed(self, document_id: str, message: str) -> None:
+        try:
+            await asyncio.to_thread(
+                self.documents.retry_or_fail, document_id, message, self.limits.max_attempts
+            )
+        except Exception:
+            log.exception("library worker: could not record the failure of %s", document_id)
 
     async def _fail(self, document_id: str, message: str, status: str = "error") -> None:
         try:

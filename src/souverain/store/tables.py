@@ -270,6 +270,7 @@ library_documents = Table(
     Column("uploaded_by_user_id", Integer, nullable=True),
     Column("job", Text, nullable=True),  # JSON: who processes it (principal, claim)
     Column("claimed_at", Float, nullable=True),  # lease of the replica processing it
+    Column("attempts", Integer, nullable=False, server_default="0"),  # claims (migration 0005)
     Column("created_at", Float, nullable=False),
     Column("processed_at", Float, nullable=True),
 )
