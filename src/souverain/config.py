@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
-from .identity.oidc import IdentityProviderConfig
+from .identity.settings import IdentityConfig
 from .library.limits import IngestLimits
 from .ocr.origins import AllowedOrigin, Network
 from .observability.scrape import MetricsConfig
@@ -302,13 +302,6 @@ class AuditConfig(_Strict):
     def payload_rule(self, tenant: str) -> PayloadRetention | None:
         rule = self.payloads.get(tenant) or self.payloads.get("*")
         return rule if rule is not None and rule.store else None
-
-
-class IdentityConfig(_Strict):
-    """Who may call: API keys (always) and the institution's OIDC providers. docs/identity.md."""
-
-    providers: tuple[IdentityProviderConfig, ...] = ()
-    key_cache_s: float = Field(default=30.0, ge=0, description="How long a verified key is kept.")
 
 
 class QuotasConfig(_Strict):

@@ -2,7 +2,9 @@
 
 Two kinds of credential: Souverain API keys (`sk-sv-…`, keys.py) and JWTs from the
 institution's identity providers (oidc.py). A token's tenant must exist in the
-directory, and the limits of that tenant and of the token's teams apply to it.
+directory, and the limits of that tenant and of the token's teams apply to it. Once the
+person has minted a key, the token acts as their directory user (token_users.py): a
+disabled user's tokens are refused, and that user's limits apply.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from ..context import Principal
 from ..errors import AuthenticationFailed
 from ..quotas.limits import Demand, Scope
 from ..store.tables import teams, tenants
+from .demands import limits_from
 from .directory import LIMIT_FIELDS
-from .keys import KEY_SCHEME, MAX_KEY_LENGTH, KeyStore, limits_from
+from .keys import KEY_SCHEME, MAX_KEY_LENGTH, KeyStore
 from .oidc import OidcVerifier, TokenIdentity
+from .token_users import find as find_token_user
 
 FAILED = "missing or invalid API key"
 MAX_TOKEN_LENGTH = 16 * 1024  # JWTs with many groups are long; anything longer is not ours
@@ -69,6 +73,7 @@ class Authenticator:
         return principal
 
     def _principal(self, identity: TokenIdentity) -> Principal:
+        subject = f"oidc:{identity.provider}:{identity.subject}"
         with self._database.connect() as conn:
             tenant = conn.execute(select(tenants).where(tenants.c.name == identity.tenant)).first()
             if tenant is None:  # the IdP names a tenant we do not have: refuse, do not guess
@@ -78,7 +83,12 @@ class Authenticator:
                     (teams.c.tenant_id == tenant.id) & teams.c.name.in_(identity.teams)
                 )
             ).all()
+            user = find_token_user(conn, tenant.id, subject)
+        if user is not None and user.disabled:  # disabled in the directory: all of it stops
+            raise AuthenticationFailed(FAILED)
         demands: list[Demand] = []
+        if user is not None:
+            demands.extend(_demand(Scope("user", str(user.id), user.name), user._mapping))
         for row in team_rows:
             demands.extend(_demand(Scope("team", str(row.id), row.name), row._mapping))
         demands.extend(_demand(Scope("tenant", str(tenant.id), tenant.name), tenant._mapping))
@@ -87,8 +97,9 @@ class Authenticator:
             name=identity.name or identity.email or identity.subject,
             role=identity.role,
             tenant=tenant.name,
-            subject=f"oidc:{identity.provider}:{identity.subject}",
+            subject=subject,
             tenant_id=tenant.id,
+            user_id=user.id if user is not None else None,
             team=team_rows[0].name if team_rows else None,
             team_id=team_rows[0].id if team_rows else None,
             teams=identity.teams,

@@ -8,6 +8,10 @@ first 14 characters are kept, not secret, to show which key is which.
 
 A verified key is cached for a few seconds; any change to keys, users, teams or tenants
 clears the cache at once (and, with Redis, on every replica: `identity/invalidation.py`).
+
+A key minted by a non-admin key names that key (`parent_id`, identity/minting.py): it is
+usable only while every key above it is, and each of those keys' own limits counts its
+use too, so minting keys neither outlives a revocation nor multiplies a limit.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from typing import Any
 from sqlalchemy import Engine, Row, delete, select, update
 
 from ..context import Principal
-from ..quotas.limits import Demand, Limits, Scope
 from ..store.tables import api_keys, team_members, teams, tenants, users
+from .demands import ancestor_demands, demands
 from .directory import DEFAULT_TENANT, LIMIT_FIELDS, default_tenant_id, new_id
 from .rbac import effective_role
 
@@ -37,6 +41,9 @@ MIN_KEY_LENGTH = 20
 MAX_KEY_LENGTH = 512
 _ALPHABET = string.ascii_letters + string.digits
 ENV_KEY_NAME = "owner (SOUVERAIN_ADMIN_KEY)"
+# Keys minting keys minting keys...: a chain deeper than this is refused at minting and
+# unusable at lookup (each generation is one more indexed query at each cache miss).
+MAX_GENERATIONS = 8
 
 
 def generate_key() -> str:
@@ -86,6 +93,7 @@ class KeyStore:
         default_classification: str | None = None,
         max_classification: str | None = None,
         limits: dict[str, Any] | None = None,
+        parent_id: int | None = None,
     ) -> tuple[int, str]:
         """Store a new key; return its id and the key itself (the only time it is seen)."""
         key = key or generate_key()
@@ -108,6 +116,7 @@ class KeyStore:
                     endpoints=json.dumps(endpoints) if endpoints is not None else None,
                     default_classification=default_classification,
                     max_classification=max_classification,
+                    parent_id=parent_id,
                     **{k: v for k, v in (limits or {}).items() if k in LIMIT_FIELDS},
                 )
             )
@@ -115,12 +124,39 @@ class KeyStore:
         return key_id, key
 
     def revoke(self, key_id: int) -> bool:
+        """Revoke a key and every key minted from it, however deep (they would be
+        unusable anyway; marking them says so in every listing)."""
         with self._engine.begin() as conn:
             done = conn.execute(
                 update(api_keys).where(api_keys.c.id == key_id).values(revoked=True)
             ).rowcount
+            generation = [key_id]
+            for _ in range(MAX_GENERATIONS):
+                children = list(
+                    conn.execute(
+                        select(api_keys.c.id).where(api_keys.c.parent_id.in_(generation))
+                    ).scalars()
+                )
+                if not children:
+                    break
+                conn.execute(
+                    update(api_keys).where(api_keys.c.id.in_(children)).values(revoked=True)
+                )
+                generation = children
         self.forget()  # here at once; the caller then tells the other replicas
         return bool(done)
+
+    def generation(self, key_id: int) -> int:
+        """How many keys stand above this one, itself included (1: minted by no key)."""
+        parent: int | None = key_id
+        depth = 0
+        with self._engine.connect() as conn:
+            while parent is not None and depth <= MAX_GENERATIONS:
+                depth += 1
+                parent = conn.execute(
+                    select(api_keys.c.parent_id).where(api_keys.c.id == parent)
+                ).scalar()
+        return depth
 
     def ensure_admin(self, env_key: str | None) -> str | None:
         """Make sure the platform owner can log in; return a new key to show once.
@@ -164,10 +200,19 @@ class KeyStore:
     # ---- reading ------------------------------------------------------------------------
 
     def describe(
-        self, *, tenant_id: int | None, user_id: int | None = None, key_id: int | None = None
+        self,
+        *,
+        tenant_id: int | None,
+        user_id: int | None = None,
+        key_id: int | None = None,
+        minted_by: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Keys as the admin API shows them (never the secret nor its hash)."""
+        """Keys as the admin API shows them (never the secret nor its hash).
+
+        `minted_by`: that key and the keys it minted, only."""
         query = _KEY_QUERY.order_by(api_keys.c.id)
+        if minted_by is not None:
+            query = query.where((api_keys.c.id == minted_by) | (api_keys.c.parent_id == minted_by))
         if tenant_id is not None:
             query = query.where(api_keys.c.tenant_id == tenant_id)
         if user_id is not None:
@@ -201,6 +246,9 @@ class KeyStore:
             role = effective_role(row.role, row.user_role)
             if role is None:
                 return None
+            ancestors = _ancestors(conn, row.parent_id)
+            if ancestors is None:  # a key above it was revoked, expired or is gone
+                return None
             member_of = _team_names(conn, row.user_id) if row.user_id else ()
             team_limits = _team_rows(conn, row.team_id)
         principal = Principal(
@@ -218,7 +266,7 @@ class KeyStore:
             endpoints=_scope(row.endpoints),
             default_classification=row.default_classification,
             max_classification=row.max_classification,
-            quotas=_demands(row, team_limits),
+            quotas=demands(row, team_limits) + ancestor_demands(ancestors),
             expires_at=row.expires_at,
         )
         self._cache[digest] = (principal, time.monotonic() + self.cache_s)
@@ -240,6 +288,21 @@ _KEY_QUERY = (
     .outerjoin(tenants, tenants.c.id == api_keys.c.tenant_id)
     .outerjoin(teams, teams.c.id == api_keys.c.team_id)
 )
+
+
+def _ancestors(conn: Any, parent_id: int | None) -> list[Row[Any]] | None:
+    """The keys above a minted key, nearest first; None if any of them is unusable (or
+    the chain is longer than any minting allows)."""
+    found: list[Row[Any]] = []
+    while parent_id is not None:
+        if len(found) >= MAX_GENERATIONS:
+            return None
+        row = conn.execute(_KEY_QUERY.where(api_keys.c.id == parent_id)).first()
+        if row is None or not _usable(row) or effective_role(row.role, row.user_role) is None:
+            return None
+        found.append(row)
+        parent_id = row.parent_id
+    return found
 
 
 def _usable(row: Row[Any]) -> bool:
@@ -265,6 +328,7 @@ def _key_dict(row: Row[Any]) -> dict[str, Any]:
         "expires_at": int(row.expires_at) if row.expires_at is not None else None,
         "created_at": int(row.created_at.timestamp()) if row.created_at else None,
         "revoked": bool(row.revoked),
+        "parent_id": row.parent_id,
         "default_classification": row.default_classification,
         "max_classification": row.max_classification,
         "limits": {field: data[field] for field in LIMIT_FIELDS},
@@ -289,40 +353,3 @@ def _team_rows(conn: Any, team_id: int | None) -> Row[Any] | None:
         return None
     row: Row[Any] | None = conn.execute(select(teams).where(teams.c.id == team_id)).first()
     return row
-
-
-def limits_from(values: dict[str, Any]) -> Limits | None:
-    if all(values.get(f) is None for f in LIMIT_FIELDS if f != "budget_period"):
-        return None
-    return Limits(
-        rpm=values.get("rpm"),
-        tpm=values.get("tpm"),
-        concurrency=values.get("max_concurrency"),
-        budget_tokens=values.get("budget_tokens"),
-        budget_cost=values.get("budget_cost"),
-        budget_period=values.get("budget_period") or "month",
-    )
-
-
-def _demands(row: Row[Any], team: Row[Any] | None) -> tuple[Demand, ...]:
-    """The limits that apply to a call with this key: its own, its user's, its team's,
-    its tenant's. All of them must allow the call."""
-    data = row._mapping
-    levels: list[tuple[Scope, dict[str, Any]]] = [
-        (Scope("key", str(row.id), row.name), {f: data[f] for f in LIMIT_FIELDS}),
-    ]
-    if row.user_id is not None:
-        user = {f: data[f"user_{f}"] for f in LIMIT_FIELDS}
-        levels.append((Scope("user", str(row.user_id), row.user_name or ""), user))
-    if team is not None:
-        team_values = {f: team._mapping[f] for f in LIMIT_FIELDS}
-        levels.append((Scope("team", str(team.id), team.name), team_values))
-    if row.tenant_id is not None:
-        tenant = {f: data[f"tenant_{f}"] for f in LIMIT_FIELDS}
-        levels.append((Scope("tenant", str(row.tenant_id), row.tenant_name or ""), tenant))
-    demands = []
-    for scope, values in levels:
-        limits = limits_from(values)
-        if limits is not None:
-            demands.append(Demand(scope, limits))
-    return tuple(demands)

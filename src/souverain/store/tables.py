@@ -111,8 +111,12 @@ api_keys = Table(
     Column("models", Text, nullable=True),  # JSON list of model ids; NULL: all
     Column("endpoints", Text, nullable=True),  # JSON list of endpoint kinds; NULL: all
     *limit_columns(),
+    # The non-admin key that minted this one: its limits count this key's use too, and
+    # this key dies with it (identity/minting.py, m0006). NULL: minted by an admin or a token.
+    Column("parent_id", Integer, nullable=True),
     sqlite_autoincrement=True,
 )
+Index("api_keys_parent", api_keys.c.parent_id)
 
 # One row per model call, whatever its outcome: what quotas' budgets start from and
 # what `GET /admin/v1/usage` aggregates. Names, not ids, so rows outlive renames.
