@@ -44,6 +44,9 @@ def refused(schema: Any) -> str:
         ({"properties": {f"p{i}": {} for i in range(MAX_PROPERTIES + 1)}},
          f"{ROOT}.properties"),
         ({"$ref": "https://example.org/schema.json"}, f"{ROOT}.$ref"),
+        ({"const": {"a": ["x\x00"]}}, f"{ROOT}.const"),
+        ({"enum": ["ok", "n\x00"]}, f"{ROOT}.enum"),
+        ({"properties": {"a\x00": {}}}, f"{ROOT}.properties"),
         ({"properties": {"a": {"$ref": "#/nowhere"}}}, f"{ROOT}.properties.a.$ref"),
         ({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}},
           "$ref": "#/$defs/a"}, f"{ROOT}.$ref.$ref.$ref"),
@@ -97,6 +100,9 @@ def test_huge_and_deep_documents_are_refused_without_recursing() -> None:
         "^([a-z]{1,3})?$",  # a variable part, repeated at most once
         "^\\+?[0-9 ]{6,20}$",
         "^(https?|ftp)://[^ ]+$",
+        "^[\\x00-\\x7f]$",  # NUL in a range is fine: the rest matches
+        "^[^\\x01-\\x7f]$",
+        "^[^]$",
     ],
 )
 def test_patterns_within_the_bounds(pattern: str) -> None:
@@ -124,6 +130,13 @@ def test_patterns_within_the_bounds(pattern: str) -> None:
         ("^a{2$", "unbalanced"),
         ("^a{x}$", "cannot read"),
         ("^" + "a" * 600 + "$", "longer than"),
+        ("^x[b-a]$", "matches no character"),
+        ("^[]$", "matches no character"),
+        ("^[^\\x01-\\U0010FFFF]$", "matches no character"),
+        ("^[^\\x01-\\uFFFD]$", "matches no character"),
+        ("^[\\x00]$", "matches no character"),
+        ("^[\\ud800-\\udfff]$", "matches no character"),
+        ("^a\\u0000$", "NUL"),
     ],
 )
 def test_patterns_past_the_bounds(pattern: str, why: str) -> None:

@@ -46,7 +46,13 @@ def checked_grammar(text: str, vocab: Any, *, param: str) -> Any:
         raise _unenforceable(
             f"its grammar would be {len(text)} characters, over {MAX_GRAMMAR_CHARS}", param
         )
-    sampler = low.llama_sampler_init_grammar(vocab, text.encode("utf-8"), b"root")
+    try:
+        data = text.encode("utf-8")  # a lone surrogate (JSON "\\ud800") has no UTF-8
+    except UnicodeEncodeError:
+        raise _unenforceable("it holds a character that is not valid Unicode", param) from None
+    if b"\x00" in data:  # llama.cpp reads a C string: it would see a shorter grammar
+        raise _unenforceable("it holds a NUL character", param)
+    sampler = low.llama_sampler_init_grammar(vocab, data, b"root")
     if not sampler:  # llama.cpp logged why on stderr; the client gets the gist
         raise _unenforceable("llama.cpp could not build a grammar from it", param)
     low.llama_sampler_free(sampler)

@@ -100,9 +100,14 @@ class _Parser:
                 end += 2 if self.text[end] == "\\" else 1
             if end >= len(self.text):
                 raise PatternRefused("has an unbalanced '['")
+            if _class_is_empty(self.text[self.pos + 1 : end]):
+                # llama.cpp would let the model into it and then abort the process
+                raise PatternRefused(f"has a class that matches no character at {self.pos + 1}")
             self.pos = end + 1
         elif char == "\\":
-            self.pos += 2
+            code, self.pos = _class_char(self.text, self.pos)
+            if code == 0:
+                raise PatternRefused("holds a NUL character, which no output can match")
         else:
             self.pos += 1
         return _Item(nullable=False, varies=False, weight=1)
@@ -152,3 +157,54 @@ class _Parser:
 
     def _peek(self) -> str | None:
         return self.text[self.pos] if self.pos < len(self.text) else None
+
+
+ESCAPES = {"t": 9, "n": 10, "r": 13}
+HEX_DIGITS = {"x": 2, "u": 4, "U": 8}
+LAST_OPEN_IN_NEGATED = 0xFFFD
+SURROGATES = (0xD800, 0xDFFF)  # no UTF-8 text holds them: a class of only these is empty
+
+
+def _class_is_empty(body: str) -> bool:
+    """Whether `[body]` matches no character, read as llama.cpp reads a GBNF class
+    (the converter copies it verbatim): `[b-a]`, `[^\\x01-\\U0010FFFF]`, `[]`, NUL
+    or surrogates only."""
+    negated = body.startswith("^")
+    if negated:
+        body = body[1:]
+    ranges: list[tuple[int, int]] = []
+    index = 0
+    while index < len(body):
+        low, index = _class_char(body, index)
+        high = low
+        if index + 1 < len(body) and body[index] == "-":
+            high, index = _class_char(body, index + 1)
+        low = max(low, 1)  # NUL: llama.cpp's grammar never matches it
+        if low <= high:
+            ranges.append((low, high))
+    if not negated:
+        return all(SURROGATES[0] <= low and high <= SURROGATES[1] for low, high in ranges)
+    ranges.append(SURROGATES)
+    covered = 1  # NUL is never matched
+    for low, high in sorted(ranges):
+        if low > covered:
+            break
+        covered = max(covered, high + 1)
+    # llama.cpp was seen to abort on a negated class that left open only U+10FFFF: one
+    # must leave open a character of the basic plane to count as matching something.
+    return covered > LAST_OPEN_IN_NEGATED
+
+
+def _class_char(body: str, index: int) -> tuple[int, int]:
+    """One character of a class and the index after it (escapes as GBNF reads them)."""
+    if body[index] != "\\" or index + 1 >= len(body):
+        return ord(body[index]), index + 1
+    kind = body[index + 1]
+    digits = HEX_DIGITS.get(kind)
+    if digits is None:
+        return ESCAPES.get(kind, ord(kind)), index + 2
+    text = body[index + 2 : index + 2 + digits]
+    try:
+        return int(text, 16), index + 2 + digits
+    except ValueError:  # llama.cpp refuses the grammar; the parse check answers it
+        return 0, index + 2

@@ -169,6 +169,11 @@ def _check_sizes(node: dict[str, Any], path: str) -> None:
         not isinstance(properties, dict) or len(properties) > MAX_PROPERTIES
     ):
         raise _refused(path, "properties", f"at most {MAX_PROPERTIES} properties, as an object")
+    if isinstance(properties, dict) and any("\x00" in name for name in properties):
+        raise _refused(path, "properties", NUL_WHY)
+    for keyword in ("enum", "const"):
+        if keyword in node and _holds_nul(node[keyword]):
+            raise _refused(path, keyword, NUL_WHY)
     enum = node.get("enum")
     if enum is not None and (not isinstance(enum, list) or not 1 <= len(enum) <= MAX_ENUM):
         raise _refused(path, "enum", f"it must list 1 to {MAX_ENUM} values")
@@ -182,6 +187,25 @@ def _check_sizes(node: dict[str, Any], path: str) -> None:
     ref = node.get("$ref")
     if ref is not None and (not isinstance(ref, str) or not ref.startswith("#/")):
         raise _refused(path, "$ref", "only references inside the schema (#/...) are followed")
+
+
+NUL_WHY = "it holds a NUL character, which llama.cpp's grammar can never match"
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a string anywhere in `value` (keys included) holds NUL: as a literal of the
+    grammar it would be a dead end, and llama.cpp aborts the process at a dead end."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 class _Ambiguity:
