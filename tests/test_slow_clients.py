@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Server, start_server, stop_server
+from .conftest import ADMIN_KEY, Server, start_server, stop_server
 from .recording_upstream import RecordingUpstream
 
 # Far above the deadlines configured below: only a server that never closes hits it.
@@ -36,7 +36,7 @@ def quick(
     upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """Headers due within 1 s; idle keep-alive closed after 1 s."""
-    config = _config(upstream, header_timeout_s=1, keep_alive_timeout_s=1)
+    config = _config(upstream, header_timeout_s=1, keep_alive_timeout_s=1, body_timeout_s=1)
     server = start_server(tmp_path_factory.mktemp("slow-quick"), config)
     yield server
     stop_server(server)
@@ -47,7 +47,10 @@ def capped(
     upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """At most 20 connections; deadlines long enough that only the cap closes them."""
-    config = _config(upstream, max_connections=20, header_timeout_s=120, keep_alive_timeout_s=120)
+    config = _config(
+        upstream, max_connections=20, header_timeout_s=120, keep_alive_timeout_s=120,
+        body_timeout_s=120,
+    )  # fmt: skip
     server = start_server(tmp_path_factory.mktemp("slow-capped"), config)
     yield server
     stop_server(server)
@@ -172,3 +175,48 @@ def test_a_body_answered_before_it_was_read_is_not_taken_for_headers(quick: Serv
             answers += chunk
         assert answers.startswith(b"HTTP/1.1 401")
         assert b"HTTP/1.1 200" in answers
+
+
+def _slow_post(server: Server) -> socket.socket:
+    """A connection whose request is in progress: headers complete, body 10 bytes of 1000."""
+    sock = _connect(server)
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+                 b"Authorization: Bearer " + ADMIN_KEY.encode() + b"\r\n"
+                 b"Content-Type: application/json\r\n"
+                 b"Content-Length: 1000\r\n\r\n" + b'{"x": "aaa')  # fmt: skip
+    return sock
+
+
+def test_a_body_sent_one_byte_at_a_time_gets_a_408(quick: Server) -> None:
+    with _slow_post(quick) as sock:
+        answer = b""
+        deadline = time.monotonic() + GIVE_UP_S
+        while not answer and time.monotonic() < deadline:
+            try:
+                sock.sendall(b"a")
+            except (ConnectionResetError, BrokenPipeError):
+                break
+            readable, _, _ = select.select([sock], [], [], 0.25)
+            if readable:
+                answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"request_timeout" in answer
+
+
+def test_when_every_connection_has_a_request_in_progress_a_new_one_gets_a_503(
+    capped: Server,
+) -> None:
+    busy = [_slow_post(capped) for _ in range(20)]
+    try:
+        time.sleep(0.5)  # let the server read their headers
+        with _connect(capped) as extra:
+            answer = b""
+            deadline = time.monotonic() + GIVE_UP_S
+            while time.monotonic() < deadline and (chunk := extra.recv(65536)):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+            assert b"Retry-After" in answer or b"retry-after" in answer
+    finally:
+        for sock in busy:
+            sock.close()
+    assert httpx.get(capped.url + "/readyz", timeout=GIVE_UP_S).status_code == 200

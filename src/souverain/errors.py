@@ -12,6 +12,7 @@ The hierarchy (all subclasses of `SouverainError`)::
     ├── NotFound                        404 not_found_error
     ├── MethodNotAllowed                405 invalid_request_error
     ├── Conflict                        409 invalid_request_error (already exists, not empty)
+    ├── RequestTimeout                  408 invalid_request_error (a body sent too slowly)
     ├── PayloadTooLarge                 413 invalid_request_error
     ├── RateLimited                     429 rate_limit_error (Retry-After)
     ├── EngineError                     502 upstream_error (an engine failed)
@@ -114,6 +115,12 @@ class Conflict(SouverainError):
     status_code = 409
     error_type = "invalid_request_error"
     default_code = "conflict"
+
+
+class RequestTimeout(SouverainError):
+    status_code = 408
+    error_type = "invalid_request_error"
+    default_code = "request_timeout"
 
 
 class PayloadTooLarge(SouverainError):

@@ -13,6 +13,9 @@ connection here gets:
   (uvicorn's h11 parser has this limit, httptools has none). After a response given
   before the request's body was all read, what follows is that body, which the parser
   skips, so only the deadline applies then.
+- a body deadline: a request's body must be all in `body_timeout_s` after its headers,
+  or the request ends with a 408 (`BodyDeadline`, an ASGI layer: it only waits while the
+  application is reading the body, so flow control never counts against the client).
 - a connection cap: past `max_connections`, a new connection evicts the connection that
   has waited longest for headers (idle keep-alive or slow), so that idle sockets can never
   lock out a client that sends its request at once. When every connection has a request
@@ -31,10 +34,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .errors import EngineOverloaded
+from .errors import EngineOverloaded, RequestTimeout
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from .server_config import ServerConfig
 
@@ -130,6 +133,42 @@ class _HeaderGuard(_UvicornHttp):
         return False
 
 
+class BodyDeadline:
+    """408 for a request whose body is not all in `seconds` after the application starts
+    reading it. Once the body is complete, `receive` is left alone (it then waits for a
+    disconnect, as long as a streamed response lasts)."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        body_done = False
+
+        async def timed() -> Message:
+            nonlocal deadline, body_done
+            if body_done:
+                return await receive()
+            if deadline is None:
+                deadline = loop.time() + self.seconds
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"the request body was not received within {self.seconds:g} s"
+                ) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        await self.app(scope, timed, send)
+
+
 def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
     """uvicorn's HTTP/1.1 protocol with the guard, sharing one waiting list per server."""
     base: type[asyncio.Protocol]
@@ -152,7 +191,7 @@ def serve(app: ASGIApp, server: ServerConfig, log_level: str) -> None:
         max_connections=server.max_connections,
     )
     uvicorn.run(
-        app,
+        BodyDeadline(app, server.body_timeout_s),
         host=server.host,
         port=server.port,
         log_level=log_level,

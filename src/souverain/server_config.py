@@ -19,6 +19,8 @@ class ServerConfig(BaseModel):
     header_timeout_s: float = Field(default=10.0, gt=0, le=600)
     # ...and be no larger than this.
     max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    # ...and its body within this many seconds of the headers (408 otherwise).
+    body_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     # An idle keep-alive connection is closed after this many seconds.
     keep_alive_timeout_s: int = Field(default=5, ge=1, le=600)
     # Open connections; past it a new one evicts the one that has waited longest for
