@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -368,3 +369,35 @@ def test_a_token_admin_mints_for_others_as_before_and_for_itself_bounded(
     assert own["user_id"] not in (None, gateway.developer)
     assert own["expires_at"] <= time.time() + LIFETIME_S
     escalation(gateway.mint(jwt, expires_in="90d"), "expires_in")
+
+
+# ---- a parent's budget after a restart ---------------------------------------------------
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_parents_budget_counts_its_childrens_use_after_a_restart(
+    upstream: RecordingUpstream, tmp_path: Path, database: str
+) -> None:
+    """A budget starts a period from the usage rows: the parent's must count the rows of
+    the keys it minted, or a restart would hand the children its whole budget again."""
+    config = {"models": [{"id": "us", "deployments": [
+        {"name": "us", "engine": "openai", "base_url": upstream.url, "jurisdiction": "US"}]}]}  # fmt: skip
+    with server_database(database, tmp_path) as url:
+        env = {"SOUVERAIN_DATABASE_URL": url}
+        server = start_server(tmp_path, config, env=env)
+        try:
+            gateway = Gateway(server, database, developer=0)
+            parent = gateway.ok("POST", "/admin/v1/keys",
+                                {"name": "budgeted", "role": "developer",
+                                 "limits": {"budget_tokens": 20}})  # fmt: skip
+            first, second = (gateway.mint(parent["key"]).json()["key"] for _ in range(2))
+            assert gateway.chat(first).status_code == 200  # 15 tokens of the parent's 20
+        finally:
+            stop_server(server)
+        server = start_server(tmp_path, config, env=env)  # same database
+        try:
+            refused = Gateway(server, database, developer=0).chat(second)
+            assert refused.status_code == 429, refused.text
+            assert "key 'budgeted'" in refused.json()["error"]["message"]
+        finally:
+            stop_server(server)

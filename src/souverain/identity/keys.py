@@ -127,22 +127,10 @@ class KeyStore:
         """Revoke a key and every key minted from it, however deep (they would be
         unusable anyway; marking them says so in every listing)."""
         with self._engine.begin() as conn:
+            family = key_family(conn, key_id)
             done = conn.execute(
-                update(api_keys).where(api_keys.c.id == key_id).values(revoked=True)
+                update(api_keys).where(api_keys.c.id.in_(family)).values(revoked=True)
             ).rowcount
-            generation = [key_id]
-            for _ in range(MAX_GENERATIONS):
-                children = list(
-                    conn.execute(
-                        select(api_keys.c.id).where(api_keys.c.parent_id.in_(generation))
-                    ).scalars()
-                )
-                if not children:
-                    break
-                conn.execute(
-                    update(api_keys).where(api_keys.c.id.in_(children)).values(revoked=True)
-                )
-                generation = children
         self.forget()  # here at once; the caller then tells the other replicas
         return bool(done)
 
@@ -288,6 +276,18 @@ _KEY_QUERY = (
     .outerjoin(tenants, tenants.c.id == api_keys.c.tenant_id)
     .outerjoin(teams, teams.c.id == api_keys.c.team_id)
 )
+
+
+def key_family(conn: Any, key_id: int) -> set[int]:
+    """A key and every key minted from it, however deep (what its own limits cover)."""
+    family, generation = {key_id}, [key_id]
+    for _ in range(MAX_GENERATIONS):
+        query = select(api_keys.c.id).where(api_keys.c.parent_id.in_(generation))
+        generation = [child for child in conn.execute(query).scalars() if child not in family]
+        if not generation:
+            break
+        family.update(generation)
+    return family
 
 
 def _ancestors(conn: Any, parent_id: int | None) -> list[Row[Any]] | None:

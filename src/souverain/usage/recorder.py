@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from ..context import RequestContext
+from ..identity.keys import key_family
 from ..quotas.limits import Scope
 from ..store.tables import usage
 
@@ -81,14 +82,16 @@ class UsageRecorder:
     def spent(self, scope: Scope, since: float) -> tuple[int, float]:
         """Tokens and cost recorded for `scope` since `since` (written or pending)."""
         column = _SCOPE_COLUMNS[scope.kind]
-        query = select(
-            func.coalesce(func.sum(usage.c.prompt_tokens + usage.c.completion_tokens), 0),
-            func.coalesce(func.sum(usage.c.cost), 0.0),
-        ).where((usage.c[column] == int(scope.id)) & (usage.c.at >= since))
         with self._engine.connect() as conn:
+            # A key's own limits also cover the keys minted from it (identity/minting.py).
+            ids = key_family(conn, int(scope.id)) if scope.kind == "key" else {int(scope.id)}
+            query = select(
+                func.coalesce(func.sum(usage.c.prompt_tokens + usage.c.completion_tokens), 0),
+                func.coalesce(func.sum(usage.c.cost), 0.0),
+            ).where(usage.c[column].in_(ids) & (usage.c.at >= since))
             tokens, cost = conn.execute(query).one()
         for row in list(self._pending):
-            if row[column] is not None and str(row[column]) == scope.id and row["at"] >= since:
+            if row[column] in ids and row["at"] >= since:
                 tokens += row["prompt_tokens"] + row["completion_tokens"]
                 cost += row["cost"]
         return int(tokens), float(cost)
