@@ -90,6 +90,21 @@ def many_elements(count: int) -> bytes:
     )
 
 
+def renamed_body(data: bytes) -> bytes:
+    """The same DOCX with its main part stored as `word/body.bin`, found through the
+    package's relationships (python-docx reads it as XML all the same)."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            content = source.read(info)
+            if info.filename in ("[Content_Types].xml", "_rels/.rels"):
+                content = content.replace(b"word/document.xml", b"word/body.bin")
+            name = info.filename.replace("document.xml", "body.bin")
+            archive.writestr(name, content)
+    return out.getvalue()
+
+
 def blank_pdf(pages: int) -> bytes:
     pdf = pdfium.PdfDocument.new()
     for _ in range(pages):
@@ -128,6 +143,10 @@ def test_xml_elements_are_counted_and_doctypes_refused() -> None:
     with pytest.raises(PayloadTooLarge, match="max_xml_elements"):
         parse(many_elements(30_000), "docx", ocr=None, config=OcrConfig(), limits=limits)
     assert parse(many_elements(10_000), "docx", ocr=None, config=OcrConfig(), limits=limits)
+    hidden = renamed_body(many_elements(30_000))  # not named .xml, parsed as XML anyway
+    assert parse(hidden, "docx", ocr=None, config=OcrConfig())  # python-docx reads it
+    with pytest.raises(PayloadTooLarge, match="max_xml_elements"):
+        parse(hidden, "docx", ocr=None, config=OcrConfig(), limits=limits)
     archive = zipfile.ZipFile(io.BytesIO(docx_bytes()))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as rebuilt:

@@ -8,7 +8,8 @@ Two passes, both bounded:
    It runs at upload too, so the uploader hears it at once.
 2. `inflate_checked` then inflates every member as a stream, 64 KiB at a time, counting
    what really comes out (a member whose header lies is cut at the cap, and its CRC then
-   fails), and feeds the XML parts to expat, which counts elements (at most
+   fails), and feeds the XML parts (by name, or by their first byte: python-docx finds
+   parts through relationships, not names) to expat, which counts elements (at most
    `max_xml_elements`) and refuses any DOCTYPE (entity expansion, external entities).
 
 Only then does python-docx build its tree, from an archive known to be small enough.
@@ -71,9 +72,13 @@ def inflate_checked(data: bytes, limits: IngestLimits) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             for member in archive.infolist():
-                parser = _xml_counter(elements, limits) if _is_xml(member.filename) else None
+                parser: expat.XMLParserType | None = None
                 with archive.open(member) as stream:
+                    first = True
                     while chunk := stream.read(CHUNK):
+                        if first and _looks_xml(member.filename, chunk):
+                            parser = _xml_counter(elements, limits)
+                        first = False
                         total += len(chunk)
                         if total > limits.max_unpacked_bytes:
                             raise _too_large(limits)
@@ -121,8 +126,14 @@ def _xml_counter(elements: list[int], limits: IngestLimits) -> expat.XMLParserTy
     return parser
 
 
-def _is_xml(name: str) -> bool:
-    return name.lower().endswith(XML_SUFFIXES)
+def _looks_xml(name: str, first: bytes) -> bool:
+    """An XML part, whatever its name: python-docx finds parts through the package's
+    relationships, so a main document called `word/x.bin` is still parsed as XML.
+    SVG images are XML too, but python-docx keeps them as bytes."""
+    lowered = name.lower()
+    if lowered.endswith(XML_SUFFIXES):
+        return True
+    return not lowered.endswith(".svg") and first.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
 
 
 def _too_large(limits: IngestLimits) -> PayloadTooLarge:
