@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .errors import ConfigError
 from .identity.settings import IdentityConfig
 from .library.limits import IngestLimits
-from .ocr.origins import AllowedOrigin, Network
 from .observability.scrape import MetricsConfig
+from .ocr.origins import AllowedOrigin, Network
 from .server_config import ServerConfig
 
 ENV_PREFIX = "SOUVERAIN_"

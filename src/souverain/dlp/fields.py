@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import InvalidRequest
+from ..jsonsafe import MAX_JSON_DEPTH, JsonTooDeep, parse_json_bounded
 from ..protocol.chat import ChatCompletionRequest, ChatMessage, FunctionCall
 from ..protocol.embeddings import EmbeddingRequest
 from ..protocol.fim import FIMCompletionRequest
@@ -41,7 +42,7 @@ Slot = tuple[str, Setter]
 
 # Closed vocabularies checked by the protocol schemas: never data.
 _STRUCTURAL = frozenset({"role", "type"})
-MAX_DEPTH = 64  # deeper objects are refused: no legitimate request nests this far
+MAX_DEPTH = MAX_JSON_DEPTH  # deeper objects are refused: no legitimate request nests this far
 
 
 def read_texts(request: Request) -> list[str]:
@@ -186,15 +187,16 @@ def _is_data_url(text: str) -> bool:
 
 
 def _json_container(text: str) -> Any:
-    """The parsed object or array, or None for anything else (plain text, a bare value)."""
+    """The parsed object or array, or None for anything else (plain text, a bare value).
+    JSON nested too deep is refused (`JsonTooDeep`, a 400), never read as plain text."""
     if not text.lstrip().startswith(("{", "[")):
         return None
     try:
-        return json.loads(text)
+        return parse_json_bounded(text, MAX_DEPTH)
+    except JsonTooDeep:
+        raise
     except ValueError:
         return None
-    except RecursionError:
-        raise InvalidRequest(f"JSON in the request nests deeper than {MAX_DEPTH} levels") from None
 
 
 def _dumps(value: Any) -> str:

@@ -27,6 +27,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
+from ..jsonsafe import parse_json_bounded
+
 __all__ = [
     "CLOSE",
     "OPEN",
@@ -229,7 +231,7 @@ def restore_json_arguments(arguments: str, mapping: Mapping[str, str]) -> str:
     wrote with ``\\u27e6`` escapes, and lets the encoder escape quotes and backslashes in originals.
     """
     try:
-        parsed = json.loads(arguments)
+        parsed = parse_json_bounded(arguments)  # a model's answer nested too deep: as text
     except ValueError:
         # Not JSON (yet): restore textually with JSON-escaped originals, the best that can be
         # done for a string the client will have to cope with anyway.
