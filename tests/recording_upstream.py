@@ -87,13 +87,7 @@ class RecordingUpstream:
             return web.json_response({"id": "x", "object": "chat.completion", "created": 0, "model": "echo",
                                       "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
                                       "usage": usage})  # fmt: skip
-        if not body.get("stream"):
-            message = {"role": "assistant", "content": text}
-            return web.json_response({"id": "x", "object": "chat.completion", "created": 0, "model": "echo",
-                                      "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                                      "usage": usage})  # fmt: skip
-        pieces = [{"delta": {"content": text[i : i + 3]}} for i in range(0, len(text), 3)]
-        return await _stream(request, "chat.completion.chunk", pieces, {"delta": {}}, usage)
+        return await _echo_as_chat(request, body, text)
 
     def _tool_fragments(self, body: dict[str, Any], text: str) -> list[dict[str, Any]]:
         """One call per declared function tool, in OpenAI's streamed fragments."""
@@ -130,17 +124,7 @@ class RecordingUpstream:
         """Mistral's FIM endpoint: the prompt echoed in the chat completion's shape."""
         body = await request.json()
         self.received.append(body)
-        text, usage = (
-            body["prompt"],
-            {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        )
-        if not body.get("stream"):
-            message = {"role": "assistant", "content": text}
-            return web.json_response({"id": "x", "object": "chat.completion", "created": 0, "model": "echo",
-                                      "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                                      "usage": usage})  # fmt: skip
-        pieces = [{"delta": {"content": text[i : i + 3]}} for i in range(0, len(text), 3)]
-        return await _stream(request, "chat.completion.chunk", pieces, {"delta": {}}, usage)
+        return await _echo_as_chat(request, body, body["prompt"])
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -151,6 +135,20 @@ class RecordingUpstream:
         ]
         return web.json_response({"object": "list", "data": data, "model": "echo",
                                   "usage": {"prompt_tokens": 3, "total_tokens": 3}})  # fmt: skip
+
+
+async def _echo_as_chat(
+    request: web.Request, body: dict[str, Any], text: str
+) -> web.StreamResponse:
+    """`text` as a chat completion, whole or streamed in 3-character chunks."""
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    if not body.get("stream"):
+        message = {"role": "assistant", "content": text}
+        return web.json_response({"id": "x", "object": "chat.completion", "created": 0, "model": "echo",
+                                  "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                                  "usage": usage})  # fmt: skip
+    pieces = [{"delta": {"content": text[i : i + 3]}} for i in range(0, len(text), 3)]
+    return await _stream(request, "chat.completion.chunk", pieces, {"delta": {}}, usage)
 
 
 async def _stream(
