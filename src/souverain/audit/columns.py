@@ -10,9 +10,11 @@ and every reader that serves leaves compare them again with `disagreement`.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
+PRINCIPAL_COLUMN_CHARS = 200  # audit_leaves.principal (store/tables.py)
 DEFAULT_TENANT = "default"  # leaves that name no tenant (configuration, start-up)
 # Leaves written before the `at` column was taken from the hashed `time` were stamped a
 # little later, when their batch was written; never earlier.
@@ -30,7 +32,7 @@ def columns_of(leaf: dict[str, Any]) -> dict[str, Any]:
     when = leaf.get("time")
     return {
         "tenant": _text(leaf.get("tenant")) or DEFAULT_TENANT,
-        "principal": _text(leaf.get("principal")),
+        "principal": _fitted(_text(leaf.get("principal"))),
         "kind": _text(leaf.get("kind")) or "request",
         "model": _text(leaf.get("model")),
         "outcome": _text(leaf.get("outcome")),
@@ -50,6 +52,14 @@ def disagreement(row: Any, leaf: dict[str, Any]) -> str | None:
     if not -AT_EPSILON_S <= at - when <= LEGACY_AT_SLACK_S:
         return "at"
     return None
+
+
+def _fitted(value: str | None) -> str | None:
+    """A label longer than its column (an OIDC `sub` may be 255 characters) as its digest:
+    one such label must not fail the write of a whole batch of other callers' leaves."""
+    if value is None or len(value) <= PRINCIPAL_COLUMN_CHARS:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 
 def _text(value: Any) -> str | None:
