@@ -12,9 +12,10 @@ import yaml
 from click.testing import CliRunner
 
 from souverain.cli import cli
-from souverain.config import DeploymentConfig, DlpConfig, PolicyConfig, load_settings
+from souverain.config import DeploymentConfig, PolicyConfig, load_settings
 from souverain.context import Principal, RequestContext
 from souverain.dlp.engine import DlpEngine, build_scanner
+from souverain.dlp.settings import DlpConfig
 from souverain.errors import ConfigError, DlpUnavailable
 from souverain.policy.engine import PolicyEngine
 from souverain.policy.facts import DeploymentFacts

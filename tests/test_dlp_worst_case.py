@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from souverain.config import DlpConfig, PolicyConfig
+from souverain.config import PolicyConfig
 from souverain.context import Principal, RequestContext
 from souverain.dlp import engine as dlp_engine
 from souverain.dlp.detectors import _EMAIL, EmailDetector, Scanner
 from souverain.dlp.engine import DlpEngine
+from souverain.dlp.settings import DlpConfig
 from souverain.policy.engine import PolicyEngine
 from souverain.protocol.chat import ChatCompletionRequest
 

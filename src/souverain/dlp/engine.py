@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..backends.base import Backend
-from ..config import DlpConfig
 from ..context import RequestContext
 from ..errors import ConfigError, DlpBlocked, DlpUnavailable
 from ..policy.engine import PolicyEngine
@@ -27,6 +26,7 @@ from ..policy.facts import DeploymentFacts
 from .crosstext import scan_texts
 from .fields import Request, opaque_count, read_texts, with_texts
 from .pool import run_scan
+from .settings import DlpConfig
 from .transform import Pseudonymizer
 
 log = logging.getLogger("souverain.dlp")
