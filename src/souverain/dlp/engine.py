@@ -24,7 +24,7 @@ from ..errors import ConfigError, DlpBlocked, DlpUnavailable
 from ..policy.engine import PolicyEngine
 from ..policy.facts import DeploymentFacts
 from .crosstext import scan_texts
-from .fields import Request, opaque_count, read_texts, with_texts
+from .fields import Request, read, read_texts, with_texts
 from .pool import run_scan
 from .settings import DlpConfig
 from .transform import Pseudonymizer
@@ -74,7 +74,7 @@ class DlpEngine:
     # ---- the guard: before routing ------------------------------------------------------
 
     async def check(self, ctx: RequestContext, call: Any) -> None:
-        texts = read_texts(call.request)
+        texts, opaque = read(call.request)  # one walk: texts and unreadable images
         try:
             if sum(len(text) for text in texts) > INLINE_SCAN_CHARS:
                 # Their own pool (dlp/pool.py): not the default executor, which key lookups
@@ -89,7 +89,6 @@ class DlpEngine:
             ) from None
         ctx.notes["dlp_findings"] = findings
         counts = Counter(finding.type for per_text in findings for finding in per_text)
-        opaque = opaque_count(call.request)
         if opaque:  # images no detector can read: classified and routed as their own type
             counts[OPAQUE] = opaque
             ctx.notes["dlp_opaque"] = opaque

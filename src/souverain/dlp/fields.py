@@ -14,7 +14,7 @@ values cannot carry data. Booleans and the protocol's typed numbers (temperature
 are not text either.
 
 Images given as `data:` URLs are opaque: no text detector can read them. They are counted
-(`opaque_count`), and the DLP stage lets them go only where every finding type may go
+(`read`), and the DLP stage lets them go only where every finding type may go
 unchanged.
 
 Tool-call arguments, and tool results that are JSON, are read as the strings, numbers and
@@ -46,7 +46,14 @@ MAX_DEPTH = MAX_JSON_DEPTH  # deeper objects are refused: no legitimate request 
 
 
 def read_texts(request: Request) -> list[str]:
-    return [text for text, _ in _slots(request)]
+    return read(request)[0]
+
+
+def read(request: Request) -> tuple[list[str], int]:
+    """The texts of the request, and how many values no detector can read (images as
+    `data:` URLs), from one walk."""
+    walker = _Walker().walk(request)
+    return [text for text, _ in walker.slots], walker.opaque
 
 
 def with_texts(request: Request, texts: list[str]) -> Request:
@@ -57,11 +64,6 @@ def with_texts(request: Request, texts: list[str]) -> Request:
     for (_, setter), text in zip(slots, texts, strict=True):
         setter(text)
     return copy
-
-
-def opaque_count(request: Request) -> int:
-    """How many values of the request no detector can read (images as `data:` URLs)."""
-    return _Walker().walk(request).opaque
 
 
 def _slots(request: Request) -> list[Slot]:
