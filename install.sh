@@ -25,6 +25,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/
 .venv/bin/python -m pip install --quiet --upgrade pip
 if [ "${1:-}" = "test" ]; then
   .venv/bin/python -m pip install --quiet -e '.[test]'
+  bash tests/vibe/install.sh  # Mistral Vibe into ./.venv-vibe (needs a Python >= 3.12)
 else
   .venv/bin/python -m pip install --quiet .
 fi
