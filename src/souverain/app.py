@@ -17,10 +17,12 @@ from starlette.routing import Route
 
 from .api import admin, completions, directory, embeddings, health, keys, models, usage
 from .api import audit as audit_routes
+from .api.docs_page import docs, docs_asset
 from .api.http import error_response
 from .api.libraries import library_routes
 from .api.middleware import AuditCoverage, BodyLimit, RefuseNul, RequestMetrics
 from .api.ocr import ocr as ocr_route
+from .api.openapi import openapi_json
 from .audit.checkpoint import load_or_create_signing_key
 from .audit.log import AuditLog
 from .audit.payloads import PayloadVault, load_or_create_master_key
@@ -221,6 +223,9 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),  # see api/openapi_routes.py
+        Route("/docs", docs, methods=["GET"]),
+        Route("/docs/{asset}", docs_asset, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

@@ -1,0 +1,83 @@
+"""The vocabulary of the OpenAPI route table (api/openapi_routes.py): one `op(...)` per route.
+
+`op(summary, access, tag=..., body=..., ok=..., ...)`:
+
+- `access`, who may call it: a permission of identity/rbac.py (the roles holding it are
+  written into the document), "key" (any valid key or token: access is then checked on
+  the object, as for libraries), "public", or "scrape" (/metrics);
+- `body`, the protocol model the handler validates with (`parse_body`), so the document
+  cannot drift from what is accepted; `"multipart"` for an upload;
+- `ok`, the answer's model (api/openapi_schemas.py; None with `status=204`); `status`, the
+  success status; `stream=True` adds `text/event-stream` (server-sent chunks);
+- `call=True` marks a model call (it can also answer 429, 502 and 503); `query`, its query
+  parameters (`Param`); `errors`, statuses beyond the ones derived from the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from ..identity.rbac import Permission
+from .http import LATEST_TIMESTAMP, MAX_PAGE_NUMBER, MAX_QUERY_INT
+
+Access = Permission | Literal["key", "public", "scrape"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query parameter: its JSON schema and whether it must be given."""
+
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    access: Access
+    tag: str
+    body: type[BaseModel] | Literal["multipart"] | None = None
+    ok: type[BaseModel] | None = None
+    status: int = 200
+    stream: bool = False
+    call: bool = False
+    query: tuple[Param, ...] = ()
+    errors: tuple[int, ...] = ()
+    description: str = ""
+
+
+def op(summary: str, access: Access, **details: Any) -> Operation:
+    return Operation(summary, access, **details)
+
+
+def int_param(
+    name: str,
+    description: str,
+    *,
+    minimum: int = 0,
+    maximum: int = MAX_QUERY_INT,
+    required: bool = False,
+) -> Param:
+    return Param(
+        name, {"type": "integer", "minimum": minimum, "maximum": maximum}, description, required
+    )
+
+
+def text_param(name: str, description: str, **schema: Any) -> Param:
+    return Param(name, {"type": "string", **schema}, description)
+
+
+LIBRARIES_CHOICE = Param(
+    "libraries",
+    {"type": "string", "enum": ["keep", "delete"]},
+    "What happens to the libraries created there: kept by the tenant, or deleted.",
+)
+PAGE = int_param("page", "Page number, from 0.", maximum=MAX_PAGE_NUMBER)
+PAGE_SIZE = int_param("page_size", "Items per page.", minimum=1)
+TIMESTAMP = {"type": "number", "minimum": 0, "maximum": LATEST_TIMESTAMP}
+DAY = {"type": "string", "format": "date"}
