@@ -1,0 +1,225 @@
+"""Run Mistral Vibe (Mistral's coding agent, PyPI `mistral-vibe`) headless against Souverain.
+
+Vibe needs Python >= 3.12 and lives in its own venv, `.venv-vibe`, which `./install.sh test`
+makes (tests/vibe/install.sh) when such a Python exists. Each run gets a fresh `VIBE_HOME`
+and `HOME` with a config that points one provider at the gateway, and a fresh working
+directory; Vibe writes `export.json` (its outcome and the tokens it counted) to `--output-dir`.
+Used by tests/test_vibe.py and bench/vibe_task.py, with the upstreams they put behind
+the gateway: llama.cpp's own server, and `ScriptedAgent`, a fake of the model only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from souverain.backends.local_llama import embedded_gguf_path
+
+from .conftest import Server, free_port
+from .recording_upstream import RecordingUpstream, _stream
+
+ROOT = Path(__file__).resolve().parent.parent
+VIBE = ROOT / ".venv-vibe" / "bin" / "vibe"
+KEY_VARIABLE = "SOUVERAIN_API_KEY"
+
+# The task: it needs Vibe's tools (read a file, write one) and has one right answer.
+ADDRESS = "marie.curie@example.fr"
+PROMPT = (
+    "Use your tools. Read the file input.txt: it holds one e-mail address. "
+    "Then write a file answer.txt whose only line is 'To: ' followed by that address."
+)
+EXPECTED = f"To: {ADDRESS}"
+
+
+def python_for_vibe() -> str:
+    """The Python >= 3.12 that tests/vibe/install.sh would use, or "" when there is none."""
+    found = subprocess.run(
+        ["bash", str(ROOT / "tests" / "vibe" / "install.sh"), "--find"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return found.stdout.strip()
+
+
+def vibe_config(server: Server, model: str, backend: str) -> str:
+    """`$VIBE_HOME/config.toml`: one provider, the gateway; nothing that calls elsewhere.
+
+    `enable_connectors = false`: otherwise Vibe's `mistral` backend first asks
+    `GET /v1/connectors/bootstrap` (Mistral's connectors, which Souverain does not serve:
+    a 404, which Vibe tolerates). Telemetry, update checks and experiments would call
+    Mistral's own hosts, out of reach here. No `max_context_length`: Vibe 3.0.3 refuses a
+    model whose window is under 13,334 tokens (too small to compact in), SmolLM2's 8,192
+    included; unset, it assumes a default window.
+    """
+    return f"""\
+active_model = "souverain"
+enable_connectors = false
+enable_telemetry = false
+enable_update_checks = false
+enable_auto_update = false
+enable_notifications = false
+
+[experiments]
+enable = false
+
+[session_logging]
+generate_titles = false
+
+[[providers]]
+name = "souverain"
+api_base = "{server.v1}"
+api_key_env_var = "{KEY_VARIABLE}"
+backend = "{backend}"
+
+[[models]]
+name = "{model}"
+provider = "souverain"
+alias = "souverain"
+"""
+
+
+@dataclass
+class VibeRun:
+    returncode: int
+    output: str  # stdout and stderr
+    export: dict[str, Any]  # export.json: outcome, usage, …
+    workdir: Path
+
+    @property
+    def usage(self) -> tuple[int, int]:
+        counted = self.export.get("usage") or {}
+        return int(counted.get("input_tokens", 0)), int(counted.get("output_tokens", 0))
+
+    @property
+    def answer(self) -> str | None:
+        path = self.workdir / "answer.txt"
+        return path.read_text().strip() if path.exists() else None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.returncode == 0 and self.answer == EXPECTED
+
+
+def run_vibe(
+    server: Server, tmp: Path, *, model: str, backend: str,
+    max_turns: int = 6, tools: tuple[str, ...] = (), timeout: float = 900,
+) -> VibeRun:  # fmt: skip
+    """One headless run of the task in a fresh directory under `tmp`."""
+    home, workdir, export = tmp / "home", tmp / "work", tmp / "export"
+    for folder in (home, workdir):
+        folder.mkdir(parents=True)
+    (home / "config.toml").write_text(vibe_config(server, model, backend))
+    (workdir / "input.txt").write_text(ADDRESS + "\n")
+    command = [str(VIBE), "-p", PROMPT, "--trust", "--auto-approve", "--workdir", str(workdir),
+               "--max-turns", str(max_turns), "--output-dir", str(export)]  # fmt: skip
+    for tool in tools:  # headless: only these
+        command += ["--enabled-tools", tool]
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+                   "VIBE_HOME": str(home), KEY_VARIABLE: server.key, "LANG": "C.UTF-8"}  # fmt: skip
+    done = subprocess.run(
+        command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=timeout
+    )
+    exported = export / "export.json"
+    result = json.loads(exported.read_text()) if exported.exists() else {}
+    return VibeRun(done.returncode, done.stdout + done.stderr, result, workdir)
+
+
+def usage_by_model(server: Server) -> dict[str, tuple[int, ...]]:
+    """Souverain's usage rows, summed per model: (requests, errors, prompt, completion)."""
+    with server.client() as client:
+        response = client.get("/admin/v1/usage", params={"group_by": "model"})
+    response.raise_for_status()
+    fields = ("requests", "errors", "prompt_tokens", "completion_tokens")
+    return {row["model"]: tuple(row[field] for field in fields) for row in response.json()["data"]}
+
+
+_REQUESTS = re.compile(r"^souverain_http_requests_total\{([^}]*)\} (\S+)$", re.M)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def answers_by_status(server: Server) -> dict[tuple[str, str, int], float]:
+    """Souverain's HTTP answers so far, from /metrics: (method, route, status) -> count."""
+    text = httpx.get(server.url + "/metrics", timeout=30).text
+    answers = {}
+    for labels, count in _REQUESTS.findall(text):
+        label = dict(_LABEL.findall(labels))
+        answers[label["method"], label["route"], int(label["status"])] = float(count)
+    return answers
+
+
+def start_llama_cpp_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """llama.cpp's own OpenAI-compatible server on the embedded GGUF, with the chat format
+    that turns `tools` into calls; its URL (without /v1) once it answers."""
+    port = free_port()
+    log = folder / "llama-server.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf_path()),
+         "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+         "--n_ctx", "8192", "--n_threads", "2", "--chat_format", "chatml-function-calling"],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/v1/models", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(log.read_text())
+
+
+class ScriptedAgent(RecordingUpstream):
+    """A fake model that plays the agent's part: its next move read from the conversation.
+
+    No tool result yet: call read_file(input.txt). After read_file's result: call
+    write_file(answer.txt, "To: " + what was read). After that: answer in text. Tool calls
+    are streamed as OpenAI servers do (a head, then argument fragments without name or id);
+    usage grows with the conversation, so a sum that counts a call twice shows.
+    """
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.received.append(body)
+        messages = body["messages"]
+        usage = {"prompt_tokens": len(json.dumps(messages)) // 4, "completion_tokens": 9}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        move = _next_move(messages)
+        pieces: list[dict[str, Any]]
+        if isinstance(move, str):
+            pieces = [{"delta": {"role": "assistant", "content": move}}]
+            return await _stream(request, "chat.completion.chunk", pieces, {"delta": {}}, usage)
+        name, arguments = move
+        text = json.dumps(arguments, ensure_ascii=False)
+        head: dict[str, Any] = {"index": 0, "id": f"call_{len(messages)}", "type": "function",
+                "function": {"name": name, "arguments": ""}}  # fmt: skip
+        pieces = [{"delta": {"role": "assistant", "tool_calls": [head]}}]
+        pieces += [
+            {"delta": {"tool_calls": [{"index": 0, "function": {"arguments": text[i : i + 4]}}]}}
+            for i in range(0, len(text), 4)
+        ]
+        return await _stream(request, "chat.completion.chunk", pieces, {"delta": {}}, usage,
+                             finish="tool_calls")  # fmt: skip
+
+
+def _next_move(messages: list[dict[str, Any]]) -> str | tuple[str, dict[str, str]]:
+    results = [m for m in messages if m["role"] == "tool"]
+    if not results:
+        return "read_file", {"path": "input.txt"}
+    if len(results) == 1:
+        content = results[0]["content"]
+        with suppress(ValueError, KeyError, TypeError):  # Vibe's result: JSON, text in "content"
+            content = json.loads(content)["content"]
+        return "write_file", {"path": "answer.txt", "content": f"To: {str(content).strip()}\n"}
+    return "answer.txt is written."
