@@ -23,6 +23,7 @@ from .api.libraries import library_routes
 from .api.middleware import AuditCoverage, BodyLimit, RefuseNul, RequestMetrics
 from .api.ocr import ocr as ocr_route
 from .api.openapi import openapi_json
+from .api.text_completions import text_completions
 from .audit.checkpoint import load_or_create_signing_key
 from .audit.log import AuditLog
 from .audit.payloads import PayloadVault, load_or_create_master_key
@@ -205,6 +206,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
     routes = [
         Route("/v1/chat/completions", completions.chat_completions, methods=["POST"]),
         Route("/v1/fim/completions", completions.fim_completions, methods=["POST"]),
+        Route("/v1/completions", text_completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
         Route("/v1/ocr", ocr_route, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),

@@ -43,6 +43,7 @@ from .errors import (
     EngineError,
     EngineOverloaded,
     EngineUnavailable,
+    InvalidRequest,
     NotFound,
     PermissionDenied,
     SouverainError,
@@ -55,13 +56,16 @@ from .policy.engine import CLASSIFICATION_HEADER
 from .protocol.chat import ChatCompletionRequest, ChatDelta, Completion
 from .protocol.embeddings import EmbeddingRequest
 from .protocol.fim import FIMCompletionRequest
+from .protocol.text_completions import TextCompletionRequest
 from .quotas.guard import QuotaGuard
 from .routing.models import ModelCatalog, ServedModel
 from .routing.router import Router
 from .usage.recorder import UsageRecorder
 
-CallKind = Literal["chat", "fim", "embeddings"]
-CallRequest = ChatCompletionRequest | FIMCompletionRequest | EmbeddingRequest
+CallKind = Literal["chat", "fim", "embeddings", "text"]
+CallRequest = (
+    ChatCompletionRequest | FIMCompletionRequest | EmbeddingRequest | TextCompletionRequest
+)
 AttemptT = TypeVar("AttemptT")
 
 
@@ -207,7 +211,16 @@ class Pipeline:
         mapping that restores the answer; `DlpBlocked` when it may not see it at all."""
         if self.dlp is None:
             return call.request, None
-        return self.dlp.outbound(ctx, call.request, backend)
+        request, mapping = self.dlp.outbound(ctx, call.request, backend)
+        if mapping and _wants_logprobs(call.request):
+            # Tokens are pieces of the pseudonyms the model saw: no way to restore them.
+            raise InvalidRequest(
+                f"logprobs cannot be returned for this request: data-loss prevention "
+                f"pseudonymized parts of it for deployment {backend.name}, and the tokens' "
+                "log probabilities would show the pseudonyms; send it without logprobs",
+                param="logprobs",
+            )
+        return request, mapping
 
     async def _guard(self, ctx: RequestContext, call: ModelCall) -> None:
         for guard in self.guards:
@@ -355,7 +368,7 @@ def _check_capability(model: ServedModel, kind: CallKind) -> None:
     capabilities = model.capabilities()
     if kind == "embeddings" and not capabilities.embeddings:
         raise UnsupportedByModel(f"model {model.id!r} is not an embeddings model", param="model")
-    if kind == "chat" and not capabilities.completion_chat:
+    if kind in ("chat", "text") and not capabilities.completion_chat:
         raise UnsupportedByModel(
             f"model {model.id!r} does not serve chat completions", param="model"
         )
@@ -370,6 +383,8 @@ def _start_stream(
 ) -> AsyncIterator[ChatDelta]:
     if kind == "fim":
         return backend.fim(request)  # type: ignore[arg-type]
+    if kind == "text":
+        return backend.text(request)  # type: ignore[arg-type]
     return backend.chat(request)  # type: ignore[arg-type]
 
 
@@ -380,7 +395,15 @@ async def _call_unary(
         return await backend.embed(request)  # type: ignore[arg-type]
     if kind == "fim":
         return await backend.fim_complete(request)  # type: ignore[arg-type]
+    if kind == "text":
+        return await backend.text_complete(request)  # type: ignore[arg-type]
     return await backend.chat_complete(request)  # type: ignore[arg-type]
+
+
+def _wants_logprobs(request: CallRequest) -> bool:
+    if isinstance(request, ChatCompletionRequest):
+        return bool(request.logprobs)
+    return isinstance(request, TextCompletionRequest) and request.logprobs is not None
 
 
 async def _prepend(first: ChatDelta, rest: AsyncIterator[ChatDelta]) -> AsyncIterator[ChatDelta]:

@@ -15,6 +15,7 @@ from ..protocol.common import Usage
 from ..protocol.embeddings import EmbeddingRequest
 from ..protocol.fim import FIMCompletionRequest
 from ..protocol.models import Capabilities
+from ..protocol.text_completions import TextCompletionRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,17 @@ class Backend:
 
     async def fim_complete(self, request: FIMCompletionRequest) -> Completion:
         return await gather(self.fim(request))
+
+    def text(self, request: TextCompletionRequest) -> AsyncIterator[ChatDelta]:
+        """A legacy text completion: the prompt continued as written, no chat template."""
+        raise UnsupportedByModel(
+            f"model {self.model.id!r} does not serve text completions (/v1/completions); "
+            "use /v1/chat/completions",
+            param="model",
+        )
+
+    async def text_complete(self, request: TextCompletionRequest) -> Completion:
+        return await gather(self.text(request))
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
         raise UnsupportedByModel(f"model {self.model.id!r} does not serve embeddings")

@@ -19,6 +19,7 @@ from ..protocol.chat import ChatDelta, Completion, finish_reason
 from ..protocol.common import Usage
 from ..protocol.tool_call_stream import whole_tool_calls
 from .base import Backend
+from .logprobs import choice_entries
 
 # Upstream statuses worth trying another deployment for.
 RETRYABLE_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -162,9 +163,12 @@ def deltas_from_chunks(
                 delta = choice.get("delta") or {}
                 content = delta.get("content")
                 tool_calls = delta.get("tool_calls")
-                if content or tool_calls:
+                logprobs = choice_entries(choice.get("logprobs"))
+                if content or tool_calls or logprobs:
                     produced += 1
-                    yield ChatDelta(content=content or None, tool_calls=tool_calls or None)
+                    yield ChatDelta(
+                        content=content or None, tool_calls=tool_calls or None, logprobs=logprobs
+                    )
                 finish = choice.get("finish_reason") or finish
         if usage is None:
             # Some servers (llama.cpp's Python server) never report usage when streaming.
@@ -189,6 +193,7 @@ def completion_from_response(data: dict[str, Any], *, estimate_prompt_tokens: in
         tool_calls=list(message.get("tool_calls") or []),
         finish_reason=finish_reason(choice.get("finish_reason")),
         usage=usage,
+        logprobs=choice_entries(choice.get("logprobs")),
     )
 
 

@@ -37,9 +37,12 @@ from ..protocol.chat import ChatCompletionRequest, ChatDelta, ChatMessage, Finis
 from ..protocol.common import Usage
 from ..protocol.fim import FIMCompletionRequest
 from ..protocol.models import Capabilities
+from ..protocol.text_completions import TextCompletionRequest
 from .base import Backend
 from .grammar import checked_type, response_grammar
 from .llama_prompt import PromptBuilder, PromptTooLong, TemplateRefused, load_llama
+from .local_text import text_prompt
+from .logprobs import LogprobCollector
 from .stop_sequences import StopScanner
 
 DEFAULT_TEMPERATURE = 0.2  # SmolLM2's authors advise a low temperature
@@ -145,6 +148,7 @@ class LocalLlamaBackend(Backend):
             **_sampling(request.temperature, request.top_p, request.effective_seed),
             "presence_penalty": request.presence_penalty or 0.0,
             "frequency_penalty": request.frequency_penalty or 0.0,
+            "logprobs": request.logprobs_top,
         }
         return self._generate(
             prepare, request.stop_sequences, request.effective_max_tokens, options
@@ -166,6 +170,19 @@ class LocalLlamaBackend(Backend):
 
         options = _sampling(request.temperature, request.top_p, request.random_seed)
         return self._generate(prepare, request.stop_sequences, request.max_tokens, options)
+
+    def text(self, request: TextCompletionRequest) -> AsyncIterator[ChatDelta]:
+        budget = self._prompt_budget(request.effective_max_tokens)
+        prepare = text_prompt(self._builder(), request, budget, model=self.model.id)
+        options = {
+            **_sampling(request.temperature, request.top_p, request.seed),
+            "presence_penalty": request.presence_penalty or 0.0,
+            "frequency_penalty": request.frequency_penalty or 0.0,
+            "logprobs": request.logprobs,
+        }
+        return self._generate(
+            prepare, request.stop_sequences, request.effective_max_tokens, options
+        )
 
     # ---- machinery ----------------------------------------------------------------------
 
@@ -292,6 +309,7 @@ class LocalLlamaBackend(Backend):
         vocab = llama._model.vocab
         decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
         scanner = StopScanner(options["stop"])
+        logprobs = LogprobCollector(llama, options.get("logprobs"))
         produced: list[int] = []
         finish: FinishReason = "length"
         tokens = llama.generate(
@@ -310,10 +328,11 @@ class LocalLlamaBackend(Backend):
                 finish = "stop"
                 break
             previous = produced[-1:] or job.tokens[-1:]
+            logprobs.add(token, previous)
             produced.append(token)
             text = scanner.feed(decode(llama.detokenize([token], prev_tokens=previous)))
             if text:
-                job.emit(ChatDelta(content=text))
+                job.emit(ChatDelta(content=text, logprobs=logprobs.take()))
             if scanner.stopped:
                 finish = "stop"
                 break
@@ -321,8 +340,9 @@ class LocalLlamaBackend(Backend):
                 break
         tail = scanner.feed(decode(b"", final=True)) + scanner.flush()
         if tail:
-            job.emit(ChatDelta(content=tail))
-        job.emit(ChatDelta(finish_reason=finish, usage=Usage(len(job.tokens), len(produced))))
+            job.emit(ChatDelta(content=tail, logprobs=logprobs.take()))
+        usage = Usage(len(job.tokens), len(produced))
+        job.emit(ChatDelta(finish_reason=finish, usage=usage, logprobs=logprobs.take()))
 
 
 def _sampling(temperature: float | None, top_p: float | None, seed: int | None) -> dict[str, Any]:

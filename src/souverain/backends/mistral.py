@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ..errors import UnsupportedByModel
 from ..protocol.chat import ChatCompletionRequest, ChatDelta, Completion
 from ..protocol.fim import FIMCompletionRequest
+from ..protocol.text_completions import TextCompletionRequest
 from . import outbound
+from .base import gather
 from .http_engine import completion_from_response, deltas_from_chunks, estimate_tokens
 from .openai_compat import OpenAIBackend
 
@@ -33,6 +36,12 @@ class MistralBackend(OpenAIBackend):
     def chat_body(self, request: ChatCompletionRequest, *, stream: bool) -> dict[str, Any]:
         """Built from the allow-lists of backends/outbound.py: Mistral rejects fields it
         does not know, and unknown fields stay here anyway."""
+        if request.logprobs:
+            raise UnsupportedByModel(
+                f"model {self.model.id!r} is served by Mistral's API, which returns no "
+                "log probabilities; send the request without logprobs",
+                param="logprobs",
+            )
         body = outbound.chat_body(
             request,
             fields=outbound.MISTRAL_CHAT_FIELDS,
@@ -49,6 +58,16 @@ class MistralBackend(OpenAIBackend):
         if body.get("tool_choice") == "required":
             body["tool_choice"] = "any"
         return {key: value for key, value in body.items() if value is not None}
+
+    def text(self, request: TextCompletionRequest) -> AsyncIterator[ChatDelta]:
+        raise UnsupportedByModel(
+            f"model {self.model.id!r} is served by Mistral's API, which has no legacy "
+            "completions endpoint; use /v1/chat/completions (or /v1/fim/completions for code)",
+            param="model",
+        )
+
+    async def text_complete(self, request: TextCompletionRequest) -> Completion:
+        return await gather(self.text(request))  # the same refusal
 
     def fim_body(self, request: FIMCompletionRequest, *, stream: bool) -> dict[str, Any]:
         body = {name: getattr(request, name) for name in FIM_FIELDS}

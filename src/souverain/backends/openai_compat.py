@@ -16,6 +16,7 @@ from ..protocol.common import Usage
 from ..protocol.embeddings import EmbeddingRequest
 from ..protocol.fim import FIMCompletionRequest
 from ..protocol.models import Capabilities
+from ..protocol.text_completions import TextCompletionRequest
 from . import outbound
 from .base import Embeddings
 from .http_engine import (
@@ -103,6 +104,25 @@ class OpenAIBackend(HTTPBackend):
             _text_as_delta(events), estimate_prompt_tokens=_fim_estimate(request)
         )
 
+    # ---- legacy text completions --------------------------------------------------------
+
+    def text_body(self, request: TextCompletionRequest, *, stream: bool) -> dict[str, Any]:
+        body = outbound.text_body(request)
+        body.update(model=self.upstream_model, stream=stream)
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def text_complete(self, request: TextCompletionRequest) -> Completion:
+        data = await self.post_json("/completions", self.text_body(request, stream=False))
+        return completion_from_response(data, estimate_prompt_tokens=_text_estimate(request))
+
+    def text(self, request: TextCompletionRequest) -> AsyncIterator[ChatDelta]:
+        events = self.stream_events("/completions", self.text_body(request, stream=True))
+        return deltas_from_chunks(
+            _text_as_delta(events), estimate_prompt_tokens=_text_estimate(request)
+        )
+
     # ---- embeddings ---------------------------------------------------------------------
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
@@ -138,6 +158,10 @@ async def _text_as_delta(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator
 
 def _prompt_estimate(request: ChatCompletionRequest) -> int:
     return estimate_tokens("".join(message.text() for message in request.messages))
+
+
+def _text_estimate(request: TextCompletionRequest) -> int:
+    return estimate_tokens(request.prompt_text + (request.suffix or ""))
 
 
 def _fim_estimate(request: FIMCompletionRequest) -> int:

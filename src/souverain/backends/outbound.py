@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import InvalidRequest
 from ..protocol.chat import ChatCompletionRequest, ChatMessage, ContentPart, Tool
+from ..protocol.text_completions import TextCompletionRequest
 
 # OpenAI's chat fields that engines act on. Not forwarded: `user` and `metadata` (the
 # gateway's own bookkeeping: subjects, classification claims), `stream_options` (the
@@ -24,10 +25,18 @@ from ..protocol.chat import ChatCompletionRequest, ChatMessage, ContentPart, Too
 OPENAI_CHAT_FIELDS = (
     "frequency_penalty", "max_tokens", "max_completion_tokens", "n", "presence_penalty",
     "seed", "stop", "temperature", "top_p", "tool_choice", "parallel_tool_calls",
+    "logprobs", "top_logprobs",
 )  # fmt: skip
 MISTRAL_CHAT_FIELDS = (
     "temperature", "top_p", "max_tokens", "stop", "random_seed", "tool_choice",
     "presence_penalty", "frequency_penalty", "n", "parallel_tool_calls", "safe_prompt",
+)  # fmt: skip
+# Legacy completions (/v1/completions). Not forwarded: `echo` (the gateway echoes the
+# client's own prompt, never the pseudonymized one the engine saw), `stream_options`,
+# `user`, `metadata`.
+OPENAI_TEXT_FIELDS = (
+    "prompt", "suffix", "max_tokens", "temperature", "top_p", "n", "best_of", "stop",
+    "logprobs", "seed", "presence_penalty", "frequency_penalty",
 )  # fmt: skip
 OPENAI_MESSAGE_FIELDS = ("role", "content", "name", "tool_calls", "tool_call_id")
 MISTRAL_MESSAGE_FIELDS = (*OPENAI_MESSAGE_FIELDS, "prefix")
@@ -53,6 +62,18 @@ def chat_body(
         body["tools"] = tools
     if request.response_format is not None:
         body["response_format"] = response_format(request)
+    return body
+
+
+def text_body(request: TextCompletionRequest) -> dict[str, Any]:
+    """The allow-listed fields of a legacy completion request, without `model` and `stream`.
+    `max_tokens` is always set: the gateway's default (OpenAI's 16) is what the caller got."""
+    body: dict[str, Any] = {}
+    for name in OPENAI_TEXT_FIELDS:
+        value = getattr(request, name)
+        if value is not None:
+            body[name] = value
+    body["max_tokens"] = request.effective_max_tokens
     return body
 
 

@@ -35,8 +35,9 @@ from ..jsonsafe import MAX_JSON_DEPTH, JsonTooDeep, parse_json_bounded
 from ..protocol.chat import ChatCompletionRequest, ChatMessage, FunctionCall
 from ..protocol.embeddings import EmbeddingRequest
 from ..protocol.fim import FIMCompletionRequest
+from ..protocol.text_completions import TextCompletionRequest
 
-Request = ChatCompletionRequest | FIMCompletionRequest | EmbeddingRequest
+Request = ChatCompletionRequest | FIMCompletionRequest | EmbeddingRequest | TextCompletionRequest
 Setter = Callable[[str], None]
 Slot = tuple[str, Setter]
 

@@ -119,6 +119,8 @@ class ChatCompletionRequest(APIModel):
     tools: list[Tool | DocumentLibraryTool] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     user: str | None = None
     metadata: Metadata | None = None
     # Mistral-specific fields that are not in OpenAI's spec.
@@ -162,6 +164,11 @@ class ChatCompletionRequest(APIModel):
         return bool(self.stream_options and self.stream_options.include_usage)
 
     @property
+    def logprobs_top(self) -> int | None:
+        """How many alternatives per token to report, or None: no logprobs wanted."""
+        return (self.top_logprobs or 0) if self.logprobs else None
+
+    @property
     def wants_tools(self) -> bool:
         return bool(self.tools) and self.tool_choice != "none"
 
@@ -194,6 +201,7 @@ class ChatDelta:
     tool_calls: list[dict[str, Any]] | None = None
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    logprobs: list[dict[str, Any]] | None = None  # backends/logprobs.py, one per token
 
 
 @dataclass(slots=True)
@@ -204,10 +212,13 @@ class Completion:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     finish_reason: FinishReason = "stop"
     usage: Usage = field(default_factory=Usage)
+    logprobs: list[dict[str, Any]] | None = None
 
     def add(self, delta: ChatDelta) -> None:
         if delta.content:
             self.content += delta.content
+        if delta.logprobs is not None:
+            self.logprobs = [*(self.logprobs or ()), *delta.logprobs]
         for fragment in delta.tool_calls or ():
             _merge_tool_call(self.tool_calls, fragment)
         if delta.finish_reason:
@@ -260,7 +271,7 @@ def render_completion(
                 "index": 0,
                 "message": message,
                 "finish_reason": completion.finish_reason,
-                "logprobs": None,
+                "logprobs": chat_logprobs(completion.logprobs),
             }
         ],
         "usage": completion.usage.as_dict(),
@@ -315,6 +326,8 @@ class ChunkRenderer:
             body["content"] = delta.content
         if delta.tool_calls:
             body["tool_calls"] = delta.tool_calls
+        if delta.logprobs:
+            body.setdefault("content", "")  # OpenAI's chunks with logprobs carry content
         if not body and delta.finish_reason is None and delta.usage is None:
             return []
         if delta.finish_reason is not None and "content" not in body and "tool_calls" not in body:
@@ -323,7 +336,7 @@ class ChunkRenderer:
             "index": 0,
             "delta": body,
             "finish_reason": delta.finish_reason,
-            "logprobs": None,
+            "logprobs": chat_logprobs(delta.logprobs),
         }
         usage = delta.usage if delta.finish_reason is not None else None
         usage_apart = usage is not None and self.include_usage_chunk
@@ -333,6 +346,11 @@ class ChunkRenderer:
         if usage_apart:
             chunks.append(self._chunk([], usage))
         return chunks
+
+
+def chat_logprobs(entries: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """A choice's `logprobs` in OpenAI's chat shape, or null when none were asked for."""
+    return None if entries is None else {"content": entries, "refusal": None}
 
 
 def completion_request_options(request: ChatCompletionRequest) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from .common import APIModel, Metadata, Usage, new_id
+from .token_ids import decode_inputs, is_token_ids
 
 MAX_INPUTS = 2048
 
@@ -30,8 +31,11 @@ class EmbeddingRequest(APIModel):
         if isinstance(value, list):
             if not value:
                 raise ValueError("input must not be empty")
-            if len(value) > MAX_INPUTS:
+            # A flat list of ints is one input (token ids), bounded by token_ids.py.
+            if len(value) > MAX_INPUTS and not isinstance(value[0], int):
                 raise ValueError(f"at most {MAX_INPUTS} inputs per request")
+        if is_token_ids(value):  # read as text from here on: DLP, quotas and engines see it
+            return decode_inputs(value, field="input")
         return value
 
     def texts(self) -> list[str] | None:
