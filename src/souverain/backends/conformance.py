@@ -5,9 +5,9 @@ numeric bounds, `multipleOf`, `format: email`, ...), so every structured answer 
 tool-call argument is checked here before it leaves: an empty list means it conforms.
 
 The check is client input run against model output, so it is bounded too:
-- `pattern` and `patternProperties` run on the `regex` module with a timeout (Python's
-  `re` backtracks without limit and cannot be interrupted); a pattern that runs out of
-  time is reported as a violation: failing closed;
+- `pattern` and `patternProperties` run on the `regex` module with a timeout per match
+  and one for the whole check (Python's `re` backtracks without limit and cannot be
+  interrupted); a pattern that runs out of time is reported as a violation: failing closed;
 - `format` is asserted for date, time, date-time, uuid and email (jsonschema only
   annotates formats unless told otherwise, and its date-time check needs an extra package);
 - remote `$ref`s are never fetched (jsonschema's `referencing` fetches nothing by
@@ -20,7 +20,9 @@ import datetime as dt
 import functools
 import json
 import re
+import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import regex
@@ -31,8 +33,10 @@ from jsonschema.validators import extend
 from ..errors import InvalidRequest
 
 MAX_VIOLATIONS = 20
+MAX_MESSAGE_CHARS = 200
 MAX_PATTERN_CHARS = 1024
 PATTERN_TIMEOUT_S = 0.05
+CHECK_BUDGET_S = 0.5  # all the patterns of one check together
 VALIDATOR_CACHE = 256
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
@@ -47,6 +51,9 @@ _EMAIL = re.compile(
 )
 
 
+_deadline: ContextVar[float] = ContextVar("pattern_deadline", default=0.0)
+
+
 class PatternTimeout(ValueError):
     """A pattern took longer than PATTERN_TIMEOUT_S on one string."""
 
@@ -57,23 +64,43 @@ def violations(schema: dict[str, Any], instance: object) -> list[str]:
 
     A schema that is not a valid Draft 2020-12 schema is InvalidRequest (a 400): the
     client sent it, and no answer could be judged against it."""
-    validator = _validator(json.dumps(schema, sort_keys=True))
+    validator = _validator(_key(schema))
     found: list[str] = []
+    budget = _deadline.set(time.monotonic() + CHECK_BUDGET_S)
     try:
         for error in validator.iter_errors(instance):
-            found.append(f"{error.json_path}: {error.message}")
+            message = error.message
+            if len(message) > MAX_MESSAGE_CHARS:  # it quotes the value, which may be long
+                message = message[: MAX_MESSAGE_CHARS - 1] + "…"
+            found.append(f"{error.json_path}: {message}")
             if len(found) >= MAX_VIOLATIONS:
                 break
     except RecursionError:
         found.append("$: the value nests too deeply to be checked")
     except regex.error as exc:
-        raise InvalidRequest(f"the JSON schema has a pattern that does not compile: {exc}")
+        raise InvalidRequest(
+            f"the JSON schema has a pattern that does not compile: {exc}"
+        ) from None
+    finally:
+        _deadline.reset(budget)
     return found
 
 
-def check_schema(schema: dict[str, Any]) -> None:
-    """InvalidRequest when `schema` is not a valid Draft 2020-12 schema."""
-    _validator(json.dumps(schema, sort_keys=True))
+def check_schema(schema: dict[str, Any], param: str | None = None) -> None:
+    """InvalidRequest (naming `param`) when `schema` is not a valid Draft 2020-12 schema."""
+    try:
+        _validator(_key(schema))
+    except InvalidRequest as exc:
+        raise InvalidRequest(exc.message, param=param) from None
+
+
+def _key(schema: dict[str, Any]) -> str:
+    try:
+        return json.dumps(schema, sort_keys=True)
+    except RecursionError:
+        raise InvalidRequest("the JSON schema nests too deeply") from None
+    except (TypeError, ValueError) as exc:  # only JSON reaches here; fail clearly anyway
+        raise InvalidRequest(f"the JSON schema is not JSON: {exc}") from None
 
 
 @functools.lru_cache(maxsize=VALIDATOR_CACHE)
@@ -85,9 +112,7 @@ def _validator(schema_text: str) -> Any:
         _Validator.check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(part) for part in exc.absolute_path) or "(root)"
-        raise InvalidRequest(
-            f"the JSON schema is not valid (at {where}): {exc.message}"
-        ) from None
+        raise InvalidRequest(f"the JSON schema is not valid (at {where}): {exc.message}") from None
     except RecursionError:
         raise InvalidRequest("the JSON schema nests too deeply") from None
     return _Validator(schema, format_checker=FORMATS)
@@ -99,8 +124,11 @@ def _validator(schema_text: str) -> Any:
 def _search(pattern: str, text: str) -> bool:
     if len(pattern) > MAX_PATTERN_CHARS:
         raise PatternTimeout(f"the pattern is longer than {MAX_PATTERN_CHARS} characters")
+    left = _deadline.get() - time.monotonic()
+    if left <= 0:
+        raise PatternTimeout(f"the check's {CHECK_BUDGET_S} s for patterns ran out")
     try:
-        return regex.search(pattern, text, timeout=PATTERN_TIMEOUT_S) is not None
+        return regex.search(pattern, text, timeout=min(PATTERN_TIMEOUT_S, left)) is not None
     except TimeoutError:
         raise PatternTimeout(
             f"the pattern could not be matched within {PATTERN_TIMEOUT_S} s"
@@ -113,10 +141,15 @@ def _pattern(validator: Any, pattern: str, instance: object, schema: Any) -> Ite
     try:
         matched = _search(pattern, str(instance))
     except PatternTimeout as exc:
-        yield ValidationError(f"{instance!r} could not be checked against {pattern!r}: {exc}")
+        yield ValidationError(f"the string could not be checked against {pattern!r}: {exc}")
         return
     if not matched:
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+        yield ValidationError(f"{_short(instance)} does not match {pattern!r}")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _pattern_properties(
@@ -130,7 +163,7 @@ def _pattern_properties(
             try:
                 matched = _search(pattern, name)
             except PatternTimeout as exc:
-                yield ValidationError(f"property {name!r} could not be checked: {exc}")
+                yield ValidationError(f"property {_short(name)} could not be checked: {exc}")
                 continue
             if matched:
                 yield from validator.descend(value, subschema, path=name, schema_path=pattern)
@@ -150,7 +183,7 @@ def _additional_properties(
             if any(_search(p, name) for p in schema.get("patternProperties", {})):
                 continue
         except PatternTimeout as exc:
-            yield ValidationError(f"property {name!r} could not be checked: {exc}")
+            yield ValidationError(f"property {_short(name)} could not be checked: {exc}")
             continue
         extras.append(name)
     if validator.is_type(additional, "object"):
@@ -176,7 +209,8 @@ def _unevaluated_properties(
     )
 
 
-_Validator = extend(
+# jsonschema's stubs leave `extend` untyped
+_Validator = extend(  # type: ignore[no-untyped-call]
     Draft202012Validator,
     validators={
         "pattern": _pattern,

@@ -6,18 +6,28 @@ dereferences it and the whole process dies. So every grammar is parsed here once
 the event loop, before it is queued; only a checked grammar reaches a generation, and
 a schema that does not parse is a 400. The schema's size is bounded before conversion
 (schema_limits.py), and the converted text once more here.
+
+Bounded numbers reach the converter as placeholder constants (json_schema.py); every
+grammar passes through `checked_grammar`, which swaps each for its range's rule
+(numeric_grammar.py), so tool-call grammars get the same bounds as response formats.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any
 
 from ..errors import InvalidRequest
-from .json_schema import PARAM, enforceable_schema
+from .json_schema import PARAM, RANGE_MARKER, enforceable_schema
+from .numeric_grammar import integer_rule, number_rule
 
 MAX_GRAMMAR_CHARS = 256 * 1024
+# A placeholder constant as the converter writes it: `"\"MARKER/kind/low/high\""`.
+_RANGE = re.compile(
+    r'"\\"' + re.escape(RANGE_MARKER) + r'/(integer|number)/([^/"\\]*)/([^/"\\]*)\\""'
+)
 
 
 def response_grammar(schema: dict[str, Any] | None, vocab: Any) -> Any:
@@ -42,6 +52,7 @@ def checked_grammar(text: str, vocab: Any, *, param: str) -> Any:
     """A grammar llama.cpp has parsed once already, or InvalidRequest."""
     from llama_cpp import llama_cpp as low
 
+    text = _RANGE.sub(_range_rule, text)
     if len(text) > MAX_GRAMMAR_CHARS:
         raise _unenforceable(
             f"its grammar would be {len(text)} characters, over {MAX_GRAMMAR_CHARS}", param
@@ -57,6 +68,17 @@ def checked_grammar(text: str, vocab: Any, *, param: str) -> Any:
         raise _unenforceable("llama.cpp could not build a grammar from it", param)
     low.llama_sampler_free(sampler)
     return checked_type()(_grammar=text)
+
+
+def _range_rule(match: re.Match[str]) -> str:
+    kind, low, high = match.groups()
+    if kind == "integer":
+        rule = integer_rule(int(low) if low else None, int(high) if high else None)
+    else:
+        rule = number_rule(float(low) if low else None, float(high) if high else None)
+    if rule is None:  # json_schema.py passes no empty range; fail closed all the same
+        raise _unenforceable(f"no {kind} lies between {low or '-inf'} and {high or 'inf'}")
+    return f"({rule}) space"
 
 
 def _unenforceable(why: str, param: str = f"{PARAM}.schema") -> InvalidRequest:

@@ -44,6 +44,7 @@ from .llama_prompt import PromptBuilder, PromptTooLong, TemplateRefused, load_ll
 from .local_text import text_prompt
 from .logprobs import LogprobCollector
 from .stop_sequences import StopScanner
+from .structured import conforming, retry_options
 
 DEFAULT_TEMPERATURE = 0.2  # SmolLM2's authors advise a low temperature
 
@@ -150,6 +151,16 @@ class LocalLlamaBackend(Backend):
             "frequency_penalty": request.frequency_penalty or 0.0,
             "logprobs": request.logprobs_top,
         }
+        if schema:  # held until an answer conforms to the client's schema (structured.py)
+            return conforming(
+                schema,
+                lambda attempt: self._generate(
+                    prepare,
+                    request.stop_sequences,
+                    request.effective_max_tokens,
+                    retry_options(options, attempt),
+                ),
+            )
         return self._generate(
             prepare, request.stop_sequences, request.effective_max_tokens, options
         )

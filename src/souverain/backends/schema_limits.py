@@ -39,7 +39,6 @@ COUNTS = (("minLength", "maxLength"), ("minItems", "maxItems"))
 SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
 SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 SCHEMA_ONE = ("additionalProperties", "not", "if", "then", "else", "contains", "propertyNames")
-FIXED_FORMATS = ("date", "time", "date-time", *(f"uuid{n}" for n in ("", 1, 2, 3, 4, 5)))
 
 
 def check_schema_limits(schema: Any, param: str) -> None:
@@ -142,12 +141,6 @@ def _check_keywords(node: dict[str, Any], path: str) -> int:
             weight += check_pattern(pattern)
         except PatternRefused as exc:
             raise _refused(path, "pattern", f"the pattern {exc}") from None
-    lengths = [k for k in ("minLength", "maxLength") if k in node]
-    if lengths and (pattern is not None or node.get("format") in FIXED_FORMATS):
-        raise _refused(
-            path, lengths[0], "the grammar follows the pattern or format and would ignore it; "
-            "state the length in the pattern",
-        )  # fmt: skip
     _check_sizes(node, path)
     return weight
 
