@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from .api import admin, completions, directory, embeddings, health, keys, models, usage
 from .api import audit as audit_routes
+from .api import responses as responses_routes
 from .api.docs_page import docs, docs_asset
 from .api.http import error_response
 from .api.libraries import library_routes
@@ -208,6 +209,8 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         Route("/v1/fim/completions", completions.fim_completions, methods=["POST"]),
         Route("/v1/completions", text_completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
+        Route("/v1/responses", responses_routes.create_response, methods=["POST"]),
+        *response_routes(),
         Route("/v1/ocr", ocr_route, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", models.get_model, methods=["GET"]),
@@ -246,6 +249,16 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
     )
     app.state.souverain = state
     return app
+
+
+def response_routes() -> list[Route]:
+    """`/v1/responses/{id}`: stored responses (docs/responses.md)."""
+    one = "/v1/responses/{response_id}"
+    return [
+        Route(one, responses_routes.get_response, methods=["GET"]),
+        Route(one, responses_routes.delete_response, methods=["DELETE"]),
+        Route(f"{one}/input_items", responses_routes.list_input_items, methods=["GET"]),
+    ]
 
 
 def identity_routes() -> list[Route]:

@@ -293,3 +293,27 @@ library_chunks = Table(
     Column("embedding", LargeBinary, nullable=True),  # SQLite's float32 vector
     sqlite_autoincrement=True,
 )
+
+# Stored responses of the Responses API (agents/store.py, migration 0007): one row per
+# response created with `store`, readable only by its owner in its tenant. A chain
+# (`previous_response_id`) is followed through `previous_id`. `subject` is the SHA-256 of
+# the data subject (the request's `user`, else `metadata.subject`, else the key), so that an
+# erasure can find every row of one person. `classification` is the level the response was
+# made at: a claim on every response that continues it (a chain's level only rises).
+agent_responses = Table(
+    "agent_responses",
+    metadata,
+    Column("id", String(64), primary_key=True),  # resp_…
+    Column("tenant", String(100), nullable=False),
+    Column("tenant_id", Integer, nullable=True),
+    Column("owner", String(300), nullable=False),  # user:ID, else the key's label
+    Column("subject", String(64), nullable=False, index=True),
+    Column("previous_id", String(64), nullable=True),
+    Column("model", String(200), nullable=False),
+    Column("classification", String(64), nullable=True),
+    Column("input_items", Text, nullable=False),  # JSON: this turn's input, with ids
+    Column("body", Text, nullable=False),  # JSON: the response object as returned
+    Column("created_at", Float, nullable=False),
+)
+Index("agent_responses_owner", agent_responses.c.tenant, agent_responses.c.owner)
+Index("agent_responses_created", agent_responses.c.created_at)
