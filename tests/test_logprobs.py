@@ -239,7 +239,11 @@ def test_relayed_from_llama_cpp_server(llama_gateway: Server) -> None:
     )  # fmt: skip
     streamed = [e for c in chunks if c.choices and c.choices[0].logprobs
                 for e in c.choices[0].logprobs.content or []]  # fmt: skip
-    assert [e.token for e in streamed] == [e.token for e in entries]
+    # llama.cpp's server is not reproducible from call to call (its prompt cache changes
+    # the batch shapes): the streamed entries are checked against the streamed text.
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed and "".join(e.token for e in streamed) == text
+    assert all(len(e.top_logprobs) == 2 for e in streamed)
     legacy = client.completions.create(
         model="llama", prompt="Red, green and", max_tokens=4, temperature=0, logprobs=2
     )
