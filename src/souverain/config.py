@@ -62,7 +62,12 @@ class DeploymentConfig(_Strict):
     )
     # Local engine.
     gguf: str | None = Field(default=None, description="Path to a GGUF file (default: embedded).")
-    n_ctx: int = Field(default=4096, ge=256)
+    n_ctx: int | None = Field(
+        default=None,
+        ge=0,
+        description="Context in tokens (at least 256); unset or 0: the context the model "
+        "was trained for (the GGUF's context_length).",
+    )
     n_threads: int | None = Field(default=None, ge=1)
     workers: int = Field(default=1, ge=1, le=16)
     max_queue: int = Field(default=64, ge=0)
@@ -82,6 +87,12 @@ class DeploymentConfig(_Strict):
     def _remote_needs_url(self) -> DeploymentConfig:
         if self.engine == "openai" and not self.base_url:
             raise ValueError("an 'openai' deployment needs base_url")
+        return self
+
+    @model_validator(mode="after")
+    def _usable_context(self) -> DeploymentConfig:
+        if self.n_ctx is not None and 0 < self.n_ctx < 256:
+            raise ValueError("n_ctx must be at least 256 (or 0: the model's trained context)")
         return self
 
 

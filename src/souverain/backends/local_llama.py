@@ -33,7 +33,7 @@ from ..errors import (
     SouverainError,
     UnsupportedByModel,
 )
-from ..protocol.chat import ChatCompletionRequest, ChatDelta, ChatMessage, FinishReason
+from ..protocol.chat import ChatCompletionRequest, ChatDelta, FinishReason
 from ..protocol.common import Usage
 from ..protocol.fim import FIMCompletionRequest
 from ..protocol.models import Capabilities
@@ -42,9 +42,11 @@ from .base import Backend
 from .grammar import checked_type, response_grammar
 from .llama_prompt import PromptBuilder, PromptTooLong, TemplateRefused, load_llama
 from .local_text import text_prompt
+from .local_tools import plan_tools, template_messages, tool_call_deltas
 from .logprobs import LogprobCollector
 from .stop_sequences import StopScanner
 from .structured import conforming, retry_options
+from .tool_grammar import tools_grammar
 
 DEFAULT_TEMPERATURE = 0.2  # SmolLM2's authors advise a low temperature
 
@@ -76,7 +78,7 @@ class LocalLlamaBackend(Backend):
     def __init__(self, model: ModelConfig, deployment: DeploymentConfig) -> None:
         super().__init__(model, deployment)
         self.path = Path(deployment.gguf) if deployment.gguf else embedded_gguf_path()
-        self.n_ctx = deployment.n_ctx
+        self.n_ctx = deployment.n_ctx or 0  # 0: the model's trained context, known once loaded
         self.n_threads = deployment.n_threads or max(1, (os.cpu_count() or 2) // deployment.workers)
         self._prompt: PromptBuilder | None = None
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
@@ -97,6 +99,7 @@ class LocalLlamaBackend(Backend):
                 for _ in range(self.deployment.workers)
             ]
         )
+        self.n_ctx = llamas[0].n_ctx()
         self._prompt = await asyncio.to_thread(PromptBuilder, llamas[0])  # reads the vocab
         for index, llama in enumerate(llamas):
             thread = threading.Thread(
@@ -124,7 +127,7 @@ class LocalLlamaBackend(Backend):
         return Capabilities(
             completion_chat=True,
             completion_fim=has_fim if declared.completion_fim is None else declared.completion_fim,
-            function_calling=False,
+            function_calling=True,
             vision=False,
         )
 
@@ -136,13 +139,20 @@ class LocalLlamaBackend(Backend):
     def chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatDelta]:
         self._refuse_unsupported(request)
         prompt = self._builder()
-        messages = [_as_template_message(message) for message in request.messages]
+        tools = plan_tools(request)
+        messages = template_messages(request, tools)
 
         schema = request.json_schema()
         budget = self._prompt_budget(request.effective_max_tokens)
 
         def prepare() -> tuple[list[int], list[str], Any]:
-            grammar = response_grammar(schema, prompt.vocab)  # first: a 400 costs no tokens
+            if tools is None:  # first: a 400 costs no tokens
+                grammar = response_grammar(schema, prompt.vocab)
+            else:
+                grammar = tools_grammar(
+                    tools.tools, forced=tools.forced, parallel=tools.parallel,
+                    response_schema=schema, vocab=prompt.vocab,
+                )  # fmt: skip
             return (*prompt.chat_tokens(messages, budget), grammar)
 
         options = {
@@ -151,6 +161,14 @@ class LocalLlamaBackend(Backend):
             "frequency_penalty": request.frequency_penalty or 0.0,
             "logprobs": request.logprobs_top,
         }
+        if tools is not None:  # a stop sequence must not cut a call that has to be made
+            stop = [] if tools.forced else request.stop_sequences
+            return tool_call_deltas(
+                tools,
+                lambda attempt: self._generate(
+                    prepare, stop, request.effective_max_tokens, retry_options(options, attempt)
+                ),
+            )
         if schema:  # held until an answer conforms to the client's schema (structured.py)
             return conforming(
                 schema,
@@ -207,12 +225,6 @@ class LocalLlamaBackend(Backend):
         return self.n_ctx - (max_tokens or 1)
 
     def _refuse_unsupported(self, request: ChatCompletionRequest) -> None:
-        if request.wants_tools:
-            raise UnsupportedByModel(
-                f"model {self.model.id!r} (local engine) cannot call tools; "
-                "remove `tools` or use a model served by an engine that supports them",
-                param="tools",
-            )
         for index, message in enumerate(request.messages):
             other = message.part_types() - {"text"}
             if other:
@@ -362,11 +374,6 @@ def _sampling(temperature: float | None, top_p: float | None, seed: int | None) 
         "top_p": 0.95 if top_p is None else top_p,
         "seed": seed,
     }
-
-
-def _as_template_message(message: ChatMessage) -> dict[str, Any]:
-    role = "system" if message.role == "developer" else message.role
-    return {"role": role, "content": message.text(), "prefix": message.prefix}
 
 
 def register_engines(register: Any) -> None:
