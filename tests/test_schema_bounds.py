@@ -256,6 +256,43 @@ def test_bounds_become_grammar_rules_instead_of_a_400() -> None:
     assert enforceable_schema(named) == named
 
 
+@pytest.mark.parametrize(
+    ("pattern", "spelled", "sample"),
+    [
+        ("^[a-z.\\-]+\\.fr$", "^[a-z.\\x2D]+[\\x2E]fr$", "a.b-c.fr"),
+        ("^https?:\\/\\/x$", "^https?:[\\x2F][\\x2F]x$", "https://x"),
+        ("^\\(1\\)\\\\$", "^\\(1\\)\\\\$", "(1)\\"),  # escapes both already read
+    ],
+)
+def test_escaped_punctuation_is_spelled_for_the_grammar(
+    pattern: str, spelled: str, sample: str
+) -> None:
+    assert enforceable_schema({"type": "string", "pattern": pattern})["pattern"] == spelled
+    assert re.fullmatch(pattern, sample) and re.fullmatch(spelled, sample)  # same language
+
+
+@pytest.mark.model
+def test_every_rewritten_schema_builds_a_grammar_llama_cpp_accepts() -> None:
+    """`\\.` in a pattern (as in every email or domain pattern) used to be a 400: the
+    converter copied the escape, which GBNF does not know."""
+    from llama_cpp import Llama
+
+    from souverain.backends.grammar import response_grammar
+    from souverain.backends.local_llama import embedded_gguf_path
+
+    vocab = Llama(str(embedded_gguf_path()), vocab_only=True, verbose=False)._model.vocab
+    schemas = [
+        ORDER, strict_schema(Contact),
+        {"type": "string", "pattern": "^[a-z0-9._%+\\-]+@[a-z0-9.\\-]+\\.[a-z]{2,}$"},
+        {"type": "number", "exclusiveMinimum": -1e300, "maximum": 1e300},
+        {"type": "integer", "minimum": -(10**20)},
+        {"type": "array", "items": {"type": "integer", "minimum": 5, "maximum": 5}},
+    ]  # fmt: skip
+    for schema in schemas:
+        grammar = response_grammar(schema, vocab)
+        assert RANGE_MARKER not in grammar._grammar
+
+
 # ---- the retry loop, with a scripted generator (a named fake: no model) ------------------
 
 

@@ -35,7 +35,10 @@ BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 FIXED_FORMATS = ("date", "time", "date-time", *(f"uuid{n}" for n in ("", 1, 2, 3, 4, 5)))
 # A plain address (no dots in the local part, one-label domain under a TLD): every string
 # it allows passes the `email` check of conformance.py.
-EMAIL_PATTERN = "^[a-z0-9_+-]{1,32}@[a-z0-9]{1,32}\\.[a-z]{2,8}$"
+EMAIL_PATTERN = "^[a-z0-9_+-]{1,32}@[a-z0-9]{1,32}[.][a-z]{2,8}$"
+# Escaped punctuation that the converter copies as is and GBNF does not know (GBNF knows
+# `\\`, `\"`, `\[`, `\]`; the converter itself unescapes `()|{}*+?`).
+REHEXED = frozenset(".^$/-,:;!@#%&=<>~'_`")
 # Marks a bounded number for grammar.py; random per process so no client const equals it.
 RANGE_MARKER = f"souverain-range-{secrets.token_hex(8)}"
 
@@ -63,6 +66,8 @@ def _relaxed(node: Any) -> Any:
     node = _bounded_number(node)
     node = _email(node)
     kept = {key: value for key, value in node.items() if key not in CHECKED_AFTER}
+    if isinstance(kept.get("pattern"), str):
+        kept["pattern"] = grammar_pattern(kept["pattern"])
     if "pattern" in kept or kept.get("format") in FIXED_FORMATS:
         # the converter follows the pattern or format and ignores lengths: checked after
         kept = {key: value for key, value in kept.items() if key not in ("minLength", "maxLength")}
@@ -122,6 +127,30 @@ def _enumerated(low: int | None, high: int | None, step: Any) -> list[int] | Non
         return None
     listed = [n for n in range(low, high + 1) if n % step == 0]
     return listed or None
+
+
+def grammar_pattern(pattern: str) -> str:
+    """`pattern` with escaped punctuation spelled so the converter and GBNF read it:
+    the converter copies `\\.` (and `\\-`, `\\/`, ...) into the grammar as is, where GBNF
+    knows no such escape and the whole grammar fails. `\\xHH` means the same to both."""
+    out: list[str] = []
+    index, in_class = 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        follower = pattern[index + 1] if index + 1 < len(pattern) else ""
+        if char == "\\" and follower in REHEXED:
+            hexed = f"\\x{ord(follower):02X}"
+            out.append(hexed if in_class else f"[{hexed}]")
+            index += 2
+            continue
+        if char == "\\" and follower:
+            out.append(char + follower)
+            index += 2
+            continue
+        in_class = (in_class or char == "[") and not (in_class and char == "]")
+        out.append(char)
+        index += 1
+    return "".join(out)
 
 
 def _email(node: dict[str, Any]) -> dict[str, Any]:
