@@ -18,7 +18,9 @@ import pytest
 from souverain.config import PolicyConfig
 from souverain.context import Principal, RequestContext
 from souverain.dlp import engine as dlp_engine
-from souverain.dlp.detectors import _EMAIL, EmailDetector, Scanner
+from souverain.dlp.addresses import _EMAIL, EmailDetector
+from souverain.dlp.budget import ScanTooCostly, request_budget
+from souverain.dlp.detectors import Scanner
 from souverain.dlp.engine import DlpEngine
 from souverain.dlp.settings import DlpConfig
 from souverain.policy.engine import PolicyEngine
@@ -62,6 +64,48 @@ def test_a_value_planted_in_a_hostile_body_is_found_whole(name: str) -> None:
     found = {(text[f.start : f.end], f.type) for f in SCANNER.scan(text)}
     assert (IBAN, "iban") in found
     assert (EMAIL, "email") in found
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_a_request_budget_does_not_cut_a_hostile_body_of_this_size(name: str) -> None:
+    # The bound refuses bodies far past any model's context, never one of 128 KiB.
+    body = HOSTILE[name]
+    text = f"{body[:100]} IBAN {IBAN} , mail {EMAIL} . {body[100:]}"
+    with request_budget():
+        found = {(text[f.start : f.end], f.type) for f in SCANNER.scan(text)}
+    assert {(IBAN, "iban"), (EMAIL, "email")} <= found
+
+
+@pytest.mark.parametrize(
+    "unit", ["1 ", "7", "+33 6 12 ", "token: x ", "ab@cd.fr ", "a@", "\uff17", "FR76"]
+)
+async def test_a_body_past_the_scan_budget_is_refused_unsent(unit: str) -> None:
+    """Before the budget, 8 MiB of these took 2-6 CPU-seconds to scan; now the check stops
+    at the step that would cross it and refuses the request (413), failing closed."""
+    engine = DlpEngine(DlpConfig(), PolicyEngine(PolicyConfig()), SCANNER, b"k" * 32)
+    ctx = RequestContext(
+        endpoint="chat", principal=Principal(1, "t", "user"), classification="public"
+    )
+    with pytest.raises(ScanTooCostly) as refused:
+        await engine.check(ctx, _call(fill(unit, 4 * 1024 * 1024)))
+    assert refused.value.status_code == 413 and refused.value.code == "dlp_scan_too_costly"
+    assert "was not sent" in refused.value.message
+
+
+def test_the_budget_bounds_only_the_scans_inside_it() -> None:
+    body = fill("1 ", 4 * 1024 * 1024)
+    with pytest.raises(ScanTooCostly), request_budget():
+        SCANNER.scan(body)
+    assert SCANNER.scan(fill("1 ", 100_000)) == []  # outside a request: unbounded, as before
+
+
+def test_a_long_run_of_colons_and_hex_is_read_once() -> None:
+    # ":a:a:a..." was grown over character by character at each of its anchors.
+    address = "2001:db8::8a2e:370:7334"
+    text = fill(":a", 200_000) + f" then {address} and ::1 now"
+    with request_budget(2_000_000):  # a few hundred anchors at most, not 100,000
+        found = {(text[f.start : f.end], f.type) for f in SCANNER.scan(text)}
+    assert {(address, "ip_address"), ("::1", "ip_address")} <= found
 
 
 @pytest.mark.parametrize("name", ["all @", "a@ repeated", "a@b. repeated", "all digits"])

@@ -11,7 +11,6 @@ invalid candidates. Neither changes an answer (tests/test_dlp_checks.py).
 from __future__ import annotations
 
 import importlib
-import ipaddress
 import re
 import string
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +20,7 @@ from typing import Any, NamedTuple, Protocol
 
 import phonenumbers
 
-from souverain.dlp import checks
+from souverain.dlp import budget, checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +84,9 @@ def number_clusters(text: str) -> list[Cluster]:
         return cached[1]
     found: list[Cluster] = []
     n = len(text)
-    for m in _CLUSTER.finditer(text):
+    for count, m in enumerate(_CLUSTER.finditer(text), 1):
+        if not count & 1023:  # charged by the thousand: a call per run would cost as much
+            budget.charge(1024 * budget.PER_CLUSTER)
         g = m.group()
         if len(g) < 7:  # years, times, small prices: shorter than any identifier
             continue
@@ -192,13 +193,14 @@ class NumberDetector:
         found: list[Finding] = []
         kind, last, min_digits, needs = self.types[0], -1, self._spec.min_digits, self._needs
         greedy, valid, search = self._spec.greedy, self._valid, self._search
-        for start, end, _, _ in [
-            c for c in clusters if c[2] >= min_digits and c[3] & needs == needs
-        ]:
+        windows = [c for c in clusters if c[2] >= min_digits and c[3] & needs == needs]
+        budget.charge(budget.searching(windows))
+        for start, end, _, _ in windows:
             m = search(text, start, end)
             while m is not None:
                 s, e = m.span()
                 if s >= last:  # else inside the previous finding: windows overlap by margins
+                    budget.charge(budget.PER_CANDIDATE)
                     if greedy:
                         cut = _valid_prefix_end(text, s, e, valid)
                     else:
@@ -279,95 +281,7 @@ class PhoneDetector(NumberDetector):
         super().__init__(NumberSpec("phone", "", _PHONE, 7, greedy=True), _phone_ok)
 
 
-# Two ways, the same answers (tests/test_dlp_worst_case.py): where "@" is rare, the local
-# part is read backwards from each "@" (a match on the reversed text) and the domain forwards,
-# a bounded look on both sides; where "@" is dense (a hostile body of "@"), one pass of the
-# whole pattern, whose left boundary makes it try each run of local-part characters once.
-# Either is linear; a window search at every "@" was not.
-_LOCAL = r"[\w.%+\-]"
-_DOMAIN_PATTERN = r"(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+[A-Za-z]{2,24}(?![\w\-@]|\.\w)"
-_EMAIL = re.compile(rf"(?<!{_LOCAL}){_LOCAL}{{1,64}}@{_DOMAIN_PATTERN}")
-_LOCAL_REVERSED = re.compile(_LOCAL + "{1,65}")
-_DOMAIN = re.compile(_DOMAIN_PATTERN)
-
-
-class EmailDetector:
-    name = "email"
-    types = ("email",)
-
-    def find(self, text: str) -> list[Finding]:
-        ats = text.count("@")
-        if not ats:
-            return []
-        if ats > len(text) // 256:
-            return [Finding(m.start(), m.end(), "email", m.group()) for m in _EMAIL.finditer(text)]
-        found: list[Finding] = []
-        reversed_text, n, last = text[::-1], len(text), 0
-        at = text.find("@")
-        while at != -1:
-            local = _LOCAL_REVERSED.match(reversed_text, n - at)
-            # The whole run of local-part characters, at most 64 of them.
-            if local is not None and local.end() - local.start() <= 64:
-                start = at - (local.end() - local.start())
-                domain = _DOMAIN.match(text, at + 1) if start >= last else None
-                if domain is not None:
-                    found.append(Finding(start, domain.end(), "email", text[start : domain.end()]))
-                    last = domain.end()
-            at = text.find("@", max(at + 1, last))
-        return found
-
-
-# "version 1.2.3.4" is a version even though it parses as an address.
-_IPV4 = r"(?<![\w.\-])(?<![vV]ersion )(?<![vV]ersione )(?<![vV]ersión )(?<!release )"
-_IPV4 += r"(?:\d{1,3}\.){3}\d{1,3}(?![\w\-]|\.\d)"  # a port or a /prefix may follow
-_V6_ANCHOR = re.compile(r":[0-9A-Fa-f]{0,4}:")
-_V6_CHARS = frozenset("0123456789abcdefABCDEF:.")
-_WORD_CHAR = re.compile(r"[\w.]")  # what must not touch an address
 _WORD = re.compile(r"\w")
-
-
-def _ipv4_ok(candidate: str) -> bool:
-    try:
-        return bool(ipaddress.IPv4Address(candidate))
-    except ValueError:
-        return False
-
-
-class IpAddressDetector(NumberDetector):
-    def __init__(self) -> None:
-        super().__init__(NumberSpec("ip_address", "", _IPV4, 4, dotted=True), _ipv4_ok)
-
-    def find(self, text: str) -> list[Finding]:
-        return super().find(text) + self._ipv6(text)
-
-    @staticmethod
-    def _ipv6(text: str) -> list[Finding]:
-        # Anchor on ":x:" (a fast literal search), then grow over address characters.
-        found: list[Finding] = []
-        n, last = len(text), 0
-        for m in _V6_ANCHOR.finditer(text):
-            if m.start() < last:
-                continue
-            s, e = m.start(), m.end()
-            while s > 0 and text[s - 1] in _V6_CHARS:
-                s -= 1
-            while e < n and text[e] in _V6_CHARS:
-                e += 1
-            while e > s and text[e - 1] == ".":  # a sentence's full stop
-                e -= 1
-            last = e
-            cand = text[s:e]
-            if _WORD_CHAR.match(text[s - 1 : s]) or _WORD_CHAR.match(text[e : e + 1]):
-                continue
-            if sum(c not in ":." for c in cand) < 3 and cand != "::1":  # slices like [1::2]
-                continue
-            try:
-                ipaddress.IPv6Address(cand)
-            except ValueError:
-                continue
-            found.append(Finding(s, e, "ip_address", cand))
-        return found
-
 
 try:  # optional accelerator without type stubs: the regex fallback gives the same answers
     _AHOCORASICK: Any = importlib.import_module("ahocorasick")
@@ -402,6 +316,7 @@ class DictionaryDetector:
             ]
         found: list[Finding] = []
         for last, length in self._automaton.iter(lower):
+            budget.charge(budget.PER_CANDIDATE)
             s, e = last - length + 1, last + 1
             if not (_WORD.match(text[s - 1 : s]) or _WORD.match(text[e : e + 1])):
                 found.append(Finding(s, e, kind, text[s:e]))
@@ -419,6 +334,7 @@ class RegexDetector:
     def find(self, text: str) -> list[Finding]:
         found: list[Finding] = []
         for m in self._pattern.finditer(text):
+            budget.charge(budget.PER_CANDIDATE)
             s, e = m.span(self._group)
             if e > s:
                 found.append(Finding(s, e, self.types[0], text[s:e]))
@@ -431,9 +347,11 @@ def merge(findings: Iterable[Finding]) -> list[Finding]:
     Linear in the covered length: a bytearray marks what is kept (a pairwise check would be
     quadratic in the findings of a hostile body holding a million of them).
     """
-    ranked = sorted(findings, key=lambda f: (f.start - f.end, _RANK.get(f.type, 99), f.start))
+    ranked = list(findings)
     if not ranked:
         return []
+    budget.charge(len(ranked) * budget.PER_CANDIDATE)
+    ranked.sort(key=lambda f: (f.start - f.end, _RANK.get(f.type, 99), f.start))
     covered = bytearray(max(f.end for f in ranked))
     kept: list[Finding] = []
     for f in ranked:
@@ -446,7 +364,8 @@ def merge(findings: Iterable[Finding]) -> list[Finding]:
 
 def default_detectors() -> list[Detector]:
     """Every built-in detector except the dictionary (which needs the caller's terms)."""
-    from souverain.dlp.cards import PaymentCardDetector  # both import from here
+    from souverain.dlp.addresses import EmailDetector, IpAddressDetector  # they import
+    from souverain.dlp.cards import PaymentCardDetector  # from here
     from souverain.dlp.secrets import SecretDetector
 
     detectors: list[Detector] = [stdnum_detector(row) for row in STDNUM_TABLE]

@@ -23,6 +23,7 @@ from ..context import RequestContext
 from ..errors import ConfigError, DlpBlocked, DlpUnavailable
 from ..policy.engine import PolicyEngine
 from ..policy.facts import DeploymentFacts
+from .budget import ScanTooCostly, request_budget
 from .crosstext import scan_texts
 from .fields import Request, read, read_texts, with_texts
 from .pool import run_scan
@@ -44,6 +45,9 @@ def build_scanner(config: DlpConfig) -> Scanner:
     """The built-in detectors plus the configured dictionaries and patterns."""
     from .detectors import DictionaryDetector, RegexDetector, default_detectors
     from .detectors import Scanner as DetectorScanner
+    from .normalize import warm_up
+
+    warm_up()
 
     detectors = [
         *default_detectors(),
@@ -82,6 +86,9 @@ class DlpEngine:
                 findings = await run_scan(lambda: self._scan_all(texts))
             else:
                 findings = self._scan_all(texts)
+        except ScanTooCostly:  # more than a request's scan may cost: refused, unsent (413)
+            log.warning("a request was refused: its scan would cost more than its budget")
+            raise
         except Exception as exc:  # fail closed: an unchecked request is not sent
             log.error("a data-loss prevention detector failed: %s", type(exc).__name__)
             raise DlpUnavailable(
@@ -100,8 +107,10 @@ class DlpEngine:
         self.policy.check_ceiling(ctx.classification, ctx.principal.max_classification)
 
     def _scan_all(self, texts: list[str]) -> list[list[Any]]:
-        """Per text, its findings; a value split across texts counts in each (crosstext.py)."""
-        return scan_texts(self.scanner, texts)
+        """Per text, its findings; a value split across texts counts in each (crosstext.py).
+        All of it within one work budget (budget.py): past it, ScanTooCostly."""
+        with request_budget():
+            return scan_texts(self.scanner, texts)
 
     def _raises(self, kind: str) -> str | None:
         return self.config.raises.get(kind, self.config.raises.get("*"))

@@ -95,6 +95,11 @@ def _tables() -> _Tables:
     )
 
 
+def warm_up() -> None:
+    """Builds the tables now (about 0.4 s), not on the first request with non-ASCII text."""
+    _tables()
+
+
 def _class(code_points: Iterable[int]) -> re.Pattern[str]:
     """A regex character class of these code points, as ranges (compiled to a bitmap)."""
     ranges: list[list[int]] = []

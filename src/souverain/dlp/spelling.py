@@ -23,9 +23,10 @@ from importlib import resources
 
 from stdnum.fr import nir
 
-from souverain.dlp import checks
+from souverain.dlp import budget, checks
+from souverain.dlp.addresses import EmailDetector
 from souverain.dlp.cards import card_valid
-from souverain.dlp.detectors import Detector, EmailDetector, Finding
+from souverain.dlp.detectors import Detector, Finding
 from souverain.dlp.normalize import MARK, View, compact, plain
 
 # Types whose detector reads only the text as written: names depend on the case and spacing
@@ -65,7 +66,7 @@ def spelled_findings(
     view = _deobfuscated(text)
     if view is not None:
         found += _mapped(text, view, _EMAIL.find(view.text))
-    found += _compact_findings(text, {(f.start, f.end, f.type) for f in (*known, *found)})
+    found += _compact_findings(text, [*known, *found])
     return found
 
 
@@ -78,7 +79,7 @@ def _mapped(text: str, view: View, findings: Iterable[Finding]) -> Iterator[Find
 # ---- the compact view -----------------------------------------------------------------------
 
 
-def _compact_findings(text: str, known: set[tuple[int, int, str]]) -> list[Finding]:
+def _compact_findings(text: str, known: Iterable[Finding]) -> list[Finding]:
     # Every shape searched there holds a digit (AWS key ids by rule, GitHub tokens all but
     # never): a text without one is spared the view (\d: digits of any script too).
     if _ANY_DIGIT.search(text) is None:
@@ -86,9 +87,12 @@ def _compact_findings(text: str, known: set[tuple[int, int, str]]) -> list[Findi
     view = compact(text)
     found: list[Finding] = []
     marked = view.marked
+    spans: set[tuple[int, int, str]] | None = None  # made on the first candidate: rare
     for start, end, kind, valid in _compact_candidates(view.text):
         s, e = view.original_span(start, end)
-        if (s, e, kind) in known:
+        if spans is None:
+            spans = {(f.start, f.end, f.type) for f in known}
+        if (s, e, kind) in spans:
             found.append(Finding(s, e, kind, text[s:e]))  # validated as written
             continue
         if kind in ("payment_card", "fr_nir"):
@@ -129,7 +133,9 @@ def _compact_candidates(compacted: str) -> Iterator[_Candidate]:
     # body yields at most one candidate per dozen characters; the checksums are left to the
     # caller, which skips values already found as written.
     iban_end = -1
+    charge, cost = budget.charge, budget.PER_CANDIDATE
     for m in _IBAN_HEAD.finditer(compacted):
+        charge(cost)
         s = m.start() - 2
         if s < iban_end:
             continue
@@ -139,18 +145,22 @@ def _compact_candidates(compacted: str) -> Iterator[_Candidate]:
             iban_end = s + length
             yield s, iban_end, "iban", checks.iban_valid
     for m in _LONG_RUN.finditer(compacted):  # cards, NIR: runs of 12+ digits
+        charge(cost)
         s, e = m.span()
         if e - s <= 19:
             yield s, e, "payment_card", card_valid
         if e - s == 15 and compacted[s] in "12478":
             yield s, e, "fr_nir", nir.is_valid
     for m in _NIR_CORSICA.finditer(compacted):  # department 2A or 2B
+        charge(cost)
         s = m.start() - 5
         if s >= 0 and _NIR.fullmatch(compacted, s, m.end()) and not compacted[s - 1 : s].isdigit():
             yield s, m.end(), "fr_nir", nir.is_valid
     for m in _AWS.finditer(compacted):
+        charge(cost)
         yield m.start(), m.end(), "secret", _always
     for m in _GITHUB.finditer(compacted):
+        charge(cost)
         yield m.start(), m.end(), "secret", _always
 
 
@@ -198,8 +208,11 @@ def _deobfuscated(text: str) -> View | None:
     if not _obfuscated(text):
         return None
     marked = text.replace(MARK, " ")
+    # Only the spellings of the brackets present: a search of the whole text each, and a
+    # hostile body of "[at]" would otherwise pay for all 99 of them.
+    opening = {c for c in "[({<%" if c in marked}
     for spelled, char in _DEOBFUSCATIONS:
-        if spelled in marked:
+        if spelled.lstrip()[0] in opening and spelled in marked:
             marked = marked.replace(spelled, char)
     return View(marked)
 
@@ -211,6 +224,7 @@ def _obfuscated(text: str) -> bool:
         count = text.count(bracket)
         if count > len(text) // 64:  # many: one regex pass rather than a look at each
             return _OBFUSCATED.search(text) is not None
+        budget.charge(count * budget.PER_SEARCHED_CHAR)
         at = text.find(bracket)
         while at != -1:
             if _OBFUSCATED.match(text, at) is not None:
