@@ -114,10 +114,23 @@ class Target:
 def _start_llama(log: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf_path()),
-         "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1", *extra],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(embedded_gguf_path()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_threads",
+            "1",
+            *extra,
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -140,12 +153,15 @@ def llama_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     """llama.cpp's server twice: chat with function calling, and embeddings (one model each)."""
     tmp = tmp_path_factory.mktemp("llama-cpp")
     chat = _start_llama(
-        tmp / "chat.log", "--model_alias", "smollm2", "--n_ctx", "4096",
-        "--chat_format", "chatml-function-calling",
-    )  # fmt: skip
-    embed = _start_llama(
-        tmp / "embed.log", "--model_alias", "smollm2-embed", "--embedding", "true"
+        tmp / "chat.log",
+        "--model_alias",
+        "smollm2",
+        "--n_ctx",
+        "4096",
+        "--chat_format",
+        "chatml-function-calling",
     )
+    embed = _start_llama(tmp / "embed.log", "--model_alias", "smollm2-embed", "--embedding", "true")
     try:
         _wait_llama(*chat, tmp / "chat.log")
         _wait_llama(*embed, tmp / "embed.log")
@@ -166,11 +182,15 @@ def via_llama(
     embed = {"engine": "openai", "base_url": embed_url + "/v1", "upstream_model": "smollm2-embed"}
     config = {
         "models": [
-            {"id": CHAT, "aliases": ["smollm2", "default"], "deployments": [chat],
-             "capabilities": {"function_calling": True, "completion_fim": True}},
+            {
+                "id": CHAT,
+                "aliases": ["smollm2", "default"],
+                "deployments": [chat],
+                "capabilities": {"function_calling": True, "completion_fim": True},
+            },
             {"id": EMBED, "type": "embeddings", "deployments": [embed]},
         ]
-    }  # fmt: skip
+    }
     server = start_server(tmp_path_factory.mktemp("souverain-via-llama"), config)
     yield server
     stop_server(server)

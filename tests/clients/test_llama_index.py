@@ -29,12 +29,18 @@ def get_weather(city: str) -> str:
     return f"sunny in {city}"
 
 
-def llm(target: Target, *, chat: bool, max_tokens: int = 16) -> OpenAILike:
+def llm(target: Target, *, chat: bool, max_tokens: int = 8) -> OpenAILike:
     return OpenAILike(
-        model=target.chat, api_base=target.v1, api_key=target.key, max_tokens=max_tokens,
-        is_chat_model=chat, is_function_calling_model=chat, context_window=4096,
-        max_retries=0, temperature=0,
-    )  # fmt: skip
+        model=target.chat,
+        api_base=target.v1,
+        api_key=target.key,
+        max_tokens=max_tokens,
+        is_chat_model=chat,
+        is_function_calling_model=chat,
+        context_window=4096,
+        max_retries=0,
+        temperature=0,
+    )
 
 
 def test_chat_and_stream_chat(target: Target) -> None:
@@ -56,7 +62,7 @@ def test_complete_and_stream_complete_use_the_legacy_endpoint(target: Target) ->
 
 
 def test_required_tool_call(target: Target) -> None:
-    model = llm(target, chat=True, max_tokens=48)
+    model = llm(target, chat=True, max_tokens=32)
     tool = FunctionTool.from_defaults(fn=get_weather)
     response = model.chat_with_tools(
         [tool], user_msg="What is the weather in Paris?", tool_required=True

@@ -57,27 +57,25 @@ def setup(request: pytest.FixtureRequest, target: Target) -> tuple[object, RunCo
 def agent(setup: tuple[object, RunConfig], max_tokens: int, **extra: object) -> Agent:  # type: ignore[type-arg]
     model, _ = setup
     settings = ModelSettings(max_tokens=max_tokens, temperature=0)
-    return Agent(name="helper", instructions="Be brief.", model=model,  # type: ignore[arg-type]
-                 model_settings=settings, **extra)  # type: ignore[arg-type]  # fmt: skip
-
-
-async def test_run(setup: tuple[object, RunConfig]) -> None:
-    result = await Runner.run(agent(setup, 16), "Capital of France?", run_config=setup[1])
-    assert isinstance(result.final_output, str) and result.final_output.strip()
-    usage = result.context_wrapper.usage
-    assert 0 < usage.output_tokens <= 16
+    return Agent(
+        name="helper",
+        instructions="Be brief.",
+        model=model,  # type: ignore[arg-type]
+        model_settings=settings,
+        **extra,
+    )  # type: ignore[arg-type]
 
 
 async def test_run_streamed(setup: tuple[object, RunConfig]) -> None:
-    result = Runner.run_streamed(agent(setup, 16), "Name a fruit.", run_config=setup[1])
+    result = Runner.run_streamed(agent(setup, 8), "Name a fruit.", run_config=setup[1])
     kinds = {event.type async for event in result.stream_events()}
     assert "raw_response_event" in kinds
     assert isinstance(result.final_output, str) and result.final_output.strip()
-    assert 0 < result.context_wrapper.usage.output_tokens <= 16
+    assert 0 < result.context_wrapper.usage.output_tokens <= 8
 
 
 async def test_required_function_tool_runs(setup: tuple[object, RunConfig]) -> None:
-    helper = agent(setup, 48, tools=[get_weather], tool_use_behavior="stop_on_first_tool")
+    helper = agent(setup, 32, tools=[get_weather], tool_use_behavior="stop_on_first_tool")
     helper.model_settings = helper.model_settings.resolve(ModelSettings(tool_choice="required"))
     result = await Runner.run(helper, "What is the weather in Paris?", run_config=setup[1])
     assert isinstance(result.final_output, str) and result.final_output.startswith("sunny in ")

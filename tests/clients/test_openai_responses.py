@@ -87,8 +87,13 @@ def test_function_tool_call_has_parsable_arguments(client: openai.OpenAI, target
     follow_up = client.responses.create(
         model=target.chat,
         previous_response_id=response.id,
-        input=[{"type": "function_call_output", "call_id": calls[0].call_id,
-                "output": '{"temperature_c": 21}'}],  # fmt: skip
+        input=[
+            {
+                "type": "function_call_output",
+                "call_id": calls[0].call_id,
+                "output": '{"temperature_c": 21}',
+            }
+        ],
         tools=[WEATHER_TOOL],  # type: ignore[list-item]
         tool_choice="none",
         max_output_tokens=16,

@@ -138,6 +138,13 @@ class ChatCompletionRequest(APIModel):
                 named.extend(tool.library_ids)
         return list(dict.fromkeys(named))
 
+    @field_validator("tool_choice")
+    @classmethod
+    def _any_is_required(cls, value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        # Mistral spells OpenAI's "required" as "any" (langchain-mistralai sends it); OpenAI
+        # servers such as llama.cpp's refuse "any". The mistral engine spells it back.
+        return "required" if value == "any" else value
+
     @field_validator("stop")
     @classmethod
     def _stop_list(cls, value: str | list[str] | None) -> str | list[str] | None:
