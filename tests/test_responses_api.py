@@ -318,6 +318,26 @@ def test_dlp_pseudonymizes_every_turn_and_the_level_only_rises(
     assert client.responses.retrieve(first.id).output_text == PROMPT
 
 
+def test_a_key_below_the_chains_level_can_neither_read_nor_continue_it(gateway: Server) -> None:
+    """Two keys of one user: the one capped at `internal` owns the confidential response
+    too, but may not read it back or continue it (403), as it may not send such data."""
+    user = admin(gateway, "/admin/v1/users", {"name": f"u{next(_names)}", "role": "developer"})
+    keys = [
+        admin(gateway, "/admin/v1/keys", {"name": f"k{next(_names)}", "user_id": user["id"],
+                                          **cap})["key"]
+        for cap in ({}, {"max_classification": "internal"})
+    ]  # fmt: skip
+    secret = sdk(gateway, keys[0]).responses.create(model="cloud", input=PROMPT)
+    capped = sdk(gateway, keys[1])
+    with pytest.raises(openai.PermissionDeniedError):
+        capped.responses.retrieve(secret.id)
+    with pytest.raises(openai.PermissionDeniedError):
+        capped.responses.create(model="cloud", input="Et alors ?", previous_response_id=secret.id)
+    harmless = capped.responses.create(model="cloud", input="Bonjour")
+    assert capped.responses.retrieve(harmless.id).output_text == "Bonjour"
+    assert sdk(gateway, keys[0]).responses.retrieve(harmless.id).id == harmless.id  # same owner
+
+
 def test_dlp_redacting_destination(gateway: Server, upstream: RecordingUpstream) -> None:
     answer = sdk(gateway).responses.create(model="cloud-redact", input=PROMPT)
     assert "[IBAN]" in answer.output_text
@@ -487,10 +507,12 @@ def test_embedded_model_create_stream_and_chain(local: openai.OpenAI) -> None:
     first = local.responses.create(model=CHAT, input="Say hello.", max_output_tokens=8)
     assert first.status in ("completed", "incomplete") and first.output_text
     assert first.usage is not None and 0 < first.usage.output_tokens <= 8
-    with local.responses.stream(model=CHAT, input="And again.", max_output_tokens=8,
-                                previous_response_id=first.id) as stream:  # fmt: skip
-        deltas = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
-        final = stream.get_final_response()
+    events = list(local.responses.create(model=CHAT, input="And again.", max_output_tokens=8,
+                                         previous_response_id=first.id, stream=True))  # fmt: skip
+    # Cut by max_output_tokens, a stream ends with `response.incomplete`, as OpenAI's does.
+    assert events[-1].type in ("response.completed", "response.incomplete")
+    final = events[-1].response  # type: ignore[union-attr]
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert deltas == final.output_text and final.previous_response_id == first.id
     assert final.usage is not None and final.usage.input_tokens > first.usage.input_tokens
 
@@ -504,7 +526,7 @@ class City(BaseModel):
 def test_embedded_model_parse_with_text_format(local: openai.OpenAI) -> None:
     parsed = local.responses.parse(
         model=CHAT, input="Name a city in France and its population.", text_format=City,
-        max_output_tokens=60,
+        max_output_tokens=200,
     )  # fmt: skip
     assert isinstance(parsed.output_parsed, City)
 
