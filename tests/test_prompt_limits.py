@@ -1,39 +1,79 @@
 """The local engine refuses a prompt too long for its context before the costly work
-(issue 12, item 8), and tokenizes a chat piece by piece, in linear time.
+(issue 12, item 8), and tokenizes a chat piece by piece, in linear time; a `messages` array
+longer than `server.max_messages` is refused before anything else reads it.
 
 100,000 two-letter messages used to take 261 s to be refused: llama.cpp's tokenizer
-spends time in the square of the special tokens of one long text.
+spends time in the square of the special tokens of one long text. Tokenizing piecewise
+brought that to ~15 s, most of it parsing, validating and scanning 100,000 messages; the
+cap (2,048, as OpenAI) refuses them right after the JSON is read (bench/hostile_requests.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from souverain.backends.llama_prompt import FimTokens, PromptBuilder, PromptTooLong, load_llama
 from souverain.backends.local_llama import embedded_gguf_path
 
-from .conftest import Server
+from .conftest import RecordingUpstream, Server, start_server, stop_server
 
 pytestmark = pytest.mark.model
 CHAT = "smollm2-135m-instruct"
 
 
-def test_a_hundred_thousand_tiny_messages_are_refused_early(embedded: Server) -> None:
-    messages = [{"role": "user", "content": "hi"}] * 100_000
-    body = {"model": CHAT, "messages": messages, "max_tokens": 1}
+def tiny(count: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": "hi"}] * count
+
+
+def test_a_hundred_thousand_tiny_messages_are_refused_for_their_number(embedded: Server) -> None:
+    client = openai.OpenAI(base_url=embedded.v1, api_key=embedded.key, max_retries=0)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=CHAT, messages=tiny(100_000), max_tokens=1)  # type: ignore[arg-type]
+    error = refused.value.body
+    assert isinstance(error, dict)
+    assert error["code"] == "array_above_max_length" and error["param"] == "messages"
+    assert "maximum length 2048" in error["message"] and "length 100000" in error["message"]
+
+
+def test_a_long_but_allowed_prompt_is_refused_for_the_context(embedded: Server) -> None:
+    headers = {"Authorization": f"Bearer {embedded.key}"}
     # The timeout is no measure: it only keeps a regression from hanging the suite.
-    with httpx.Client(headers={"Authorization": f"Bearer {embedded.key}"}, timeout=90) as client:
+    with httpx.Client(headers=headers, timeout=90) as client:
+        body = {"model": CHAT, "messages": tiny(2048), "max_tokens": 1}
         response = client.post(embedded.v1 + "/chat/completions", json=body)
         assert response.status_code == 400, response.text
         error = response.json()["error"]
         assert error["code"] == "context_length_exceeded"
         assert "maximum context length" in error["message"] and "at least" in error["message"]
-        fits = {"model": CHAT, "messages": messages[:50], "max_tokens": 1}
+        fits = {"model": CHAT, "messages": tiny(50), "max_tokens": 1}
         assert client.post(embedded.v1 + "/chat/completions", json=fits).status_code == 200
+
+
+def test_the_cap_is_a_server_setting(tmp_path: Path, upstream: RecordingUpstream) -> None:
+    config = {
+        "server": {"max_messages": 3},
+        "models": [{"id": "cloud", "deployments": [upstream.deployment()]}],
+    }
+    server = start_server(tmp_path, config)
+    try:
+        headers = {"Authorization": f"Bearer {server.key}"}
+        with httpx.Client(base_url=server.v1, headers=headers, timeout=30) as client:
+            sent = len(upstream.received)
+            over = client.post("/chat/completions", json={"model": "cloud", "messages": tiny(4)})
+            assert over.status_code == 400
+            assert over.json()["error"]["param"] == "messages"
+            assert "maximum length 3, but got an array with length 4" in over.text
+            assert len(upstream.received) == sent  # refused before anything was sent
+            at = client.post("/chat/completions", json={"model": "cloud", "messages": tiny(3)})
+            assert at.status_code == 200, at.text
+    finally:
+        stop_server(server)
 
 
 @pytest.fixture(scope="module")

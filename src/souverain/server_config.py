@@ -26,3 +26,7 @@ class ServerConfig(BaseModel):
     # Open connections; past it a new one evicts the one that has waited longest for
     # its headers, or, when every connection has a request in progress, gets a 503.
     max_connections: int = Field(default=1000, ge=1)
+    # Entries of a request's `messages` array. OpenAI answers more than 2,048 with a 400
+    # "array too long"; 100,000 tiny ones took seconds to validate and scan before the
+    # engine refused them for its context: refused here, right after the JSON is read.
+    max_messages: int = Field(default=2048, ge=1)
