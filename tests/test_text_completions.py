@@ -159,6 +159,19 @@ def test_bad_requests_are_400_naming_the_field(
 
 
 @pytest.mark.model
+def test_suffix_needs_fim_tokens_which_smollm2_lacks(embedded: Server) -> None:
+    """Refused naming `suffix`, never dropped (the answer would ignore half the ask)."""
+    client = sdk(embedded)
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as raised:
+            client.completions.create(
+                model=CHAT, prompt="def f(", suffix="return x", max_tokens=2, stream=stream
+            )
+        assert raised.value.body["param"] == "suffix"  # type: ignore[index]
+    assert client.completions.create(model=CHAT, prompt="x", suffix="", max_tokens=1).choices
+
+
+@pytest.mark.model
 def test_a_prompt_past_the_context_is_a_400(embedded: Server) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         sdk(embedded).completions.create(model=CHAT, prompt="word " * 60_000, max_tokens=4)
