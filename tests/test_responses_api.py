@@ -9,6 +9,7 @@ ones marked `model` run on the embedded SmolLM2.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from itertools import count
 from typing import Any
@@ -237,6 +238,25 @@ def test_a_key_scoped_to_other_endpoints_is_refused(gateway: Server) -> None:
     assert sdk(gateway, scoped).responses.create(model="cloud", input="Oui").output_text == "Oui"
 
 
+def test_usage_and_audit_name_the_responses_endpoint(gateway: Server) -> None:
+    """The turn is a pipeline call like any other: a usage row and an audit leaf."""
+    key = user_key(gateway, "usage-check")
+    sdk(gateway, key).responses.create(model="cloud", input="Compte-moi")
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    deadline = time.monotonic() + 30
+    while True:  # usage rows are written in batches, shortly after the call
+        rows = httpx.get(gateway.url + "/admin/v1/usage", headers=headers, timeout=30,
+                         params={"group_by": "tenant,endpoint"}).json()["data"]  # fmt: skip
+        ours = [r for r in rows if r["tenant"] == "usage-check"]
+        if ours or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [(r["endpoint"], r["requests"]) for r in ours] == [("responses", 1)]
+    leaves = httpx.get(gateway.url + "/admin/v1/audit/leaves", headers=headers, timeout=30,
+                       params={"limit": "1000"}).json()["data"]  # fmt: skip
+    assert any(leaf["leaf"].get("endpoint") == "responses" for leaf in leaves), leaves[-1]
+
+
 # ---- function tools -------------------------------------------------------------------
 
 
@@ -336,6 +356,16 @@ def test_a_key_below_the_chains_level_can_neither_read_nor_continue_it(gateway: 
     harmless = capped.responses.create(model="cloud", input="Bonjour")
     assert capped.responses.retrieve(harmless.id).output_text == "Bonjour"
     assert sdk(gateway, keys[0]).responses.retrieve(harmless.id).id == harmless.id  # same owner
+
+
+def test_dlp_restores_a_streamed_answer(gateway: Server, upstream: RecordingUpstream) -> None:
+    """The echo comes back in 3-character chunks, so pseudonyms are split across deltas."""
+    before = len(upstream.received)
+    with sdk(gateway).responses.stream(model="cloud", input=PROMPT) as stream:
+        deltas = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert deltas == PROMPT == final.output_text
+    assert IBAN not in json.dumps(upstream.received[before:], ensure_ascii=False)
 
 
 def test_dlp_redacting_destination(gateway: Server, upstream: RecordingUpstream) -> None:
