@@ -11,9 +11,11 @@ Two promises, checked over real HTTP against `souverain serve`:
 
 The `openai` and `mistral` engines run against `RecordingUpstream` (a named fake) that
 streams tool calls as OpenAI servers do, in name-less argument fragments; the embedded engine
-is checked for usage (it has no tools yet). DLP pseudonymizes on the deployments whose
-operator is `pseudonymize`, and the prompt holds an e-mail address, so a placeholder goes out
-and comes back split across fragments.
+makes its own calls (grammar-constrained; `tool_choice` required so that the tiny model calls).
+DLP pseudonymizes on the deployments whose operator is `pseudonymize` (and on the embedded
+`smollm2-dlp`), and the prompt holds an e-mail address, so a placeholder goes out and comes
+back split across fragments. The matrix: 3 engines x DLP pseudonymizing or not x
+include_usage on or off x text or tool calls; each cell has a test below.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ TOOLS = [
     {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
     for name in ("send_mail", "log_event")
 ]
+MAIL_TOOL = {  # one short argument: the tiny embedded model finishes the call within max_tokens
+    "type": "function",
+    "function": {
+        "name": "send_mail",
+        "description": "Send an e-mail to an address.",
+        "parameters": {"type": "object", "properties": {"to": {"type": "string"}}, "required": ["to"]},
+    },
+}  # fmt: skip
 UPSTREAM_MODELS = [f"{engine}-{dlp}" for engine in ("openai", "mistral") for dlp in ("pseudonymize", "allow")]  # fmt: skip
 MISTRAL_ID = re.compile(r"[A-Za-z0-9]{9}")
 
@@ -145,11 +155,58 @@ def test_usage_once_on_the_embedded_engine(
         assert_usage_once(sse_chunks(server, body), include_usage=include_usage)
 
 
+@pytest.mark.parametrize("include_usage", [True, False])
 @pytest.mark.parametrize("model", UPSTREAM_MODELS)
-def test_usage_once_with_tool_calls(gateway: Server, model: str) -> None:
+def test_tool_call_streams_through_upstream_engines(
+    gateway: Server, model: str, include_usage: bool
+) -> None:
+    """Both promises in one stream: usage once, and each call whole (restored where DLP
+    pseudonymized it), for each engine, DLP on and off, include_usage on and off."""
     body = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "tools": TOOLS,
-            "stream_options": {"include_usage": True}}  # fmt: skip
-    assert_usage_once(sse_chunks(gateway, body), include_usage=True)
+            "stream_options": {"include_usage": include_usage}}  # fmt: skip
+    chunks = sse_chunks(gateway, body)
+    assert_usage_once(chunks, include_usage=include_usage)
+    calls = assert_whole_tool_calls(chunks)
+    assert [call["function"]["name"] for call in calls] == ["send_mail", "log_event"]
+    assert all(json.loads(call["function"]["arguments"]) == {"text": PROMPT} for call in calls)
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_tool_call_streams_on_the_embedded_engine(
+    embedded: Server, embedded_dlp: Server, include_usage: bool
+) -> None:
+    """The embedded engine's own calls (grammar-constrained), DLP off and pseudonymizing."""
+    for server, model in ((embedded, "smollm2"), (embedded_dlp, "smollm2-dlp")):
+        body = {"model": model, "messages": [{"role": "user", "content": PROMPT}],
+                "tools": [MAIL_TOOL], "tool_choice": "required", "max_tokens": 120,
+                "stream_options": {"include_usage": include_usage}}  # fmt: skip
+        chunks = sse_chunks(server, body)
+        assert_usage_once(chunks, include_usage=include_usage)
+        calls = assert_whole_tool_calls(chunks)
+        assert [call["function"]["name"] for call in calls] == ["send_mail"], calls
+        assert "\u27e6" not in calls[0]["function"]["arguments"]  # no placeholder left over
+        final = chunks[-2 if include_usage else -1]["choices"][0]
+        assert final["finish_reason"] == "tool_calls"
+
+
+def test_mistral_sdk_parses_the_embedded_engines_tool_call_chunks(
+    embedded: Server, embedded_dlp: Server
+) -> None:
+    for server, model in ((embedded, "smollm2"), (embedded_dlp, "smollm2-dlp")):
+        client = Mistral(api_key=server.key, server_url=server.url)
+        events = list(
+            client.chat.stream(
+                model=model,
+                messages=[{"role": "user", "content": PROMPT}],
+                tools=[MAIL_TOOL],  # type: ignore[list-item]
+                tool_choice="any",
+                max_tokens=120,
+            )
+        )
+        calls = [c for event in events for c in event.data.choices[0].delta.tool_calls or ()]
+        assert [call.function.name for call in calls] == ["send_mail"]
+        json.loads(str(calls[0].function.arguments))
+        assert events[-1].data.usage is not None and events[-1].data.usage.total_tokens
 
 
 def test_openai_sdk_counts_usage_once(gateway: Server, embedded: Server) -> None:

@@ -110,20 +110,36 @@ class VibeRun:
         return self.returncode == 0 and self.answer == EXPECTED
 
 
+# A custom agent (`$VIBE_HOME/agents/lean-tools.toml`) for small contexts: Vibe's own short
+# system prompt and no todo/scratchpad tools. Its first request is ~5,500 SmolLM2 tokens
+# where the default agent's is ~8,700 (4,742 of system prompt, 3,945 of ten tools), which
+# does not fit SmolLM2's 8,192. Vibe 3.0.3's harness keeps its core tools whatever
+# `enabled_tools` says.
+LEAN_AGENT = """\
+display_name = "Lean tools"
+description = "Short system prompt, fewer tools"
+safety = "yolo"
+system_prompt_id = "minimal"
+enabled_tools = ["read_file", "write_file"]
+bypass_tool_permissions = true
+"""
+
+
 def run_vibe(
     server: Server, tmp: Path, *, model: str, backend: str,
-    max_turns: int = 6, tools: tuple[str, ...] = (), timeout: float = 900,
+    max_turns: int = 6, lean: bool = False, timeout: float = 900,
 ) -> VibeRun:  # fmt: skip
-    """One headless run of the task in a fresh directory under `tmp`."""
+    """One headless run of the task in a fresh directory under `tmp` (`lean`: LEAN_AGENT)."""
     home, workdir, export = tmp / "home", tmp / "work", tmp / "export"
-    for folder in (home, workdir):
+    for folder in (home / "agents", workdir):
         folder.mkdir(parents=True)
     (home / "config.toml").write_text(vibe_config(server, model, backend))
+    (home / "agents" / "lean-tools.toml").write_text(LEAN_AGENT)
     (workdir / "input.txt").write_text(ADDRESS + "\n")
     command = [str(VIBE), "-p", PROMPT, "--trust", "--auto-approve", "--workdir", str(workdir),
                "--max-turns", str(max_turns), "--output-dir", str(export)]  # fmt: skip
-    for tool in tools:  # headless: only these
-        command += ["--enabled-tools", tool]
+    if lean:
+        command += ["--agent", "lean-tools"]
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
                    "VIBE_HOME": str(home), KEY_VARIABLE: server.key, "LANG": "C.UTF-8"}  # fmt: skip
     done = subprocess.run(
@@ -132,6 +148,40 @@ def run_vibe(
     exported = export / "export.json"
     result = json.loads(exported.read_text()) if exported.exists() else {}
     return VibeRun(done.returncode, done.stdout + done.stderr, result, workdir)
+
+
+@dataclass
+class Observed:
+    """One run as Souverain saw it, from its usage rows and /metrics."""
+
+    answers: dict[tuple[str, str, int], float]  # (method, route, status) -> count, on /v1/
+    requests: int  # usage rows (model calls) of the model
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def refused(self) -> dict[tuple[str, str, int], float]:
+        return {key: count for key, count in self.answers.items() if key[2] >= 400}
+
+
+def observed_run(
+    server: Server, tmp: Path, *, model: str, backend: str, **options: Any
+) -> tuple[VibeRun, Observed]:
+    """`run_vibe`, and what Souverain recorded meanwhile (nothing else may use `model`)."""
+    usage_before, answers_before = usage_by_model(server), answers_by_status(server)
+    run = run_vibe(server, tmp, model=model, backend=backend, **options)
+    answers = {
+        key: count - answers_before.get(key, 0)
+        for key, count in answers_by_status(server).items()
+        if key[1].startswith("/v1/") and count > answers_before.get(key, 0)
+    }
+    before = usage_before.get(model, (0, 0, 0, 0))
+    after = usage_by_model(server).get(model, (0, 0, 0, 0))
+    requests, errors, prompt, completion = (
+        now - then for now, then in zip(after, before, strict=True)
+    )
+    return run, Observed(answers, requests, errors, prompt, completion)
 
 
 def usage_by_model(server: Server) -> dict[str, tuple[int, ...]]:
