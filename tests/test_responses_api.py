@@ -573,6 +573,7 @@ def test_embedded_model_mistralai_sdk(embedded: Server) -> None:
 
 def test_the_store_scopes_chains_erases_and_purges(database_url: str) -> None:
     from souverain.agents.store import Owner, ResponseStore
+    from souverain.context import Principal
     from souverain.store.database import open_database, upgrade
 
     engine = open_database(database_url.replace("postgresql://", "postgresql+psycopg://"))
@@ -597,6 +598,10 @@ def test_the_store_scopes_chains_erases_and_purges(database_url: str) -> None:
     assert store.erase_subject("alice@example.eu", "globex") == 0  # not in that tenant
     assert store.erase_subject("alice@example.eu", "acme") == 2
     assert store.get(alice, "resp_a") is None and store.get(bob, "resp_c") is not None
+    token_user = Principal(key_id=None, name="t", role="user", subject="oidc:corp:" + "s" * 400)
+    store.save(Owner.of(token_user), subject="s", classification=None, input_items=[],
+               body={**body, "id": "resp_t"})  # fmt: skip
+    assert store.get(Owner.of(token_user), "resp_t") is not None
     assert store.purge(older_than_s=3600) == 0
-    assert store.purge(older_than_s=-1) == 1  # everything stored before now
+    assert store.purge(older_than_s=-1) == 2  # everything stored before now
     engine.dispose()

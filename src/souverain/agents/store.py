@@ -21,8 +21,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from ..context import Principal
 from ..store.tables import agent_responses
 
-# How far `previous_response_id` is followed: a longer chain is refused, not truncated.
+# How far `previous_response_id` is followed back; a deleted link ends a chain too.
 MAX_CHAIN = 500
+MAX_OWNER_CHARS = 200  # the owner column holds 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,8 @@ class Owner:
     @classmethod
     def of(cls, principal: Principal) -> Owner:
         who = f"user:{principal.user_id}" if principal.user_id is not None else principal.label
+        if len(who) > MAX_OWNER_CHARS:  # a long OIDC subject: its digest fits the column
+            who = "sha256:" + hashlib.sha256(who.encode()).hexdigest()
         return cls(principal.tenant, principal.tenant_id, who)
 
 
