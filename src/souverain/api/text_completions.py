@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..protocol import token_ids
 from ..protocol.text_completions import (
     TextChunkRenderer,
     TextCompletionRequest,
@@ -18,6 +19,7 @@ from .streaming import primed, sse_response
 async def text_completions(request: Request) -> Response:
     state = app_state(request)
     ctx = await state.pipeline.open(request.headers, "completions")
+    await token_ids.load_off_the_loop()  # a prompt may be token ids
     body = await parse_body(request, TextCompletionRequest)
     call = await state.pipeline.prepare(ctx, "text", body)
     # The client's own prompt is echoed, never the pseudonymized one an engine may have seen.
