@@ -111,26 +111,41 @@ class Target:
         return self.server.key
 
 
+# llama.cpp's server as `python -m llama_cpp.server` runs it, with one setting its command
+# line lacks: mean pooling. Without it, SmolLM2 (a chat model) embeds each token separately
+# and `/v1/embeddings` answers a list of vectors per input, which no embeddings client reads.
+MEAN_POOLING_SERVER = """
+import sys, llama_cpp, uvicorn
+from llama_cpp.server.app import create_app
+from llama_cpp.server.settings import ModelSettings, ServerSettings
+init = llama_cpp.Llama.__init__
+def pooled(self, *args, **kwargs):
+    kwargs.setdefault("pooling_type", llama_cpp.LLAMA_POOLING_TYPE_MEAN)
+    init(self, *args, **kwargs)
+llama_cpp.Llama.__init__ = pooled
+model, alias, port = sys.argv[1:4]
+settings = ModelSettings(model=model, model_alias=alias, embedding=True, n_threads=1)
+app = create_app(server_settings=ServerSettings(port=int(port)), model_settings=[settings])
+uvicorn.run(app, host="127.0.0.1", port=int(port))
+"""
+
+
 def _start_llama(log: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(embedded_gguf_path()),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_threads",
-            "1",
-            *extra,
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf_path()),
+         "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1", *extra],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _start_llama_embeddings(log: Path, alias: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", MEAN_POOLING_SERVER, str(embedded_gguf_path()), alias, str(port)],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -161,7 +176,7 @@ def llama_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         "--chat_format",
         "chatml-function-calling",
     )
-    embed = _start_llama(tmp / "embed.log", "--model_alias", "smollm2-embed", "--embedding", "true")
+    embed = _start_llama_embeddings(tmp / "embed.log", "smollm2-embed")
     try:
         _wait_llama(*chat, tmp / "chat.log")
         _wait_llama(*embed, tmp / "embed.log")

@@ -62,6 +62,8 @@ def test_partial_stream_ends_with_a_valid_object(target: Target) -> None:
             messages=[{"role": "user", "content": "Marie Curie lives in Paris. Extract."}],
         )
     )
-    assert len(partials) > 1  # it did stream
+    # Souverain sends each tool call whole, in one delta (the mistralai SDK needs it), so
+    # instructor may see a single partial: the last one must be complete and valid.
+    assert partials
     final = Customer.model_validate(partials[-1].model_dump())
     assert final.name and final.city
