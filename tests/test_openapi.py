@@ -247,3 +247,22 @@ def test_the_page_and_its_assets_are_in_the_built_wheel(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for asset in ("index.html", "docs.js", "docs.css"):
         assert f"souverain/api/docs_static/{asset}" in names
+
+
+def test_a_405_lists_in_allow_every_method_the_path_serves(server: Server) -> None:
+    """RFC 9110: a 405 carries `Allow`. Found by the property-based run: Starlette's
+    answer had none (our handler dropped it), and its own would name only the first of
+    the routes sharing a path. A path that is a route of its own is not also read as an
+    id (POST /v1/libraries/search is not GET /v1/libraries/{library_id})."""
+    owner = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    expected = {
+        "/admin/v1/tenants": "GET, HEAD, POST",
+        "/admin/v1/users/7": "DELETE, GET, HEAD, PATCH",
+        "/v1/libraries/search": "POST",
+        "/v1/chat/completions": "POST",
+    }
+    for path, allow in expected.items():
+        response = httpx.request("TRACE", server.url + path, headers=owner, timeout=30)
+        assert response.status_code == 405, path
+        assert response.headers["allow"] == allow, path
+        assert response.json()["error"]["code"] == "method_not_allowed"

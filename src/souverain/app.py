@@ -19,7 +19,7 @@ from .api import admin, completions, directory, embeddings, health, keys, models
 from .api import audit as audit_routes
 from .api import responses as responses_routes
 from .api.docs_page import docs, docs_asset
-from .api.http import error_response
+from .api.http import error_response, method_not_allowed
 from .api.libraries import library_routes
 from .api.middleware import AuditCoverage, BodyLimit, RefuseNul, RequestMetrics
 from .api.ocr import ocr as ocr_route
@@ -31,7 +31,7 @@ from .audit.payloads import PayloadVault, load_or_create_master_key
 from .audit.verify import last_configuration
 from .config import Settings
 from .dlp.engine import DlpEngine, build_scanner
-from .errors import InvalidRequest, MethodNotAllowed, NotFound, SouverainError
+from .errors import InvalidRequest, NotFound, SouverainError
 from .identity.authenticate import Authenticator
 from .identity.directory import Directory
 from .identity.invalidation import CacheInvalidation
@@ -305,9 +305,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return error_response(NotFound(f"no route {request.url.path}", code="unknown_url"))
     if exc.status_code == 405:
-        return error_response(
-            MethodNotAllowed(f"method {request.method} is not allowed on {request.url.path}")
-        )
+        return method_not_allowed(request)
     return error_response(InvalidRequest(str(exc.detail)))
 
 

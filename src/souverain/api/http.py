@@ -9,8 +9,9 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
-from ..errors import InvalidRequest, SouverainError
+from ..errors import InvalidRequest, MethodNotAllowed, SouverainError
 from ..jsonsafe import MAX_JSON_DEPTH, JsonTooDeep, check_depth
 from ..state import AppState
 
@@ -47,6 +48,26 @@ class JSON(Response):
 
 def error_response(error: SouverainError) -> JSON:
     return JSON(error.body(), status_code=error.status_code, headers=error.headers())
+
+
+def method_not_allowed(request: Request) -> JSON:
+    """405 with `Allow` listing what the path serves (RFC 9110 requires it). Several
+    `Route`s can share a path (GET and POST on /admin/v1/tenants), so all are read:
+    Starlette's own header names only the first route that matched the path. A path that
+    is a route of its own (/v1/libraries/search) is that resource, not also an id in a
+    pattern (/v1/libraries/{library_id})."""
+    path = request.url.path
+    matching = [
+        route
+        for route in request.app.routes
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path)
+    ]
+    literal = [route for route in matching if route.path == path]
+    allowed = {method for route in literal or matching for method in route.methods or ()}
+    error = MethodNotAllowed(f"method {request.method} is not allowed on {path}")
+    response = error_response(error)
+    response.headers["Allow"] = ", ".join(sorted(allowed))
+    return response
 
 
 async def parse_body(request: Request, schema: type[SchemaT]) -> SchemaT:
