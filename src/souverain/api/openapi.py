@@ -53,31 +53,29 @@ ERROR_MEANING = {
     503: "An engine, or a guard every call passes (DLP, audit, quotas), cannot run: "
     "fail closed (Retry-After).",
 }
-# One server-sent event of a stream (OpenAPI 3.1 describes each event with `schema`):
-# its `data` is a ChatCompletionChunk as JSON, an ErrorResponse when the stream fails
-# after it started (after a chunk with `finish_reason: "error"`), or `[DONE]`, last.
-SSE_EVENT: dict[str, Any] = {
-    "type": "object",
-    "required": ["data"],
-    "properties": {
-        "data": {
-            "anyOf": [
-                {"const": "[DONE]"},
-                {
-                    "type": "string",
-                    "contentMediaType": "application/json",
-                    "contentSchema": {
-                        "anyOf": [
-                            {"$ref": REF.format(model="ChatCompletionChunk")},
-                            {"$ref": REF.format(model="ErrorResponse")},
-                        ]
-                    },
-                },
-            ]
+
+
+def sse_event(events: type[BaseModel] | None) -> dict[str, Any]:
+    """One server-sent event of a stream (OpenAPI 3.1 describes each event with `schema`):
+    its `data` is an `events` object as JSON (a ChatCompletionChunk unless the route says),
+    an ErrorResponse when the stream fails after it started, or `[DONE]`."""
+    chunk = events.__name__ if events is not None else "ChatCompletionChunk"
+    as_json = {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": {"anyOf": [{"$ref": REF.format(model=chunk)},
+                                    {"$ref": REF.format(model="ErrorResponse")}]},
+    }  # fmt: skip
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {"anyOf": [{"const": "[DONE]"}, as_json]},
+            "event": {"type": "string"},
         },
-        "event": {"type": "string"},
-    },
-}
+    }
+
+
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}}
 
 
@@ -190,7 +188,7 @@ def _responses(operation: Operation, path: str, path_params: Sequence[str]) -> d
         if operation.ok is not None:
             content["application/json"] = {"schema": _ref(operation.ok)}
         if operation.stream:
-            content["text/event-stream"] = {"schema": SSE_EVENT}
+            content["text/event-stream"] = {"schema": sse_event(operation.events)}
         description = "OK" if operation.status == 200 else "Created"
         if operation.stream:
             description += (
@@ -263,7 +261,8 @@ def route_methods(routes: Iterable[BaseRoute]) -> list[tuple[str, str]]:
 def _components(oidc: Sequence[IdentityProviderConfig]) -> dict[str, Any]:
     request_models = {op.body for op in OPERATIONS.values() if isinstance(op.body, type)}
     pairs = [(model, "validation") for model in sorted(request_models, key=lambda m: m.__name__)]
-    pairs += [(model, "serialization") for model in RESPONSE_MODELS]
+    answers = {*RESPONSE_MODELS, *(op.events for op in OPERATIONS.values() if op.events)}
+    pairs += [(model, "serialization") for model in sorted(answers, key=lambda m: m.__name__)]
     _, definitions = models_json_schema(pairs, ref_template=REF)  # type: ignore[arg-type]
     schemes: dict[str, Any] = {
         "bearerAuth": {

@@ -28,6 +28,8 @@ from ..protocol.libraries import (
     ShareRequest,
 )
 from ..protocol.ocr import OCRRequest
+from ..protocol.responses import ResponsesRequest
+from ..protocol.text_completions import TextCompletionRequest
 from .openapi_admin_routes import ADMIN_OPERATIONS
 from .openapi_schemas import (
     AnyObject,
@@ -42,6 +44,10 @@ from .openapi_schemas import (
     OCRResponse,
     Paged,
     Readiness,
+    ResponseEvent,
+    ResponseObject,
+    TextCompletion,
+    TextCompletionChunk,
 )
 from .openapi_spec import PAGE, PAGE_SIZE, Operation, Param, op
 from .openapi_spec import int_param as _int
@@ -71,6 +77,16 @@ OPERATIONS: dict[str, Operation] = {
         stream=True,
         call=True,
     ),
+    f"POST {V1}/completions": op(
+        "Legacy text completion (OpenAI)",
+        "models.use",
+        tag="models",
+        body=TextCompletionRequest,
+        ok=TextCompletion,
+        stream=True,
+        events=TextCompletionChunk,
+        call=True,
+    ),
     f"POST {V1}/embeddings": op(
         "Embeddings", "models.use", tag="models", body=EmbeddingRequest, ok=EmbeddingList, call=True
     ),
@@ -85,6 +101,33 @@ OPERATIONS: dict[str, Operation] = {
     f"GET {V1}/models": op("Models the caller may use", "models.use", tag="models", ok=ModelList),
     f"GET {V1}/models/{{model_id:path}}": op(
         "One model, by id or alias", "models.use", tag="models", ok=ModelObject
+    ),
+    f"POST {V1}/responses": op(
+        "Create a response (OpenAI's Responses API)",
+        "models.use",
+        tag="models",
+        body=ResponsesRequest,
+        ok=ResponseObject,
+        stream=True,
+        events=ResponseEvent,
+        call=True,
+    ),
+    f"GET {V1}/responses/{{response_id}}": op(
+        "A stored response", "models.use", tag="models", ok=ResponseObject
+    ),
+    f"DELETE {V1}/responses/{{response_id}}": op(
+        "Delete a stored response", "models.use", tag="models", ok=AnyObject
+    ),
+    f"GET {V1}/responses/{{response_id}}/input_items": op(
+        "A stored response's input items",
+        "models.use",
+        tag="models",
+        ok=ObjectList,
+        query=(
+            _int("limit", "At most 100.", minimum=1, maximum=100),
+            Param("order", {"type": "string", "enum": ["asc", "desc"]}),
+            _text("after", "An item id."),
+        ),
     ),
     # ---- document libraries (Mistral's Libraries API) ---------------------------------------
     f"POST {V1}/libraries/search": op(

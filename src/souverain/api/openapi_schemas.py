@@ -73,6 +73,37 @@ class ChatCompletion(_Out):
     usage: UsageOut
 
 
+class TextChoice(_Out):
+    text: str
+    index: int
+    logprobs: dict[str, Any] | None
+    finish_reason: str | None
+
+
+class TextCompletion(_Out):
+    """`text_completion`: the legacy completions endpoint's answer; a stream sends chunks
+    of the same shape (`choices[].text`), then a usage-only one with include_usage."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[TextChoice]
+    usage: UsageOut
+
+
+class TextCompletionChunk(_Out):
+    """One `data:` event of a legacy completions stream: usage only on the last chunk
+    (a usage-only one with `choices: []` when `stream_options.include_usage` is set)."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[TextChoice]
+    usage: UsageOut | None = None
+
+
 class ChunkChoice(_Out):
     index: int
     delta: dict[str, Any]
@@ -133,6 +164,21 @@ class OCRResponse(_Out):
     pages: list[OCRPage]
     model: str
     usage_info: dict[str, Any]
+
+
+class ResponseObject(_Out):
+    """A Responses API `response` (docs/responses.md)."""
+
+    id: str
+    object: Literal["response"]
+    status: str
+    output: list[dict[str, Any]]
+
+
+class ResponseEvent(_Out):
+    """One typed event of a Responses API stream (`response.output_text.delta`, ...)."""
+
+    type: str
 
 
 # ---- directory, keys, usage (`/admin/v1`) --------------------------------------------------
@@ -225,7 +271,9 @@ class Readiness(_Out):
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     ErrorResponse,
     ChatCompletion,
+    ResponseObject,
     ChatCompletionChunk,
+    TextCompletion,
     EmbeddingList,
     ModelObject,
     ModelList,

@@ -8,7 +8,8 @@
 - `body`, the protocol model the handler validates with (`parse_body`), so the document
   cannot drift from what is accepted; `"multipart"` for an upload;
 - `ok`, the answer's model (api/openapi_schemas.py; None with `status=204`); `status`, the
-  success status; `stream=True` adds `text/event-stream` (server-sent chunks);
+  success status; `stream=True` adds `text/event-stream` (server-sent chunks), each
+  event's `data` an `events` model as JSON (default ChatCompletionChunk), or `[DONE]`;
 - `call=True` marks a model call (it can also answer 429, 502 and 503); `query`, its query
   parameters (`Param`); `errors`, statuses beyond the ones derived from the rest.
 """
@@ -45,6 +46,7 @@ class Operation:
     ok: type[BaseModel] | None = None
     status: int = 200
     stream: bool = False
+    events: type[BaseModel] | None = None  # a stream event's `data`; default ChatCompletionChunk
     call: bool = False
     query: tuple[Param, ...] = ()
     errors: tuple[int, ...] = ()
