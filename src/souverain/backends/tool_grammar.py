@@ -48,8 +48,8 @@ def tool_parameters(parameters: dict[str, Any] | None, index: int) -> dict[str, 
             param=f"{param}.type",
         )
     try:
+        enforceable_schema(parameters)  # first: its refusals name the keyword
         check_schema(parameters)
-        enforceable_schema(parameters)
     except InvalidRequest as exc:
         raise _for_tool(exc, param) from None
     return parameters
