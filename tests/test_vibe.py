@@ -12,9 +12,9 @@ Two kinds of model behind the gateway:
   from the conversation it is sent: call read_file, then write_file with what it read, then
   answer), behind both the `openai` and the `mistral` engines, with DLP pseudonymizing the
   address: everything Vibe and Souverain do is real, and the task must succeed every time.
-* real models (the embedded SmolLM2-135M; llama.cpp's own server in an `openai`
-  deployment, both at SmolLM2's trained 8,192-token context): Vibe's first request does
-  not fit, and what is checked is that the refusal is prompt and clear to Vibe's user.
+* the embedded SmolLM2-135M, at its trained 8,192-token context: Vibe's first request does
+  not fit, and what is checked is that the refusal is prompt and clear to Vibe's user
+  (Vibe then tries to compact, which cannot fit either, and stops with that error).
   docs/vibe.md says what was measured with a shorter prompt (bench/vibe_task.py --lean).
 """
 
@@ -36,7 +36,6 @@ from .vibe_runner import (
     VibeRun,
     observed_run,
     python_for_vibe,
-    start_llama_cpp_server,
 )
 
 pytestmark = pytest.mark.model
@@ -102,19 +101,6 @@ def test_vibe_completes_the_task_through_each_engine(
     assert len(first["tools"]) >= 2 and first["stream"] is True
 
 
-@pytest.fixture(scope="module")
-def llama_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """llama.cpp's own server (function-calling chat format) as an `openai` deployment."""
-    process, url = start_llama_cpp_server(tmp_path_factory.mktemp("vibe-llama"))
-    deployment = {"engine": "openai", "base_url": url + "/v1", "upstream_model": "smollm2"}
-    config: dict[str, object] = {"models": [{"id": "llama-smollm2", "deployments": [deployment]}]}
-    server = start_server(tmp_path_factory.mktemp("vibe-llama-gw"), config)
-    yield server
-    stop_server(server)
-    process.terminate()
-    process.wait(timeout=30)
-
-
 def assert_refused_for_its_size(server: Server, tmp: Path, model: str, backend: str) -> None:
     """Vibe's first request (~8,700 SmolLM2 tokens: a 4,742-token system prompt and ten
     tools) does not fit SmolLM2's 8,192-token context. Souverain must say so at once, in
@@ -122,21 +108,14 @@ def assert_refused_for_its_size(server: Server, tmp: Path, model: str, backend: 
     run, seen = observed_run(server, tmp, model=model, backend=backend, max_turns=3)
     assert run.returncode not in (0, 3), run.output[-3000:]
     message = (run.export.get("error") or {}).get("message") or run.output
-    assert "context" in message.lower(), message  # the reason reaches the user
+    assert "context" in message.lower(), message  # "…continuation context cannot fit…"
     assert set(seen.answers) <= {("POST", "/v1/chat/completions", 400),
                                  ("GET", "/v1/models/{id}", 200)}, seen.answers  # fmt: skip
     assert seen.refused, seen.answers  # answered (no retry loop, no 5xx): 400 only
-    assert seen.errors == seen.requests > 0
+    assert seen.errors == seen.requests  # (a refusal this early leaves no usage row)
     assert (seen.prompt_tokens, seen.completion_tokens) == (0, 0) == run.usage
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_vibe_on_the_embedded_model(vibe: Path, embedded: Server, tmp_path: Path, backend: str) -> None:  # fmt: skip
     assert_refused_for_its_size(embedded, tmp_path, "smollm2", backend)
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_vibe_through_llama_cpp_server(
-    vibe: Path, llama_gateway: Server, tmp_path: Path, backend: str
-) -> None:
-    assert_refused_for_its_size(llama_gateway, tmp_path, "llama-smollm2", backend)
