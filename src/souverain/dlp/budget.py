@@ -34,10 +34,11 @@ PER_SEARCHED_CHAR = 5  # one pattern trying one character (a fast-failing positi
 PER_LONG_RUN_CHAR = 15  # a number pattern trying a character of a long run ("1 1 1 ...")
 LONG_RUN = 64  # longer than any identifier with its separators: a run of digits that long
 PER_WINDOW = 6  # a number pattern searching one short run (the call costs, not the chars)
+PER_TRANSLATED_CHAR = 8  # a character of a long text mapped through the views' whole table
 PER_CANDIDATE = 300  # a regex match handed to a validator, or a finding built
 PER_CLUSTER = 350  # one run of digits and separators, flagged for the number patterns
 PER_ANCHOR = 200  # one "@" or ":x:" looked at in Python
-PER_SECRET_NAME = 600  # a secret-ish name, its key and the value after it judged in Python
+PER_SECRET_NAME = 800  # a secret-ish name, its key and the value after it judged in Python
 PER_EMAIL_RUN = 40  # a run of local-part characters before an "@", in the dense pass
 
 

@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from functools import cache
 from typing import NamedTuple
 
+from souverain.dlp import budget
+
 MARK = "\x00"  # stands in the marked string for a character the view drops
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _NOT_MARK = re.compile("[^\x00]")
@@ -195,7 +197,8 @@ def _prepared(text: str) -> tuple[str, bool]:
         wide = first is not None and tables.wide.search(text, first.start()) is not None
         wide = wide or (astral and tables.astral.search(text) is not None)
         changed = first is not None or wide
-        if wide and len(text) > 65_536:  # the whole table: ~30 ns a character
+        if wide and len(text) > 65_536:  # the whole table: 30-100 ns a character
+            budget.charge(len(text) * budget.PER_TRANSLATED_CHAR)
             mapped = text.translate(tables.full)
         elif wide:  # a callback per changed character: cheaper on a prompt with a few
             full = tables.full

@@ -35,7 +35,7 @@ ORIGINAL_ONLY_TYPES = frozenset({"person"})
 
 # Digit-first patterns: sre finds a digit far faster than it checks a lookbehind at every
 # position (\d is [0-9] here: the view has ASCII digits only).
-_LONG_RUN = re.compile(r"\d{12,}")
+_LONG_RUN = re.compile(r"[0-9]{12,}")
 _ANY_DIGIT = re.compile(r"\d")
 _NIR = re.compile(r"[1-478][0-9]{4}2[AB][0-9]{8}")
 _NIR_CORSICA = re.compile(r"2[AB]\d{8}(?![0-9])")
