@@ -68,7 +68,7 @@ ADMIN_OPERATIONS: dict[str, Operation] = {
         body=TeamCreate,
         ok=TeamOrUser,
         status=201,
-        errors=(409,),
+        errors=(404, 409),  # a tenant, team or user it names may not exist
     ),
     f"GET {ADMIN}/teams": op("List teams", "directory.read", tag="directory", ok=ObjectList),
     f"GET {ADMIN}/teams/{{team_id}}": op(
@@ -102,7 +102,7 @@ ADMIN_OPERATIONS: dict[str, Operation] = {
         body=UserCreate,
         ok=TeamOrUser,
         status=201,
-        errors=(409,),
+        errors=(404, 409),  # a tenant, team or user it names may not exist
     ),
     f"GET {ADMIN}/users": op("List users", "directory.read", tag="directory", ok=ObjectList),
     f"GET {ADMIN}/users/{{user_id}}": op(
@@ -134,7 +134,7 @@ ADMIN_OPERATIONS: dict[str, Operation] = {
         body=KeyCreate,
         ok=ApiKey,
         status=201,
-        errors=(409,),
+        errors=(404, 409),  # a tenant, team or user it names may not exist
     ),
     f"GET {ADMIN}/keys": op(
         "List the keys the caller may see", "keys.own", tag="keys", ok=ObjectList
