@@ -9,11 +9,13 @@ embeddings model, so that the figures are the chat engine's), and is measured:
     10 tools, ~4,700 prompt tokens): accepted or refused, prompt tokens, seconds;
   * peak RSS (VmHWM) after that request, and RSS after it.
 
-Run:  .venv/bin/python bench/embedded_context.py
+Run:  .venv/bin/python bench/embedded_context.py [--no-request] [--timeout 1800]
+(--no-request: memory once loaded only; the long prompt takes minutes on a busy machine)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -86,7 +88,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def measure(n_ctx: int | None) -> dict[str, Any]:
+def measure(n_ctx: int | None, *, request: bool, timeout: float) -> dict[str, Any]:
     deployment: dict[str, Any] = {"engine": "local", "workers": 1}
     if n_ctx is not None:
         deployment["n_ctx"] = n_ctx
@@ -112,31 +114,37 @@ def measure(n_ctx: int | None) -> dict[str, Any]:
             time.sleep(1)  # let start-up garbage settle
             ready = memory(server.pid)
             headers = {"Authorization": f"Bearer {KEY}"}
-            with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
+            with httpx.Client(base_url=url, headers=headers, timeout=timeout) as client:
                 context = client.get(f"/v1/models/{MODEL}").json().get("max_context_length")
-                started = time.perf_counter()
-                response = client.post("/v1/chat/completions", json=agent_request())
-                seconds = time.perf_counter() - started
-            body = response.json()
+                result: dict[str, Any] = {"n_ctx": context, "rss_ready": ready["VmRSS"]}
+                if request:
+                    started = time.perf_counter()
+                    response = client.post("/v1/chat/completions", json=agent_request())
+                    body = response.json()
+                    result |= {
+                        "seconds": time.perf_counter() - started,
+                        "status": response.status_code,
+                        "prompt_tokens": (body.get("usage") or {}).get("prompt_tokens"),
+                        "error": (body.get("error") or {}).get("code"),
+                    }
             after = memory(server.pid)
+            return result | {"rss_after": after["VmRSS"], "peak": after["VmHWM"]}
         finally:
-            server.terminate()
-            server.wait(timeout=30)
-    return {
-        "n_ctx": context,
-        "rss_ready": ready["VmRSS"],
-        "status": response.status_code,
-        "prompt_tokens": (body.get("usage") or {}).get("prompt_tokens"),
-        "error": (body.get("error") or {}).get("code"),
-        "seconds": seconds,
-        "rss_after": after["VmRSS"],
-        "peak": after["VmHWM"],
-    }
+            server.kill()  # a prompt being evaluated is native code: SIGTERM waits for it
+            server.wait()
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--no-request", action="store_true")
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args()
+    options = {"request": not args.no_request, "timeout": args.timeout}
     trained = trained_context()
-    runs = [("n_ctx 4096 (old default)", measure(4096)), ("trained (new default)", measure(None))]
+    runs = [
+        ("n_ctx 4096 (old default)", measure(4096, **options)),
+        ("trained (new default)", measure(None, **options)),
+    ]
     print(f"SmolLM2-135M-Instruct Q4_1, GGUF llama.context_length = {trained}")
     header = ["", *[name for name, _ in runs]]
     rows = [
@@ -152,7 +160,7 @@ def main() -> None:
     width = max(len(label) for label, _ in rows) + 2
     print("".join(h.ljust(width if i == 0 else 26) for i, h in enumerate(header)))
     for label, key in rows:
-        cells = [_cell(run[key]) for _, run in runs]
+        cells = [_cell(run.get(key)) for _, run in runs]
         print(label.ljust(width) + "".join(cell.ljust(26) for cell in cells))
     print(json.dumps({name: run for name, run in runs}))
 
