@@ -1,0 +1,230 @@
+"""Schemathesis over /openapi.json against a real `souverain serve` with the embedded models:
+every operation, generated from the document (valid and invalid inputs, boundary values),
+called with a key that may call it. The server must never answer 5xx, and every answer
+must agree with the document: its status, content type, headers and schema.
+
+The run is bounded (SCHEMATHESIS_EXAMPLES per operation, 6 by default, plus the coverage
+phase's boundary cases; a fixed seed, so a failure replays): generated model calls are
+sent to the real models with `max_tokens` capped at 8 and a served model's name, so they
+reach generation rather than stopping at "no such model".
+
+A server of its own, not the session's: the run creates and deletes tenants, users, keys
+and libraries and cuts providers (each cut is lifted at once), which other modules' tests
+must not see. Objects the run's own keys depend on are swapped for expendable ones before
+a request could change or delete them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
+
+import httpx
+import pytest
+import schemathesis
+from schemathesis import Case
+from schemathesis.config import SchemathesisConfig
+from schemathesis.pytest.lazy import get_all_tests
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
+from schemathesis.specs.openapi.schemas import OpenApiSchema
+
+from .conftest import ADMIN_KEY, Server, start_server, stop_server
+
+pytestmark = pytest.mark.model
+
+# Checks that judge how strictly requests are validated, not whether answers agree with
+# the document: a 400 for a request the schema allows but the server refuses on meaning
+# (a model without FIM, `index < size`, exactly one of three fields, `data:` URLs only), and
+# a 2xx for one pydantic's lax mode reads (`0` as false, `"1.5"` as a number). Their
+# findings are in docs/api.md ("What the property-based run does not check").
+BEYOND_THE_DOCUMENT = [positive_data_acceptance, negative_data_rejection]
+
+EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "6"))
+SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20261203"))
+MAX_TOKENS = 8
+# Calls per model route that name a served model (the rest name none: a quick 404). On a
+# shared 2-core machine one generation can take tens of seconds, so this bounds the run.
+GENERATIONS = int(os.environ.get("SCHEMATHESIS_GENERATIONS", "6"))
+SHORT_TEXT = 120
+CHAT_MODEL, EMBEDDING_MODEL = "smollm2-135m-instruct", "multilingual-e5-small"
+# The least privileged role first: each operation is called by the weakest key it allows.
+WEAKEST_FIRST = ("user", "developer", "auditor", "admin", "owner")
+# Each generating route's length limit, set when absent and capped when valid.
+LENGTH_LIMITS = {"/v1/chat/completions": "max_tokens", "/v1/fim/completions": "max_tokens",
+                 "/v1/completions": "max_tokens", "/v1/responses": "max_output_tokens"}  # fmt: skip
+# Path parameters naming objects the run's keys hang on, by the parameter's name.
+PROTECTED_PARAMS = {"tenant_id": "tenants", "user_id": "users", "key_id": "keys"}
+
+
+@dataclass
+class Gateway:
+    server: Server
+    keys: dict[str, str] = field(default_factory=dict)  # role -> secret
+    protected: dict[str, set[int]] = field(default_factory=dict)  # collection -> ids
+    victims: dict[str, int] = field(default_factory=dict)  # collection -> expendable id
+    statuses: Counter[str] = field(default_factory=Counter)
+    generations: Counter[str] = field(default_factory=Counter)  # path -> served-model calls
+
+    def ok(self, method: str, path: str, body: Any = None) -> Any:
+        response = httpx.request(method, self.server.url + path, json=body, timeout=60,
+                                 headers={"Authorization": f"Bearer {ADMIN_KEY}"})  # fmt: skip
+        assert response.status_code in (200, 201), (method, path, response.text)
+        return response.json()
+
+    def key_for(self, operation: dict[str, Any]) -> str | None:
+        if not operation.get("security"):
+            return None  # public routes, and /metrics (loopback): no credentials
+        roles = operation.get("x-roles") or WEAKEST_FIRST
+        return self.keys[next(role for role in WEAKEST_FIRST if role in roles)]
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    server = start_server(tmp_path_factory.mktemp("schemathesis"))
+    try:
+        yield populate(Gateway(server))
+    finally:
+        stop_server(server)
+
+
+def populate(gateway: Gateway) -> Gateway:
+    """A tenant with a key per role; the ids they depend on; expendable objects."""
+    gateway.keys["owner"] = ADMIN_KEY
+    gateway.ok("POST", "/admin/v1/tenants", {"name": "fuzzed"})
+    for role in WEAKEST_FIRST[:-1]:
+        user = gateway.ok("POST", "/admin/v1/users",
+                          {"name": f"st-{role}", "role": role, "tenant": "fuzzed"})  # fmt: skip
+        key = gateway.ok("POST", "/admin/v1/keys", {"name": f"st-{role}", "user_id": user["id"]})
+        gateway.keys[role] = key["key"]
+    for collection in ("tenants", "users", "keys"):
+        listed = gateway.ok("GET", f"/admin/v1/{collection}")["data"]
+        gateway.protected[collection] = {int(item["id"]) for item in listed}
+    gateway.victims = {
+        "tenants": gateway.ok("POST", "/admin/v1/tenants", {"name": "expendable"})["id"],
+        "users": gateway.ok("POST", "/admin/v1/users", {"name": "expendable", "tenant": "fuzzed"})["id"],
+        "keys": gateway.ok("POST", "/admin/v1/keys", {"name": "expendable", "tenant": "fuzzed"})["id"],
+    }  # fmt: skip
+    return gateway
+
+
+@pytest.fixture(scope="module")
+def api_schema(gateway: Gateway) -> OpenApiSchema:
+    config = SchemathesisConfig.from_dict(
+        {
+            "seed": SEED,
+            "suppress-health-check": ["too_slow", "filter_too_much", "data_too_large"],
+            "generation": {"max-examples": EXAMPLES, "database": "none"},
+            "phases": {"stateful": {"enabled": False}},
+            "request-timeout": 120,
+        }
+    )
+    return schemathesis.openapi.from_url(gateway.server.url + "/openapi.json", config=config)
+
+
+def test_every_answer_agrees_with_the_document(api_schema: OpenApiSchema, gateway: Gateway) -> None:
+    """One Hypothesis test per operation (schemathesis builds them: its examples, coverage
+    and fuzzing phases), all run here; every operation's failures are collected and
+    reported together. (Run outside schemathesis's pytest plugin, which does not work
+    with pytest 9's node ids.)"""
+    examples: Counter[str] = Counter()
+    failures: dict[str, str] = {}
+
+    def call(case: Case) -> None:
+        examples[case.operation.label] += 1
+        _check(case, gateway)
+
+    operations, ran = 0, set()
+    documented = {f"{method.upper()} {path}" for path, item in api_schema.raw_schema["paths"].items()
+                  for method in item}  # fmt: skip
+    for result in get_all_tests(schema=api_schema, test_func=call, settings=None,
+                                given_kwargs=None):  # fmt: skip
+        operation, run = result.ok()  # an operation it cannot build tests for: raises here
+        operations += 1
+        ran.add(operation.label)
+        try:
+            run()
+        except (Exception, BaseExceptionGroup) as exc:  # schemathesis's FailureGroup is a
+            # BaseExceptionGroup; anything else is reported the same way
+            failures[operation.label] = f"{type(exc).__name__}: {exc}"[:3000]
+    summary = (f"{operations} operations, {sum(examples.values())} requests, "
+               f"statuses {dict(sorted(gateway.statuses.items()))}, "
+               f"served-model calls {dict(gateway.generations)}")  # fmt: skip
+    print(summary)
+    # Schemathesis leaves out the URL it read the document from (it answered 200 then;
+    # test_openapi.py validates it): every other operation is run.
+    missed = sorted(documented - ran - {"GET /openapi.json"})
+    assert not missed, f"operations not run: {missed}; {summary}"
+    assert not failures, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())
+
+
+def _check(case: Case, gateway: Gateway) -> None:
+    operation = case.operation.definition.raw
+    _spare_what_the_run_needs(case, gateway)
+    _bound_model_calls(case, gateway)
+    key = gateway.key_for(operation)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    response = case.call(base_url=gateway.server.url, headers=headers)
+    gateway.statuses[str(response.status_code)] += 1
+    try:
+        case.validate_response(response, headers=headers, excluded_checks=BEYOND_THE_DOCUMENT)
+    finally:
+        if case.path == "/admin/v1/providers/cut" and response.status_code == 200:
+            httpx.post(gateway.server.url + "/admin/v1/providers/restore", json=case.body,
+                       headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60)  # fmt: skip
+
+
+def _spare_what_the_run_needs(case: Case, gateway: Gateway) -> None:
+    """A change to a tenant, user or key the run's keys depend on goes to an expendable
+    one instead: the request is the same kind, the run keeps its keys."""
+    if case.method.upper() == "GET" or not case.path_parameters:
+        return
+    for name, collection in PROTECTED_PARAMS.items():
+        value = str(case.path_parameters.get(name, "")).strip()
+        if value.isdigit() and int(value) in gateway.protected[collection]:
+            case.path_parameters[name] = gateway.victims[collection]
+
+
+def _bound_model_calls(case: Case, gateway: Gateway) -> None:
+    """Generation stays short, and a valid model name names a served model. A value the
+    document allows is only swapped for another it allows, so a case generated to be
+    invalid stays invalid."""
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    model = body.get("model")
+    if isinstance(model, str) and model and gateway.generations[case.path] < GENERATIONS:
+        gateway.generations[case.path] += 1  # past the budget: "no such model", a quick 404
+        body["model"] = EMBEDDING_MODEL if case.path == "/v1/embeddings" else CHAT_MODEL
+    limit = LENGTH_LIMITS.get(case.path)
+    if limit is not None:
+        for name in (limit, "max_completion_tokens"):
+            value = body.get(name)
+            if value is None and name == limit:  # absent or null: the model's whole context
+                value = MAX_TOKENS
+            if _positive_int(value):
+                body[name] = min(value, MAX_TOKENS)
+    if case.path == "/v1/embeddings" and isinstance(body.get("input"), list):
+        body["input"] = body["input"][:8] or body["input"]
+    # Prompts stay small: the run checks what the server answers, not how fast a long
+    # prompt is read on a shared CPU (a few messages, short texts, two tools at most).
+    for name in ("messages", "tools", "input"):
+        if isinstance(body.get(name), list) and len(body[name]) > 2:
+            body[name] = body[name][:2]
+    _shorten_texts(body)
+
+
+def _shorten_texts(value: Any, depth: int = 0) -> None:
+    """Every string of a generated body cut to SHORT_TEXT characters, in place."""
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in list(items):
+        if isinstance(item, str) and len(item) > SHORT_TEXT:
+            value[key] = item[:SHORT_TEXT]
+        elif isinstance(item, dict | list) and depth < 8:
+            _shorten_texts(item, depth + 1)
+
+
+def _positive_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
