@@ -90,7 +90,11 @@ def sse_chunks(server: Server, body: dict[str, Any]) -> list[dict[str, Any]]:
     chunks: list[dict[str, Any]] = []
     with (
         server.client() as client,
-        client.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as response,
+        # A tool call is held until whole: on a crowded 2-core machine the embedded model's
+        # first byte can come after the client's default 120 s.
+        client.stream(
+            "POST", "/v1/chat/completions", json={**body, "stream": True}, timeout=600
+        ) as response,  # fmt: skip
     ):
         assert response.status_code == 200, response.read()
         for line in response.iter_lines():
