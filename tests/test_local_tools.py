@@ -92,7 +92,7 @@ def assert_conforming(calls: list[Any]) -> None:
 
 @pytest.fixture(scope="module")
 def oa(embedded: Server) -> openai.OpenAI:
-    return openai.OpenAI(api_key=embedded.key, base_url=embedded.v1, max_retries=0, timeout=300)
+    return openai.OpenAI(api_key=embedded.key, base_url=embedded.v1, max_retries=0, timeout=900)
 
 
 @pytest.fixture(scope="module")
