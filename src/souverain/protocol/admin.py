@@ -48,7 +48,15 @@ class ErasureRequest(BaseModel):
 
 Role = Literal["owner", "admin", "auditor", "developer", "user"]
 Endpoint = Literal[
-    "chat", "fim", "embeddings", "ocr", "models", "libraries", "admin", "audit", "responses",
+    "chat",
+    "fim",
+    "embeddings",
+    "ocr",
+    "models",
+    "libraries",
+    "admin",
+    "audit",
+    "responses",
     "completions",
 ]
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@ -]{0,99}$"  # tenants and teams: readable, no markup
