@@ -39,7 +39,7 @@ async def test_run_stream_counts_usage_once(model: Model) -> None:
         text = "".join([delta async for delta in result.stream_text(delta=True)])
     assert text.strip()
     # pydantic-ai adds up the usage of every chunk: usage sent twice would read 16.
-    assert result.usage().output_tokens == 8
+    assert result.usage.output_tokens == 8  # a property on streamed results
 
 
 async def test_output_function_is_called_as_a_tool(model: Model) -> None:
