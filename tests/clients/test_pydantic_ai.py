@@ -50,7 +50,7 @@ async def test_output_function_is_called_as_a_tool(model: Model) -> None:
         cities.append(city)
         return city
 
-    agent = Agent(model, output_type=ToolOutput(record_city), model_settings=limits(32))
+    agent = Agent(model, output_type=ToolOutput(record_city), model_settings=limits(64))
     result = await agent.run("What is the weather in Paris?")
     assert cities and isinstance(cities[0], str)
     assert result.output == cities[-1]
