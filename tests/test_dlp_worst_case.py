@@ -92,6 +92,22 @@ async def test_a_body_past_the_scan_budget_is_refused_unsent(unit: str) -> None:
     assert "was not sent" in refused.value.message
 
 
+async def test_a_raised_scan_budget_lets_a_large_numeric_table_through() -> None:
+    """`dlp.scan_budget` is the institution's to raise: the same table refused at the
+    default is scanned whole, its planted IBAN found, under a budget ten times larger."""
+    policy = PolicyEngine(PolicyConfig())
+    table = fill("1 ", 512 * 1024) + f" IBAN {IBAN}"
+    ctx = RequestContext(
+        endpoint="chat", principal=Principal(1, "t", "user"), classification="public"
+    )
+    default = DlpEngine(DlpConfig(), policy, SCANNER, b"k" * 32)
+    with pytest.raises(ScanTooCostly):
+        await default.check(ctx, _call(table))
+    raised = DlpEngine(DlpConfig(scan_budget=1_000_000_000), policy, SCANNER, b"k" * 32)
+    await raised.check(ctx, _call(table))
+    assert ctx.notes["dlp"] == {"iban": 1}
+
+
 def test_the_budget_bounds_only_the_scans_inside_it() -> None:
     body = fill("1 ", 4 * 1024 * 1024)
     with pytest.raises(ScanTooCostly), request_budget():

@@ -109,7 +109,7 @@ class DlpEngine:
     def _scan_all(self, texts: list[str]) -> list[list[Any]]:
         """Per text, its findings; a value split across texts counts in each (crosstext.py).
         All of it within one work budget (budget.py): past it, ScanTooCostly."""
-        with request_budget():
+        with request_budget(self.config.scan_budget):
             return scan_texts(self.scanner, texts)
 
     def _raises(self, kind: str) -> str | None:

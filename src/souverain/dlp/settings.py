@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .budget import WORK_LIMIT
+
 
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -37,6 +39,10 @@ class DlpConfig(_Settings):
     # Person names (type "person"): needs the optional `names` extra; off by default,
     # because it costs up to ~0.6 ms on a name-dense 2 KB prompt (docs/dlp-names.md).
     person_names: bool = False
+    # Work units one request's scan may cost before it is refused unsent (413
+    # dlp_scan_too_costly; dlp/budget.py): ~10 ns each here, so the default is about half a
+    # CPU-second. Raise it where large numeric tables are sent on purpose.
+    scan_budget: int = Field(default=WORK_LIMIT, ge=1_000_000)
     # Custom detectors: finding type -> terms (whole words, any case) or a regex.
     dictionaries: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     patterns: dict[str, str] = Field(default_factory=dict)
