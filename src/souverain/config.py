@@ -55,6 +55,11 @@ class DeploymentConfig(_Strict):
     api_key_env: str | None = Field(
         default=None, description="Name of the environment variable holding the upstream key."
     )
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
+        default="max_tokens",
+        description="The name under which an `openai` engine sends the output limit "
+        "(OpenAI's reasoning models read only max_completion_tokens).",
+    )
     timeout_s: float = Field(default=600.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     health_check_s: float | None = Field(

@@ -62,6 +62,17 @@ class OpenAIBackend(HTTPBackend):
         body["stream"] = stream
         if request.random_seed is not None and request.seed is None:
             body["seed"] = request.random_seed
+        # One output limit, under the one name this deployment reads: llama.cpp's server
+        # ignores `max_completion_tokens`, OpenAI's reasoning models refuse `max_tokens`.
+        body.pop("max_tokens", None)
+        body.pop("max_completion_tokens", None)
+        if request.effective_max_tokens is not None:
+            body[self.deployment.max_tokens_field] = request.effective_max_tokens
+        if body.get("tool_choice") in ("required", "any") and len(body.get("tools", ())) == 1:
+            # The same demand, spelled so every OpenAI-compatible server obeys it (llama.cpp's
+            # function-calling format accepts `auto` or a named tool, and fails on `required`).
+            only = body["tools"][0]["function"]["name"]
+            body["tool_choice"] = {"type": "function", "function": {"name": only}}
         if stream:
             body["stream_options"] = {"include_usage": True}
         return body

@@ -85,7 +85,10 @@ def message(item: ChatMessage, fields: tuple[str, ...]) -> dict[str, Any]:
             if value:
                 out["prefix"] = True
         elif name == "content":
-            out["content"] = _content(item)
+            if item.content is not None or not item.tool_calls:
+                # An assistant turn of tool calls only has no content: some servers
+                # (llama.cpp's) refuse an explicit null there.
+                out["content"] = _content(item)
         elif name == "tool_calls":
             if value:
                 out["tool_calls"] = [_tool_call(call) for call in value]

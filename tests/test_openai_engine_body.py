@@ -1,0 +1,84 @@
+"""What the `openai` engine sends, spelled so every OpenAI-compatible server obeys it.
+
+Found by the client tests against llama.cpp's server (tests/clients/): it ignores
+`max_completion_tokens` (langchain-openai and pydantic-ai send only that, so answers ran to
+the whole context), fails on `tool_choice: "required"`, and refuses an assistant turn whose
+content is an explicit null next to its tool calls. The recording upstream
+(tests/recording_upstream.py) shows the bodies as sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from .conftest import Server, start_server, stop_server
+from .recording_upstream import RecordingUpstream
+
+TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+OTHER = {"type": "function", "function": {"name": "other", "parameters": {"type": "object"}}}
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    config = {
+        "models": [
+            {"id": "plain", "deployments": [{**upstream.deployment(), "name": "plain"}]},
+            {"id": "reasoning", "deployments": [
+                {**upstream.deployment(), "name": "reasoning",
+                 "max_tokens_field": "max_completion_tokens"}]},
+        ],
+        "dlp": {"enabled": False},
+    }  # fmt: skip
+    server = start_server(tmp_path_factory.mktemp("openai-body"), config)
+    yield server
+    stop_server(server)
+
+
+def sent(gateway: Server, upstream: RecordingUpstream, **request: Any) -> dict[str, Any]:
+    before = len(upstream.received)
+    client = openai.OpenAI(base_url=gateway.v1, api_key=gateway.key, max_retries=0)
+    request.setdefault("messages", [{"role": "user", "content": "hello"}])
+    client.chat.completions.create(**request)
+    (body,) = upstream.received[before:]
+    return body
+
+
+@pytest.mark.parametrize("given", ["max_tokens", "max_completion_tokens"])
+def test_the_output_limit_goes_out_under_the_name_the_deployment_reads(
+    gateway: Server, upstream: RecordingUpstream, given: str
+) -> None:
+    plain = sent(gateway, upstream, model="plain", **{given: 7})
+    assert plain["max_tokens"] == 7 and "max_completion_tokens" not in plain
+    reasoning = sent(gateway, upstream, model="reasoning", **{given: 7})
+    assert reasoning["max_completion_tokens"] == 7 and "max_tokens" not in reasoning
+
+
+def test_required_with_one_tool_is_sent_as_that_named_tool(
+    gateway: Server, upstream: RecordingUpstream
+) -> None:
+    one = sent(gateway, upstream, model="plain", tools=[TOOL], tool_choice="required")
+    assert one["tool_choice"] == {"type": "function", "function": {"name": "lookup"}}
+    two = sent(gateway, upstream, model="plain", tools=[TOOL, OTHER], tool_choice="required")
+    assert two["tool_choice"] == "required"  # no single name says "one of these"
+
+
+def test_an_assistant_turn_of_tool_calls_only_is_sent_without_content(
+    gateway: Server, upstream: RecordingUpstream
+) -> None:
+    call = {"id": "abc123XYZ", "type": "function",
+            "function": {"name": "lookup", "arguments": "{}"}}  # fmt: skip
+    messages = [
+        {"role": "user", "content": "look it up"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "abc123XYZ", "content": "42"},
+    ]
+    body = sent(gateway, upstream, model="plain", tools=[TOOL], messages=messages)
+    assistant = body["messages"][1]
+    assert "content" not in assistant and assistant["tool_calls"][0]["id"] == "abc123XYZ"
+    assert body["messages"][2]["content"] == "42"
