@@ -188,6 +188,15 @@ def test_health_and_metrics(embedded: Server) -> None:
     assert "souverain_queue_depth" in text
 
 
+def test_metrics_name_the_legacy_completions_and_responses_routes(embedded: Server) -> None:
+    with embedded.client() as client:  # 400s: the route is what counts, not the answer
+        client.post("/v1/completions", json={"model": CHAT})
+        client.get("/v1/responses/resp_nothing")
+    text = httpx.get(embedded.url + "/metrics").text
+    assert 'method="POST",route="/v1/completions",status="400"' in text
+    assert 'method="GET",route="/v1/responses/{id}",status="404"' in text
+
+
 def test_embeddings_input_limits(embedded: Server) -> None:
     with embedded.client() as client:
         too_long = {"model": "multilingual-e5-small", "input": ["mot " * 600]}

@@ -140,7 +140,7 @@ def test_unreachable_upstream_is_503(gateway: Server) -> None:
 
 
 def test_upstream_validation_error_is_passed_on_as_400(gateway: Server) -> None:
-    too_long = [{"role": "user", "content": "mot " * 6000}]
+    too_long = [{"role": "user", "content": "mot " * 12000}]  # past the 8,192-token context
     with gateway.client() as client:
         response = client.post(
             "/v1/chat/completions", json={"model": "via-openai", "messages": too_long}

@@ -17,6 +17,8 @@ from .http import error_response
 KNOWN_ROUTES = (
     "/v1/chat/completions",
     "/v1/fim/completions",
+    "/v1/completions",
+    "/v1/responses",
     "/v1/embeddings",
     "/v1/ocr",
     "/v1/models",
@@ -196,6 +198,8 @@ def route_label(path: str) -> str:
         return "/v1/models/{id}"
     if path.startswith("/v1/libraries"):
         return "/v1/libraries"
+    if path.startswith("/v1/responses/"):
+        return "/v1/responses/{id}"
     if path.startswith("/admin/"):
         return "/admin"
     return "other"
