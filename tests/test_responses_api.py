@@ -190,6 +190,17 @@ def test_store_false_is_not_kept(gateway: Server) -> None:
         client.responses.create(model="cloud", input="suite", previous_response_id=response.id)
 
 
+def test_erasing_a_subject_deletes_its_stored_responses(gateway: Server) -> None:
+    client = sdk(gateway)
+    theirs = client.responses.create(model="cloud", input="bonjour", user="erase-me@example.eu")
+    others = client.responses.create(model="cloud", input="bonjour", user="keep-me@example.eu")
+    erased = admin(gateway, "/admin/v1/audit/erase", {"subject": "erase-me@example.eu"})
+    assert erased["stored_responses_deleted"] == 1
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(theirs.id)
+    assert client.responses.retrieve(others.id).id == others.id
+
+
 def test_delete_then_retrieve_is_404(gateway: Server) -> None:
     client = sdk(gateway)
     response = client.responses.create(model="cloud", input="à effacer")

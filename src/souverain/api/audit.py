@@ -22,6 +22,7 @@ from sqlalchemy import Engine, select
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..agents.store import ResponseStore
 from ..audit.checkpoint import Verifier
 from ..audit.verify import (
     LeafTampered,
@@ -208,4 +209,7 @@ async def erase(request: Request) -> Response:
     result = await state.audit.erase(
         body.subject, principal.label, tenant=tenant_scope(principal), home=principal.tenant
     )
-    return JSON(result)
+    # Stored responses (/v1/responses, store=true) hold the subject's data in clear: gone too.
+    stored = ResponseStore(state.database)
+    deleted = await asyncio.to_thread(stored.erase_subject, body.subject, tenant_scope(principal))
+    return JSON({**result, "stored_responses_deleted": deleted})
