@@ -2,8 +2,9 @@
 
 Found by the client tests against llama.cpp's server (tests/clients/): it ignores
 `max_completion_tokens` (langchain-openai and pydantic-ai send only that, so answers ran to
-the whole context), fails on `tool_choice: "required"`, and refuses an assistant turn whose
-content is an explicit null next to its tool calls. The recording upstream
+the whole context), fails on `tool_choice: "required"`, refuses an assistant turn whose
+content is an explicit null next to its tool calls, and answers 500 to a json_schema
+response format (it reads json_object with a schema: `json_schema_as`). The recording upstream
 (tests/recording_upstream.py) shows the bodies as sent.
 """
 
@@ -32,6 +33,8 @@ def gateway(
             {"id": "reasoning", "deployments": [
                 {**upstream.deployment(), "name": "reasoning",
                  "max_tokens_field": "max_completion_tokens"}]},
+            {"id": "llamacpp", "deployments": [
+                {**upstream.deployment(), "name": "llamacpp", "json_schema_as": "json_object"}]},
         ],
         "dlp": {"enabled": False},
     }  # fmt: skip
@@ -82,3 +85,14 @@ def test_an_assistant_turn_of_tool_calls_only_is_sent_without_content(
     assistant = body["messages"][1]
     assert "content" not in assistant and assistant["tool_calls"][0]["id"] == "abc123XYZ"
     assert body["messages"][2]["content"] == "42"
+
+
+def test_a_json_schema_goes_out_as_the_deployment_spells_it(
+    gateway: Server, upstream: RecordingUpstream
+) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    plain = sent(gateway, upstream, model="plain", response_format=fmt)
+    assert plain["response_format"] == {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    llamacpp = sent(gateway, upstream, model="llamacpp", response_format=fmt)
+    assert llamacpp["response_format"] == {"type": "json_object", "schema": schema}

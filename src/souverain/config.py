@@ -60,6 +60,11 @@ class DeploymentConfig(_Strict):
         description="The name under which an `openai` engine sends the output limit "
         "(OpenAI's reasoning models read only max_completion_tokens).",
     )
+    json_schema_as: Literal["json_schema", "json_object"] = Field(
+        default="json_schema",
+        description="How an `openai` engine sends a json_schema response format: OpenAI's "
+        "shape, or json_object with a `schema` (llama.cpp's server refuses json_schema).",
+    )
     timeout_s: float = Field(default=600.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     health_check_s: float | None = Field(

@@ -62,6 +62,14 @@ class OpenAIBackend(HTTPBackend):
         body["stream"] = stream
         if request.random_seed is not None and request.seed is None:
             body["seed"] = request.random_seed
+        self._spell_for_this_server(body, request)
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _spell_for_this_server(self, body: dict[str, Any], request: ChatCompletionRequest) -> None:
+        """The same demands, spelled so this deployment obeys them (found against llama.cpp's
+        server, which ignored or refused OpenAI's spellings: tests/test_openai_engine_body.py)."""
         # One output limit, under the one name this deployment reads: llama.cpp's server
         # ignores `max_completion_tokens`, OpenAI's reasoning models refuse `max_tokens`.
         body.pop("max_tokens", None)
@@ -69,13 +77,13 @@ class OpenAIBackend(HTTPBackend):
         if request.effective_max_tokens is not None:
             body[self.deployment.max_tokens_field] = request.effective_max_tokens
         if body.get("tool_choice") in ("required", "any") and len(body.get("tools", ())) == 1:
-            # The same demand, spelled so every OpenAI-compatible server obeys it (llama.cpp's
-            # function-calling format accepts `auto` or a named tool, and fails on `required`).
+            # llama.cpp's function-calling format takes `auto` or a named tool, not `required`.
             only = body["tools"][0]["function"]["name"]
             body["tool_choice"] = {"type": "function", "function": {"name": only}}
-        if stream:
-            body["stream_options"] = {"include_usage": True}
-        return body
+        given: dict[str, Any] = body.get("response_format") or {}
+        if self.deployment.json_schema_as == "json_object" and "json_schema" in given:
+            schema = given["json_schema"]["schema"]
+            body["response_format"] = {"type": "json_object", "schema": schema}
 
     async def chat_complete(self, request: ChatCompletionRequest) -> Completion:
         data = await self.post_json(self.chat_path, self.chat_body(request, stream=False))
