@@ -93,6 +93,9 @@ def test_a_json_schema_goes_out_as_the_deployment_spells_it(
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
     fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
     plain = sent(gateway, upstream, model="plain", response_format=fmt)
-    assert plain["response_format"] == {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    assert plain["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "x", "schema": schema},
+    }
     llamacpp = sent(gateway, upstream, model="llamacpp", response_format=fmt)
     assert llamacpp["response_format"] == {"type": "json_object", "schema": schema}

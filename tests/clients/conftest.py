@@ -193,8 +193,12 @@ def via_llama(
 ) -> Iterator[Server]:
     """Souverain with the same model names, served by `openai` deployments to llama.cpp."""
     chat_url, embed_url = llama_servers
-    chat = {"engine": "openai", "base_url": chat_url + "/v1", "upstream_model": "smollm2",
-            "json_schema_as": "json_object"}  # llama.cpp refuses json_schema (FACTS.md)
+    chat = {
+        "engine": "openai",
+        "base_url": chat_url + "/v1",
+        "upstream_model": "smollm2",
+        "json_schema_as": "json_object",
+    }  # llama.cpp refuses json_schema (FACTS.md)
     embed = {"engine": "openai", "base_url": embed_url + "/v1", "upstream_model": "smollm2-embed"}
     config = {
         "models": [
