@@ -184,8 +184,9 @@ def test_unknown_model_and_embeddings_model(embedded: Server) -> None:
     client = sdk(embedded)
     with pytest.raises(openai.NotFoundError):
         client.completions.create(model="no-such-model", prompt="x")
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.BadRequestError) as refused:
         client.completions.create(model="multilingual-e5-small", prompt="x")
+    assert "does not serve text completions" in refused.value.message
 
 
 @pytest.mark.model

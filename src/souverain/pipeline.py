@@ -369,8 +369,9 @@ def _check_capability(model: ServedModel, kind: CallKind) -> None:
     if kind == "embeddings" and not capabilities.embeddings:
         raise UnsupportedByModel(f"model {model.id!r} is not an embeddings model", param="model")
     if kind in ("chat", "text") and not capabilities.completion_chat:
+        what = "chat" if kind == "chat" else "text"
         raise UnsupportedByModel(
-            f"model {model.id!r} does not serve chat completions", param="model"
+            f"model {model.id!r} does not serve {what} completions", param="model"
         )
     if kind == "fim" and not capabilities.completion_fim:
         raise UnsupportedByModel(
