@@ -21,7 +21,7 @@ from souverain.dlp import engine as dlp_engine
 from souverain.dlp.addresses import _EMAIL, EmailDetector
 from souverain.dlp.budget import ScanTooCostly, request_budget
 from souverain.dlp.detectors import Scanner
-from souverain.dlp.engine import DlpEngine
+from souverain.dlp.engine import DlpEngine, build_scanner
 from souverain.dlp.settings import DlpConfig
 from souverain.policy.engine import PolicyEngine
 from souverain.protocol.chat import ChatCompletionRequest
@@ -106,6 +106,21 @@ async def test_a_raised_scan_budget_lets_a_large_numeric_table_through() -> None
     raised = DlpEngine(DlpConfig(scan_budget=1_000_000_000), policy, SCANNER, b"k" * 32)
     await raised.check(ctx, _call(table))
     assert ctx.notes["dlp"] == {"iban": 1}
+
+
+async def test_the_optional_name_detector_is_under_the_budget_too() -> None:
+    """With person names on, 8 MiB of capitalised words took ~15 CPU-seconds: each word is a
+    Python step. Now each is charged first, so such a body is refused (413), while an
+    ordinary name-dense prompt is still read whole."""
+    config = DlpConfig(person_names=True)
+    engine = DlpEngine(config, PolicyEngine(PolicyConfig()), build_scanner(config), b"k" * 32)
+    ctx = RequestContext(
+        endpoint="chat", principal=Principal(1, "t", "user"), classification="public"
+    )
+    with pytest.raises(ScanTooCostly):
+        await engine.check(ctx, _call(fill("Abcd Efgh ", 1024 * 1024)))
+    await engine.check(ctx, _call("Bonjour Marie Dupont, voici le dossier. " * 50))
+    assert ctx.notes["dlp"]["person"] >= 50
 
 
 def test_the_budget_bounds_only_the_scans_inside_it() -> None:

@@ -40,6 +40,7 @@ PER_CLUSTER = 350  # one run of digits and separators, flagged for the number pa
 PER_ANCHOR = 200  # one "@" or ":x:" looked at in Python
 PER_SECRET_NAME = 800  # a secret-ish name, its key and the value after it judged in Python
 PER_EMAIL_RUN = 40  # a run of local-part characters before an "@", in the dense pass
+PER_NAME_WORD = 1500  # a capitalised word the optional person-name detector judges
 
 
 def searching(windows: Sequence[tuple[int, int, int, int]]) -> int:
