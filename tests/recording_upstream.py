@@ -69,7 +69,8 @@ class RecordingUpstream:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.received.append(body)
-        text = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+        users = [m.get("content") for m in body["messages"] if m.get("role") == "user"]
+        text = (users[-1] if users else "") or ""  # a system message alone is a valid chat
         if isinstance(text, list):
             text = "".join(part.get("text", "") for part in text)
         usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}

@@ -116,17 +116,18 @@ def test_413_body_over_the_limit(embedded: Server) -> None:
         assert_error_shape(response, 413)
 
 
-def test_tools_on_the_local_engine_are_refused_clearly(embedded: Server) -> None:
+def test_a_tool_choice_naming_no_offered_tool_is_refused_clearly(embedded: Server) -> None:
+    # The local engine calls tools since issue 13; a choice it cannot honour is a 400.
     tool = {
         "type": "function",
         "function": {"name": "get_weather", "parameters": {"type": "object"}},
     }
+    choice = {"type": "function", "function": {"name": "get_time"}}
     with embedded.client() as client:
-        error = assert_error_shape(
-            client.post("/v1/chat/completions", json=chat_body(tools=[tool])), 400
-        )
-    assert error["param"] == "tools"
-    assert "tools" in str(error["message"])
+        body = chat_body(tools=[tool], tool_choice=choice)
+        error = assert_error_shape(client.post("/v1/chat/completions", json=body), 400)
+    assert error["param"] == "tool_choice"
+    assert "get_time" in str(error["message"])
 
 
 def test_image_content_on_a_text_model(embedded: Server) -> None:
@@ -206,7 +207,7 @@ def test_embeddings_input_limits(embedded: Server) -> None:
         assert (
             assert_error_shape(client.post("/v1/embeddings", json=empty), 400)["param"] == "input"
         )
-        tokens = {"model": "multilingual-e5-small", "input": [[1, 2, 3]]}
+        tokens = {"model": "multilingual-e5-small", "input": [[1, 2, -3]]}  # ids: cl100k
         assert_error_shape(client.post("/v1/embeddings", json=tokens), 400)
         wrong_type = {"model": "multilingual-e5-small", "input": "x", "input_type": "poem"}
         assert (
