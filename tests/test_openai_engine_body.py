@@ -71,7 +71,7 @@ def test_required_with_one_tool_is_sent_as_that_named_tool(
     assert two["tool_choice"] == "required"  # no single name says "one of these"
 
 
-def test_an_assistant_turn_of_tool_calls_only_is_sent_without_content(
+def test_an_assistant_turn_of_tool_calls_only_is_sent_with_empty_content(
     gateway: Server, upstream: RecordingUpstream
 ) -> None:
     call = {"id": "abc123XYZ", "type": "function",
@@ -83,7 +83,7 @@ def test_an_assistant_turn_of_tool_calls_only_is_sent_without_content(
     ]
     body = sent(gateway, upstream, model="plain", tools=[TOOL], messages=messages)
     assistant = body["messages"][1]
-    assert "content" not in assistant and assistant["tool_calls"][0]["id"] == "abc123XYZ"
+    assert assistant["content"] == "" and assistant["tool_calls"][0]["id"] == "abc123XYZ"
     assert body["messages"][2]["content"] == "42"
 
 

@@ -62,7 +62,8 @@ def test_stream_has_typed_events_and_one_usage(client: openai.OpenAI, target: Ta
     )
     types = [event.type for event in events]
     assert types[0] == "response.created"
-    assert types[-1] == "response.completed"
+    # Completed, or incomplete when the 16 tokens cut the answer (as OpenAI ends it).
+    assert types[-1] in ("response.completed", "response.incomplete")
     deltas = [event.delta for event in events if event.type == "response.output_text.delta"]
     assert deltas
     final = events[-1].response  # type: ignore[union-attr]

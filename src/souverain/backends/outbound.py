@@ -85,10 +85,10 @@ def message(item: ChatMessage, fields: tuple[str, ...]) -> dict[str, Any]:
             if value:
                 out["prefix"] = True
         elif name == "content":
-            if item.content is not None or not item.tool_calls:
-                # An assistant turn of tool calls only has no content: some servers
-                # (llama.cpp's) refuse an explicit null there.
-                out["content"] = _content(item)
+            # An assistant turn of tool calls only: "" rather than null, which some servers
+            # refuse (llama.cpp's), or nothing, which its chat templates cannot read.
+            empty = item.content is None and item.tool_calls
+            out["content"] = "" if empty else _content(item)
         elif name == "tool_calls":
             if value:
                 out["tool_calls"] = [_tool_call(call) for call in value]
