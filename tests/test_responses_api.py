@@ -18,7 +18,7 @@ import httpx
 import openai
 import pytest
 from mistralai.client import Mistral
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .conftest import ADMIN_KEY, Server, start_server, stop_server
 from .recording_upstream import RecordingUpstream
@@ -559,8 +559,10 @@ def test_embedded_model_create_stream_and_chain(local: openai.OpenAI) -> None:
 
 
 class City(BaseModel):
-    name: str
-    population: int
+    # Bounded, so the grammar bounds them too: unbounded, the 135M model once wrote digits
+    # until max_output_tokens cut the JSON (a 422, rightly).
+    name: str = Field(max_length=40)
+    population: int = Field(ge=0, le=100_000_000)
 
 
 @pytest.mark.model
