@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
+
+from souverain_server import served
 
 KEY = "sk-sv-benchbench" + "c" * 30
 MODEL = "smollm2-135m-instruct"
@@ -82,56 +78,30 @@ def memory(pid: int) -> dict[str, int]:
     return fields
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def measure(n_ctx: int | None, *, request: bool, timeout: float) -> dict[str, Any]:
     deployment: dict[str, Any] = {"engine": "local", "workers": 1}
     if n_ctx is not None:
         deployment["n_ctx"] = n_ctx
     config = {"models": [{"id": MODEL, "type": "chat", "deployments": [deployment]}]}
-    with tempfile.TemporaryDirectory() as tmp:
-        config_path = Path(tmp) / "config.yaml"
-        config_path.write_text(yaml.safe_dump(config))
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "souverain", "serve", "--port", str(port), "--config",
-             str(config_path), "--data-dir", tmp, "--log-level", "warning"],
-            env={**os.environ, "SOUVERAIN_ADMIN_KEY": KEY},
-        )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            time.sleep(1)  # let start-up garbage settle
-            ready = memory(server.pid)
-            headers = {"Authorization": f"Bearer {KEY}"}
-            with httpx.Client(base_url=url, headers=headers, timeout=timeout) as client:
-                context = client.get(f"/v1/models/{MODEL}").json().get("max_context_length")
-                result: dict[str, Any] = {"n_ctx": context, "rss_ready": ready["VmRSS"]}
-                if request:
-                    started = time.perf_counter()
-                    response = client.post("/v1/chat/completions", json=agent_request())
-                    body = response.json()
-                    result |= {
-                        "seconds": time.perf_counter() - started,
-                        "status": response.status_code,
-                        "prompt_tokens": (body.get("usage") or {}).get("prompt_tokens"),
-                        "error": (body.get("error") or {}).get("code"),
-                    }
-            after = memory(server.pid)
-            return result | {"rss_after": after["VmRSS"], "peak": after["VmHWM"]}
-        finally:
-            server.kill()  # a prompt being evaluated is native code: SIGTERM waits for it
-            server.wait()
+    with served(config, key=KEY, kill=True) as (url, server):
+        time.sleep(1)  # let start-up garbage settle
+        ready = memory(server.pid)
+        headers = {"Authorization": f"Bearer {KEY}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=timeout) as client:
+            context = client.get(f"/v1/models/{MODEL}").json().get("max_context_length")
+            result: dict[str, Any] = {"n_ctx": context, "rss_ready": ready["VmRSS"]}
+            if request:
+                started = time.perf_counter()
+                response = client.post("/v1/chat/completions", json=agent_request())
+                body = response.json()
+                result |= {
+                    "seconds": time.perf_counter() - started,
+                    "status": response.status_code,
+                    "prompt_tokens": (body.get("usage") or {}).get("prompt_tokens"),
+                    "error": (body.get("error") or {}).get("code"),
+                }
+        after = memory(server.pid)
+        return result | {"rss_after": after["VmRSS"], "peak": after["VmHWM"]}
 
 
 def main() -> None:

@@ -24,26 +24,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
+
+from souverain_server import served
 
 HERE = Path(__file__).resolve().parent
 KEY = "sk-sv-benchbench" + "h" * 30
 MODEL = "smollm2-135m-instruct"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -72,46 +63,26 @@ def main() -> None:
         ("50 messages", tiny(50)),
     ]
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        config_path = Path(tmp) / "config.yaml"
-        config_path.write_text(yaml.safe_dump(config))
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "souverain", "serve", "--port", str(port), "--config",
-             str(config_path), "--data-dir", tmp, "--log-level", "warning"],
-            env={**os.environ, "SOUVERAIN_ADMIN_KEY": KEY},
-        )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            headers = {"Authorization": f"Bearer {KEY}"}
-            with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
-                client.post("/v1/chat/completions", json=tiny(1))  # warm: first-call costs
-                for name, body in cases:
-                    raw = json.dumps(body).encode()
-                    time.sleep(1)  # let the server settle: its CPU counter is all it does
-                    cpu, started = cpu_seconds(server.pid), time.perf_counter()
-                    response = client.post(
-                        "/v1/chat/completions",
-                        content=raw,
-                        headers={"Content-Type": "application/json"},
-                    )
-                    seconds = time.perf_counter() - started
-                    cpu = cpu_seconds(server.pid) - cpu
-                    error = response.json().get("error") or {}
-                    rows.append({"request": name, "bytes": len(raw), "status": response.status_code,
-                                 "code": error.get("code"), "cpu_s": round(cpu, 2),
-                                 "wall_s": round(seconds, 2)})  # fmt: skip
-                    print(rows[-1], flush=True)
-        finally:
-            server.terminate()
-            server.wait(30)
+    with served(config, key=KEY, ready_s=180) as (url, server):
+        headers = {"Authorization": f"Bearer {KEY}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
+            client.post("/v1/chat/completions", json=tiny(1))  # warm: first-call costs
+            for name, body in cases:
+                raw = json.dumps(body).encode()
+                time.sleep(1)  # let the server settle: its CPU counter is all it does
+                cpu, started = cpu_seconds(server.pid), time.perf_counter()
+                response = client.post(
+                    "/v1/chat/completions",
+                    content=raw,
+                    headers={"Content-Type": "application/json"},
+                )
+                seconds = time.perf_counter() - started
+                cpu = cpu_seconds(server.pid) - cpu
+                error = response.json().get("error") or {}
+                rows.append({"request": name, "bytes": len(raw), "status": response.status_code,
+                             "code": error.get("code"), "cpu_s": round(cpu, 2),
+                             "wall_s": round(seconds, 2)})  # fmt: skip
+                print(rows[-1], flush=True)
     print(f"\nserver.max_messages = {args.max_messages:,}\n")
     print("| request | body bytes | status | error code | server CPU s | wall s |")
     print("|---|---|---|---|---|---|")
