@@ -45,12 +45,12 @@ TOOLS = [
     {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
     for name in ("send_mail", "log_event")
 ]
-MAIL_TOOL = {  # one short argument: the tiny embedded model finishes the call within max_tokens
+MAIL_TOOL = {  # one bounded argument: the grammar ends the call well within max_tokens
     "type": "function",
     "function": {
         "name": "send_mail",
         "description": "Send an e-mail to an address.",
-        "parameters": {"type": "object", "properties": {"to": {"type": "string"}}, "required": ["to"]},
+        "parameters": {"type": "object", "properties": {"to": {"type": "string", "maxLength": 60}}, "required": ["to"]},
     },
 }  # fmt: skip
 UPSTREAM_MODELS = [f"{engine}-{dlp}" for engine in ("openai", "mistral") for dlp in ("pseudonymize", "allow")]  # fmt: skip
