@@ -317,3 +317,27 @@ agent_responses = Table(
 )
 Index("agent_responses_owner", agent_responses.c.tenant, agent_responses.c.owner)
 Index("agent_responses_created", agent_responses.c.created_at)
+
+# MCP connectors (issue 14, H5: connectors/store.py, migration 0009): MCP servers a tenant
+# admin registers for agents to call. `transport` is http (`url`, streamable HTTP) or
+# stdio (`command`: JSON [program, *args], owner only: it runs on the gateway host).
+# `secret` holds the headers and environment, sealed with the gateway's connector key;
+# `secret_names` lists only their names (JSON), so an admin sees what is set, never values.
+connectors = Table(
+    "connectors",
+    metadata,
+    Column("id", String(64), primary_key=True),  # conn_…
+    Column("tenant", String(100), nullable=False),
+    Column("tenant_id", Integer, nullable=True),
+    Column("name", String(64), nullable=False),
+    Column("transport", String(8), nullable=False),  # http, stdio
+    Column("url", Text, nullable=True),
+    Column("command", Text, nullable=True),
+    Column("secret", LargeBinary, nullable=True),
+    Column("secret_names", Text, nullable=False, server_default="[]"),
+    Column("timeout_s", Float, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_by", String(300), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("tenant", "name", name="connectors_tenant_name"),
+)
