@@ -341,3 +341,85 @@ connectors = Table(
     Column("created_at", Float, nullable=False),
     UniqueConstraint("tenant", "name", name="connectors_tenant_name"),
 )
+
+# Agents of the Agents API (issue 14, H4: agents/registry.py, migration 0008). An agent is
+# tenant-wide; each update writes a new immutable version (`body`: JSON of the agent's
+# fields at that version), `current_version` is the one used when none is named, and an
+# alias names a version ("prod" -> 3). Deleting an agent deletes its versions and aliases.
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(64), primary_key=True),  # ag_…
+    Column("tenant", String(100), nullable=False),
+    Column("tenant_id", Integer, nullable=True),
+    Column("name", String(200), nullable=False),
+    Column("current_version", Integer, nullable=False),
+    Column("created_by", String(300), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("agents_tenant", agents.c.tenant, agents.c.created_at)
+
+agent_versions = Table(
+    "agent_versions",
+    metadata,
+    Column("agent_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("body", Text, nullable=False),  # JSON: the agent's fields at this version
+    Column("created_by", String(300), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+agent_aliases = Table(
+    "agent_aliases",
+    metadata,
+    Column("agent_id", String(64), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Issue 14, conversations (agents/conversation_store.py, migration 0010): one row per
+# conversation of the Conversations API, readable only by its owner in its tenant, and its
+# entries in order. `classification` is sticky (the highest level any turn, tool result or
+# library source reached: a claim on every later model step); `pending` holds the tool
+# calls waiting for approval (JSON). `subject` is the SHA-256 of the data subject, for
+# erasure; `settings` (JSON) the model, instructions, tools and completion args of a
+# conversation started without an agent, and its name, description and metadata.
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(64), primary_key=True),  # conv_…
+    Column("tenant", String(100), nullable=False),
+    Column("tenant_id", Integer, nullable=True),
+    Column("owner", String(300), nullable=False),  # user:ID, else the key's label
+    Column("subject", String(64), nullable=False, index=True),
+    Column("agent_id", String(64), nullable=True),  # the agent now answering (handoffs)
+    Column("agent_version", Integer, nullable=True),
+    Column("model", String(200), nullable=True),
+    Column("settings", Text, nullable=False),
+    Column("classification", String(64), nullable=True),
+    Column("pending", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("conversations_owner", conversations.c.tenant, conversations.c.owner)
+Index("conversations_updated", conversations.c.updated_at)
+
+conversation_entries = Table(
+    "conversation_entries",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("conversation_id", String(64), nullable=False),
+    Column("ordinal", Integer, nullable=False),
+    Column("type", String(32), nullable=False),  # message.input, function.call, ...
+    Column("body", Text, nullable=False),  # JSON: the entry as returned
+    Column("created_at", Float, nullable=False),
+)
+Index(
+    "conversation_entries_order",
+    conversation_entries.c.conversation_id,
+    conversation_entries.c.ordinal,
+    unique=True,
+)
