@@ -18,6 +18,7 @@ from starlette.routing import Route
 from .api import admin, completions, directory, embeddings, health, keys, models, usage
 from .api import audit as audit_routes
 from .api import responses as responses_routes
+from .api.agents import agent_routes
 from .api.docs_page import docs, docs_asset
 from .api.http import error_response, method_not_allowed
 from .api.libraries import library_routes
@@ -219,6 +220,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         Route("/admin/v1/providers/restore", admin.restore_provider, methods=["POST"]),
         *identity_routes(),
         *library_routes(),
+        *agent_routes(),
         Route("/admin/v1/audit/leaves", audit_routes.leaves, methods=["GET"]),
         Route("/admin/v1/audit/checkpoint", audit_routes.checkpoint, methods=["GET"]),
         Route("/admin/v1/audit/proof/inclusion", audit_routes.inclusion, methods=["GET"]),

@@ -262,6 +262,7 @@ def _components(oidc: Sequence[IdentityProviderConfig]) -> dict[str, Any]:
     request_models = {op.body for op in OPERATIONS.values() if isinstance(op.body, type)}
     pairs = [(model, "validation") for model in sorted(request_models, key=lambda m: m.__name__)]
     answers = {*RESPONSE_MODELS, *(op.events for op in OPERATIONS.values() if op.events)}
+    answers |= {op.ok for op in OPERATIONS.values() if op.ok}  # lines that bring their own
     pairs += [(model, "serialization") for model in sorted(answers, key=lambda m: m.__name__)]
     _, definitions = models_json_schema(pairs, ref_template=REF)  # type: ignore[arg-type]
     schemes: dict[str, Any] = {

@@ -43,6 +43,7 @@ Permission = Literal[
     "audit.erase",
     "providers.read",
     "providers.manage",  # the kill switch acts for every tenant: platform-level
+    "agents.manage",  # create, update and delete the tenant's agents (issue 14)
 ]
 
 GRANTS: dict[Permission, frozenset[str]] = {
@@ -57,6 +58,7 @@ GRANTS: dict[Permission, frozenset[str]] = {
     "audit.erase": frozenset({"owner", "admin"}),
     "providers.read": frozenset({"owner", "admin"}),
     "providers.manage": frozenset({"owner"}),
+    "agents.manage": frozenset({"owner", "admin", "developer"}),
 }
 
 

@@ -58,6 +58,7 @@ Endpoint = Literal[
     "audit",
     "responses",
     "completions",
+    "agents",
 ]
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@ -]{0,99}$"  # tenants and teams: readable, no markup
 _DURATION = re.compile(r"^(\d{1,6})([mhd])$")

@@ -1,0 +1,410 @@
+"""`/v1/agents`: Mistral's Agents API, so `client.beta.agents.*` works unchanged.
+
+Agents are tenant-wide: any key of the tenant lists, reads and (through conversations)
+uses them; creating, updating, switching versions, aliasing and deleting need
+`agents.manage` (identity/rbac.py: owner, admin, developer) and leave an admin leaf in the
+audit log before the change. Another tenant's agent is 404, never 403. Key scopes name
+this surface `agents`. What an agent may hold is checked by protocol/agents.py and here
+(its model must be one the author may use; its handoffs agents of the same tenant).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..agents.registry import (
+    MAX_AGENTS_PER_TENANT,
+    AgentRegistry,
+    AgentVersion,
+    Alias,
+    agent_json,
+    new_agent_id,
+)
+from ..audit.leaves import admin_leaf
+from ..context import RequestContext
+from ..errors import Conflict, InvalidRequest, NotFound, UnsupportedByModel
+from ..identity.rbac import require
+from ..protocol.agents import (
+    MAX_ID,
+    AgentCreate,
+    AgentUpdate,
+    check_alias,
+    check_tools,
+    iso,
+    limits_of,
+)
+from ..protocol.common import METADATA_MAX_BYTES
+from ..state import AppState
+from .http import JSON, MAX_PAGE_NUMBER, app_state, parse_body, query_int
+
+ENDPOINT = "agents"
+MAX_PAGE_SIZE = 1000
+GUARDRAILS_MAX_BYTES = 16 * 1024
+# mistralai 3.7.0 sends `metadata` it was not given as this JSON string (its "unset"
+# sentinel, serialized): read as no filter.
+SDK_UNSET = '"~?~unset~?~sentinel~?~"'
+
+
+class Agents:
+    """One request's view of the registry: the caller, its tenant, the checks."""
+
+    def __init__(self, state: AppState, ctx: RequestContext) -> None:
+        self.state = state
+        self.ctx = ctx
+        self.tenant = ctx.principal.tenant
+        self.registry = AgentRegistry(state.database)
+
+    @classmethod
+    async def open(cls, request: Request, *, manage: bool = False) -> Agents:
+        state = app_state(request)
+        ctx = await state.pipeline.open(request.headers, ENDPOINT)
+        require(ctx.principal, "agents.manage" if manage else "models.use")
+        return cls(state, ctx)
+
+    async def run(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(method, *args, **kwargs)
+
+    async def render(self, agent: AgentVersion) -> dict[str, Any]:
+        return agent_json(agent, await self.run(self.registry.version_numbers, agent.id))
+
+    async def found(self, agent_id: str, version: int | str | None = None) -> AgentVersion:
+        agent: AgentVersion | None = await self.run(
+            self.registry.resolve, self.tenant, agent_id, version
+        )
+        if agent is None:
+            if version is not None and await self.run(self.registry.resolve, self.tenant, agent_id):
+                raise NotFound(
+                    f"agent {agent_id[:80]!r} has no version {str(version)[:80]!r}", param="version"
+                )
+            raise missing(agent_id)
+        return agent
+
+    async def record(self, action: str, target: dict[str, Any]) -> None:
+        """The admin leaf, durable before the change: what cannot be logged is not done."""
+        if self.state.pipeline.audit is not None:
+            await self.state.pipeline.audit.append(admin_leaf(self.ctx, action, target))
+
+    # ---- checks on what an agent holds ---------------------------------------------------
+
+    def check_model(self, name: str) -> None:
+        """404 for a model the author may not see (as chat answers), 400 for one that does
+        not chat."""
+        model = self.state.pipeline.visible_model(self.ctx, name)
+        if not model.capabilities().completion_chat:
+            raise UnsupportedByModel(
+                f"model {model.id!r} does not serve chat completions", param="model"
+            )
+
+    async def check_handoffs(self, handoffs: list[str], own_id: str) -> list[str]:
+        unique = list(dict.fromkeys(handoffs))
+        for index, target in enumerate(unique):
+            where = f"handoffs[{index}]"
+            if not 1 <= len(target) <= MAX_ID:
+                raise InvalidRequest(f"{where} must be an agent id", param=where)
+            if target == own_id:
+                raise InvalidRequest(f"{where}: an agent cannot hand off to itself", param=where)
+            if await self.run(self.registry.resolve, self.tenant, target) is None:
+                raise InvalidRequest(
+                    f"{where}: no agent {target[:80]!r} was found in this tenant", param=where
+                )
+        return unique
+
+    async def checked(self, given: AgentCreate | AgentUpdate, own_id: str) -> dict[str, Any]:
+        """The fields given, checked and normalized (only those the body sets)."""
+        fields = given.model_fields_set
+        out: dict[str, Any] = {}
+        if given.model is not None:
+            self.check_model(given.model)
+            out["model"] = given.model
+        if given.name is not None:
+            out["name"] = given.name
+        for name in ("instructions", "description", "version_message"):
+            if name in fields:
+                out[name] = getattr(given, name)
+        if "tools" in fields:
+            out["tools"] = check_tools(given.tools or [])
+        if "completion_args" in fields:
+            args = given.completion_args
+            out["completion_args"] = {} if args is None else args.model_dump(exclude_none=True)
+        if "guardrails" in fields:
+            out["guardrails"] = _guardrails(given.guardrails)
+        if "handoffs" in fields:
+            out["handoffs"] = await self.check_handoffs(given.handoffs or [], own_id)
+        if "metadata" in fields:
+            out["metadata"] = given.metadata
+        if isinstance(given, AgentUpdate) and given.deployment_chat is not None:
+            out["deployment_chat"] = given.deployment_chat
+        souverain = (given.metadata or {}).get("souverain")
+        if given.limits is not None or souverain is not None or isinstance(given, AgentCreate):
+            out["limits"] = limits_of(given.limits, given.metadata)
+        return out
+
+
+def _guardrails(value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Kept as given (the conversation runtime decides how each applies), bounded."""
+    if value is not None and len(orjson.dumps(value)) > GUARDRAILS_MAX_BYTES:
+        raise InvalidRequest(
+            f"guardrails are larger than {GUARDRAILS_MAX_BYTES} bytes as JSON", param="guardrails"
+        )
+    return value
+
+
+def missing(agent_id: str) -> NotFound:
+    return NotFound(f"no agent {agent_id[:80]!r} was found", param="agent_id")
+
+
+# ---- routes --------------------------------------------------------------------------------
+
+
+async def create_agent(request: Request) -> Response:
+    agents = await Agents.open(request, manage=True)
+    body = await parse_body(request, AgentCreate)
+    agent_id = new_agent_id()
+    fields = await agents.checked(body, agent_id)
+    if await agents.run(agents.registry.count, agents.tenant) >= MAX_AGENTS_PER_TENANT:
+        raise Conflict(
+            f"this tenant has {MAX_AGENTS_PER_TENANT} agents, the most it may keep",
+            code="too_many_agents",
+        )
+    await agents.record("agent.create", {"agent_id": agent_id, "name": body.name[:200]})
+    principal = agents.ctx.principal
+    agent = await agents.run(
+        agents.registry.create,
+        agents.tenant,
+        principal.tenant_id,
+        principal.label,
+        agent_id,
+        fields,
+    )
+    return JSON(await agents.render(agent))
+
+
+async def update_agent(request: Request) -> Response:
+    agents = await Agents.open(request, manage=True)
+    agent_id = request.path_params["agent_id"]
+    body = await parse_body(request, AgentUpdate)
+    await agents.found(agent_id)
+    patch = await agents.checked(body, agent_id)
+    await agents.record("agent.update", {"agent_id": agent_id, "fields": sorted(patch)})
+
+    def change(current: AgentVersion) -> dict[str, Any]:
+        return {**current.body(), **patch}
+
+    agent = await agents.run(
+        agents.registry.update, agents.tenant, agent_id, agents.ctx.principal.label, change
+    )
+    if agent is None:
+        raise missing(agent_id)
+    return JSON(await agents.render(agent))
+
+
+async def switch_version(request: Request) -> Response:
+    agents = await Agents.open(request, manage=True)
+    agent_id = request.path_params["agent_id"]
+    version = query_int(request, "version", minimum=1)
+    await agents.found(agent_id, version)
+    await agents.record("agent.version", {"agent_id": agent_id, "version": version})
+    agent = await agents.run(agents.registry.switch, agents.tenant, agent_id, version)
+    if agent is None:
+        raise missing(agent_id)
+    return JSON(await agents.render(agent))
+
+
+async def delete_agent(request: Request) -> Response:
+    agents = await Agents.open(request, manage=True)
+    agent_id = request.path_params["agent_id"]
+    await agents.found(agent_id)
+    await agents.record("agent.delete", {"agent_id": agent_id})
+    if not await agents.run(agents.registry.delete, agents.tenant, agent_id):
+        raise missing(agent_id)
+    return Response(status_code=204)
+
+
+async def get_agent(request: Request) -> Response:
+    agents = await Agents.open(request)
+    version = request.query_params.get("agent_version") or None
+    agent = await agents.found(request.path_params["agent_id"], version)
+    return JSON(await agents.render(agent))
+
+
+async def get_version(request: Request) -> Response:
+    agents = await Agents.open(request)
+    agent = await agents.found(request.path_params["agent_id"], request.path_params["version"])
+    return JSON(await agents.render(agent))
+
+
+async def list_versions(request: Request) -> Response:
+    agents = await Agents.open(request)
+    agent_id = request.path_params["agent_id"]
+    page, size = _page(request, default_size=20)
+    found = await agents.run(agents.registry.versions, agents.tenant, agent_id, page * size, size)
+    if found is None:
+        raise missing(agent_id)
+    numbers = await agents.run(agents.registry.version_numbers, agent_id)
+    return JSON([agent_json(agent, numbers) for agent in found])
+
+
+async def list_agents(request: Request) -> Response:
+    """Mistral's deprecated page-numbered listing: a bare JSON array."""
+    agents = await Agents.open(request)
+    page, size = _page(request, default_size=20)
+    found = await _listed(agents, request, page * size, size)
+    return JSON([await agents.render(agent) for agent in found])
+
+
+async def list_agent_pages(request: Request) -> Response:
+    """The cursor-paged listing: `{object: list, data, next_page_token}`."""
+    agents = await Agents.open(request)
+    size = query_int(request, "page_size", 20, minimum=1, maximum=MAX_PAGE_SIZE)
+    offset = _cursor(request.query_params.get("page_token"))
+    found = await _listed(agents, request, offset, size + 1)
+    data = [await agents.render(agent) for agent in found[:size]]
+    token = _token(offset + size) if len(found) > size else None
+    return JSON({"object": "list", "data": data, "next_page_token": token})
+
+
+async def set_alias(request: Request) -> Response:
+    agents = await Agents.open(request, manage=True)
+    agent_id = request.path_params["agent_id"]
+    alias = check_alias(request.query_params.get("alias", ""))
+    version = query_int(request, "version", minimum=1)
+    await agents.found(agent_id, version)
+    await agents.record("agent.alias", {"agent_id": agent_id, "alias": alias, "version": version})
+    made = await agents.run(agents.registry.set_alias, agents.tenant, agent_id, alias, version)
+    if made is None:
+        raise missing(agent_id)
+    return JSON(_alias_json(made))
+
+
+async def list_aliases(request: Request) -> Response:
+    agents = await Agents.open(request)
+    agent_id = request.path_params["agent_id"]
+    found = await agents.run(agents.registry.aliases, agents.tenant, agent_id)
+    if found is None:
+        raise missing(agent_id)
+    return JSON([_alias_json(alias) for alias in found])
+
+
+async def delete_alias(request: Request) -> Response:
+    agents = await Agents.open(request, manage=True)
+    agent_id = request.path_params["agent_id"]
+    alias = check_alias(request.query_params.get("alias", ""))
+    await agents.found(agent_id)
+    await agents.record("agent.alias.delete", {"agent_id": agent_id, "alias": alias})
+    gone = await agents.run(agents.registry.delete_alias, agents.tenant, agent_id, alias)
+    if gone is None:
+        raise missing(agent_id)
+    if not gone:
+        raise NotFound(f"agent {agent_id[:80]!r} has no alias {alias!r}", param="alias")
+    return Response(status_code=204)
+
+
+def _alias_json(alias: Alias) -> dict[str, Any]:
+    return {
+        "alias": alias.alias,
+        "version": alias.version,
+        "created_at": iso(alias.created_at),
+        "updated_at": iso(alias.updated_at),
+    }
+
+
+# ---- listing filters and pages ---------------------------------------------------------------
+
+
+def _page(request: Request, default_size: int) -> tuple[int, int]:
+    page = query_int(request, "page", 0, maximum=MAX_PAGE_NUMBER)
+    size = query_int(request, "page_size", default_size, minimum=1, maximum=MAX_PAGE_SIZE)
+    return page, size
+
+
+async def _listed(agents: Agents, request: Request, offset: int, limit: int) -> list[AgentVersion]:
+    params = request.query_params
+    wanted = _metadata_filter(params.get("metadata"))
+    chat = params.get("deployment_chat")
+    if chat not in (None, "", "true", "false"):
+        raise InvalidRequest("deployment_chat must be true or false", param="deployment_chat")
+    sources = params.getlist("sources")
+    if sources and "api" not in sources:
+        return []  # every agent here was made through the API
+
+    def keep(agent: AgentVersion) -> bool:
+        if chat and agent.deployment_chat != (chat == "true"):
+            return False
+        return all(agent.metadata.get(key) == value for key, value in wanted.items())
+
+    return await agents.run(  # type: ignore[no-any-return]
+        agents.registry.listing,
+        agents.tenant,
+        offset=offset,
+        limit=limit,
+        name=_text(params.get("name"), "name"),
+        agent_id=_text(params.get("id"), "id"),
+        search=_text(params.get("search"), "search"),
+        keep=keep if wanted or chat else None,
+    )
+
+
+def _text(value: str | None, name: str) -> str | None:
+    if not value:
+        return None
+    if len(value) > MAX_ID:
+        raise InvalidRequest(f"{name} is longer than {MAX_ID} characters", param=name)
+    return value
+
+
+def _metadata_filter(raw: str | None) -> dict[str, Any]:
+    """`?metadata=` is JSON (the SDK serializes it so): agents whose metadata holds each
+    key with that value."""
+    if not raw or raw == SDK_UNSET:
+        return {}
+    try:
+        value = orjson.loads(raw) if len(raw) <= METADATA_MAX_BYTES else None
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidRequest("metadata must be a JSON object", param="metadata")
+    return value
+
+
+def _token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+def _cursor(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token[:40] + "=" * (-len(token[:40]) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        text = ""
+    digits = text[2:]
+    if not text.startswith("o:") or not digits.isdigit() or len(digits) > 9:
+        raise InvalidRequest("page_token is not one this server gave", param="page_token")
+    return int(digits)
+
+
+def agent_routes() -> list[Route]:
+    base = "/v1/agents"
+    one = base + "/{agent_id}"
+    return [
+        Route(base, list_agents, methods=["GET"]),
+        Route(base, create_agent, methods=["POST"]),
+        Route(f"{base}/pages", list_agent_pages, methods=["GET"]),
+        Route(one, get_agent, methods=["GET"]),
+        Route(one, update_agent, methods=["PATCH"]),
+        Route(one, delete_agent, methods=["DELETE"]),
+        Route(f"{one}/version", switch_version, methods=["PATCH"]),
+        Route(f"{one}/versions", list_versions, methods=["GET"]),
+        Route(f"{one}/versions/{{version}}", get_version, methods=["GET"]),
+        Route(f"{one}/aliases", list_aliases, methods=["GET"]),
+        Route(f"{one}/aliases", set_alias, methods=["PUT"]),
+        Route(f"{one}/aliases", delete_alias, methods=["DELETE"]),
+    ]
