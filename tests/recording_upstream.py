@@ -31,6 +31,9 @@ class RecordingUpstream:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.tool_call_ids = True  # streamed tool calls carry an id in their head fragment
+        # Texts to answer with, one per chat call in order, in place of the echo (a tool
+        # call's `text` argument too): a test scripts a wrong answer, then a right one.
+        self.answers: list[str] = []
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -73,6 +76,8 @@ class RecordingUpstream:
         text = (users[-1] if users else "") or ""  # a system message alone is a valid chat
         if isinstance(text, list):
             text = "".join(part.get("text", "") for part in text)
+        if self.answers:
+            text = self.answers.pop(0)
         usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
         if body.get("tools") and body.get("stream"):
             return await _stream(request, "chat.completion.chunk", self._tool_fragments(body, text),

@@ -34,6 +34,7 @@ from typing import Literal, Protocol, TypeVar
 from .audit import coverage
 from .audit.leaves import request_leaf
 from .audit.log import AuditLog, Payload, canonical
+from .backends.answer_conformance import checked_stream, checked_unary
 from .backends.base import Backend, Embeddings
 from .context import RequestContext
 from .dlp.engine import DlpEngine
@@ -191,10 +192,9 @@ class Pipeline:
 
             async def attempt(backend: Backend) -> Completion | Embeddings:
                 request, mapping = self._outbound(ctx, call, backend)
-                result = await _call_unary(backend, call.kind, request)
-                if mapping and isinstance(result, Completion):
-                    restore_completion(result, mapping)
-                return result
+                return await checked_unary(  # held to the schema it demands, if any
+                    backend, request, lambda req: _call_unary(backend, call.kind, req, mapping)
+                )
 
             result = await self._dispatch(ctx, call, attempt)
             ctx.usage = result.usage
@@ -280,9 +280,9 @@ class Pipeline:
 
         async def first_delta(backend: Backend) -> tuple[ChatDelta, AsyncIterator[ChatDelta]]:
             request, mapping = self._outbound(ctx, call, backend)
-            stream = _start_stream(backend, call.kind, request)
-            if mapping:
-                stream = restore_stream(stream, mapping)
+            stream = checked_stream(  # held until it conforms to the schema it demands, if any
+                backend, request, lambda req: _start_stream(backend, call.kind, req, mapping)
+            )
             try:
                 return await anext(stream), stream
             except StopAsyncIteration:
@@ -380,25 +380,29 @@ def _check_capability(model: ServedModel, kind: CallKind) -> None:
 
 
 def _start_stream(
-    backend: Backend, kind: CallKind, request: CallRequest
+    backend: Backend, kind: CallKind, request: CallRequest, mapping: dict[str, str] | None
 ) -> AsyncIterator[ChatDelta]:
     if kind == "fim":
-        return backend.fim(request)  # type: ignore[arg-type]
-    if kind == "text":
-        return backend.text(request)  # type: ignore[arg-type]
-    return backend.chat(request)  # type: ignore[arg-type]
+        stream = backend.fim(request)  # type: ignore[arg-type]
+    elif kind == "text":
+        stream = backend.text(request)  # type: ignore[arg-type]
+    else:
+        stream = backend.chat(request)  # type: ignore[arg-type]
+    return restore_stream(stream, mapping) if mapping else stream
 
 
 async def _call_unary(
-    backend: Backend, kind: CallKind, request: CallRequest
+    backend: Backend, kind: CallKind, request: CallRequest, mapping: dict[str, str] | None
 ) -> Completion | Embeddings:
     if kind == "embeddings":
         return await backend.embed(request)  # type: ignore[arg-type]
     if kind == "fim":
-        return await backend.fim_complete(request)  # type: ignore[arg-type]
-    if kind == "text":
-        return await backend.text_complete(request)  # type: ignore[arg-type]
-    return await backend.chat_complete(request)  # type: ignore[arg-type]
+        result = await backend.fim_complete(request)  # type: ignore[arg-type]
+    elif kind == "text":
+        result = await backend.text_complete(request)  # type: ignore[arg-type]
+    else:
+        result = await backend.chat_complete(request)  # type: ignore[arg-type]
+    return restore_completion(result, mapping) if mapping else result
 
 
 def _wants_logprobs(request: CallRequest) -> bool:

@@ -35,6 +35,10 @@ class Backend:
     """
 
     kind = "abstract"
+    # True: the engine itself holds answers to the request's json_schema and strict tools
+    # (the local engine: grammar, check, retries); else the dispatcher does it for it
+    # (answer_conformance.py).
+    checks_structured_output = False
 
     def __init__(self, model: ModelConfig, deployment: DeploymentConfig) -> None:
         self.model = model

@@ -74,6 +74,7 @@ class _Job:
 
 class LocalLlamaBackend(Backend):
     kind = "local"
+    checks_structured_output = True  # structured.py, local_tools.py
 
     def __init__(self, model: ModelConfig, deployment: DeploymentConfig) -> None:
         super().__init__(model, deployment)
