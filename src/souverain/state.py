@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -15,6 +16,9 @@ from .observability.metrics import Metrics
 from .pipeline import Pipeline
 from .routing.models import ModelCatalog
 from .usage.recorder import UsageRecorder
+
+if TYPE_CHECKING:
+    from .connectors.service import ConnectorService
 
 
 @dataclass(slots=True)
@@ -29,4 +33,5 @@ class AppState:
     audit: AuditLog | None = None
     usage: UsageRecorder | None = None
     libraries: LibraryService | None = None  # document libraries (library/)
+    connectors: ConnectorService | None = None  # MCP connectors, made on first use
     started: bool = False

@@ -3,6 +3,7 @@ api/openapi_routes.py, whose docstring says how to add a line."""
 
 from __future__ import annotations
 
+from ..connectors.schemas import ConnectorCreate
 from ..protocol.admin import (
     ErasureRequest,
     KeyCreate,
@@ -125,6 +126,32 @@ ADMIN_OPERATIONS: dict[str, Operation] = {
     ),
     f"GET {ADMIN}/roles": op(
         "Roles and their permissions", "directory.read", tag="directory", ok=ObjectList
+    ),
+    # ---- MCP connectors (docs/connectors.md) ----------------------------------------------------
+    f"POST {ADMIN}/connectors": op(
+        "Register an MCP connector (stdio: owner only)",
+        "connectors.manage",
+        tag="connectors",
+        body=ConnectorCreate,
+        ok=AnyObject,
+        status=201,
+        errors=(404, 409),
+    ),
+    f"GET {ADMIN}/connectors": op(
+        "The tenant's connectors", "connectors.manage", tag="connectors", ok=ObjectList
+    ),
+    f"GET {ADMIN}/connectors/{{connector_id}}": op(
+        "A connector (secrets masked)", "connectors.manage", tag="connectors", ok=AnyObject
+    ),
+    f"DELETE {ADMIN}/connectors/{{connector_id}}": op(
+        "Delete a connector", "connectors.manage", tag="connectors", ok=Deleted
+    ),
+    f"GET {ADMIN}/connectors/{{connector_id}}/tools": op(
+        "The connector's tools, listed live",
+        "connectors.manage",
+        tag="connectors",
+        ok=ObjectList,
+        errors=(502, 504),
     ),
     # ---- keys and usage ---------------------------------------------------------------------
     f"POST {ADMIN}/keys": op(

@@ -43,6 +43,7 @@ Permission = Literal[
     "audit.erase",
     "providers.read",
     "providers.manage",  # the kill switch acts for every tenant: platform-level
+    "connectors.manage",  # the tenant's MCP connectors (issue 14); stdio: owner only
     "agents.manage",  # create, update and delete the tenant's agents (issue 14)
 ]
 
@@ -58,6 +59,7 @@ GRANTS: dict[Permission, frozenset[str]] = {
     "audit.erase": frozenset({"owner", "admin"}),
     "providers.read": frozenset({"owner", "admin"}),
     "providers.manage": frozenset({"owner"}),
+    "connectors.manage": frozenset({"owner", "admin"}),
     "agents.manage": frozenset({"owner", "admin", "developer"}),
 }
 

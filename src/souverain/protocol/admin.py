@@ -58,6 +58,7 @@ Endpoint = Literal[
     "audit",
     "responses",
     "completions",
+    "connectors",
     "agents",
 ]
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@ -]{0,99}$"  # tenants and teams: readable, no markup
