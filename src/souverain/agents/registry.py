@@ -14,65 +14,24 @@ Methods are synchronous (SQLAlchemy Core); callers run them in a thread.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict
-from ..protocol.agents import iso
 from ..store.tables import MAX_ID, agent_aliases, agent_versions, agents
+from .agent_version import AgentVersion as AgentVersion
+from .agent_version import agent_json as agent_json
+from .agent_version import dump_body, version_of
 
 MAX_AGENTS_PER_TENANT = 10_000
 MAX_VERSIONS_PER_AGENT = 1_000
 MAX_ALIASES_PER_AGENT = 100
-# The fields a version keeps (its `body`), in the order Mistral's Agent lists them.
-FIELDS = (
-    "model",
-    "name",
-    "instructions",
-    "tools",
-    "completion_args",
-    "guardrails",
-    "description",
-    "handoffs",
-    "metadata",
-    "version_message",
-    "deployment_chat",
-    "limits",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class AgentVersion:
-    """One version of an agent, as the runtime uses it."""
-
-    id: str
-    version: int
-    name: str
-    model: str
-    instructions: str | None
-    tools: list[dict[str, Any]]
-    completion_args: dict[str, Any]
-    handoffs: list[str]
-    description: str | None
-    guardrails: list[dict[str, Any]] | None
-    metadata: dict[str, Any]
-    limits: dict[str, int | float]  # max_steps, max_tool_calls, max_seconds (only those set)
-    # For rendering the Agent object (not needed to run it).
-    version_message: str | None = None
-    deployment_chat: bool = False
-    created_at: float = 0.0  # the agent's creation
-    updated_at: float = 0.0  # this version's creation
-    tenant: str = field(default="", repr=False)
-
-    def body(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in FIELDS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +177,7 @@ class AgentRegistry:
             )
             db.execute(
                 agent_versions.insert().values(
-                    agent_id=agent_id, version=1, body=_dump(body), created_by=by, created_at=at
+                    agent_id=agent_id, version=1, body=dump_body(body), created_by=by, created_at=at
                 )
             )
         found = self.resolve(tenant, agent_id)
@@ -257,7 +216,7 @@ class AgentRegistry:
                         agent_versions.insert().values(
                             agent_id=agent_id,
                             version=number,
-                            body=_dump(body),
+                            body=dump_body(body),
                             created_by=by,
                             created_at=at,
                         )
@@ -365,62 +324,10 @@ def _version_number(db: sa.Connection, agent: Any, version: int | str | None) ->
 
 
 def _version(agent: Any, row: Any) -> AgentVersion:
-    return _build(agent.id, agent.tenant, agent.created_at, row.version, row.body, row.created_at)
-
-
-def _current(row: Any) -> AgentVersion:
-    return _build(row.id, row.tenant, row.created_at, row.current_version, row.body, row.at)
-
-
-def _build(
-    agent_id: str, tenant: str, created: float, version: int, raw: str, at: float
-) -> AgentVersion:
-    body: dict[str, Any] = json.loads(raw)
-    return AgentVersion(
-        id=agent_id,
-        version=int(version),
-        name=body["name"],
-        model=body["model"],
-        instructions=body.get("instructions"),
-        tools=body.get("tools") or [],
-        completion_args=body.get("completion_args") or {},
-        handoffs=body.get("handoffs") or [],
-        description=body.get("description"),
-        guardrails=body.get("guardrails"),
-        metadata=body.get("metadata") or {},
-        limits=body.get("limits") or {},
-        version_message=body.get("version_message"),
-        deployment_chat=bool(body.get("deployment_chat")),
-        created_at=float(created),
-        updated_at=float(at),
-        tenant=tenant,
+    return version_of(
+        agent.id, agent.tenant, agent.created_at, row.version, row.body, row.created_at
     )
 
 
-def _dump(body: dict[str, Any]) -> str:
-    return json.dumps({name: body.get(name) for name in FIELDS}, ensure_ascii=False)
-
-
-def agent_json(agent: AgentVersion, versions: Sequence[int]) -> dict[str, Any]:
-    """Mistral's `Agent` object, plus Souverain's `limits`."""
-    return {
-        "object": "agent",
-        "id": agent.id,
-        "name": agent.name,
-        "model": agent.model,
-        "version": agent.version,
-        "versions": list(versions),
-        "instructions": agent.instructions,
-        "tools": agent.tools,
-        "completion_args": agent.completion_args,
-        "guardrails": agent.guardrails,
-        "description": agent.description,
-        "handoffs": agent.handoffs or None,
-        "metadata": agent.metadata or None,
-        "version_message": agent.version_message,
-        "deployment_chat": agent.deployment_chat,
-        "source": "api",
-        "created_at": iso(agent.created_at),
-        "updated_at": iso(agent.updated_at),
-        "limits": agent.limits,
-    }
+def _current(row: Any) -> AgentVersion:
+    return version_of(row.id, row.tenant, row.created_at, row.current_version, row.body, row.at)

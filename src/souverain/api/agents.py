@@ -11,8 +11,6 @@ this surface `agents`. What an agent may hold is checked by protocol/agents.py a
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from typing import Any
 
 import orjson
@@ -41,16 +39,13 @@ from ..protocol.agents import (
     iso,
     limits_of,
 )
-from ..protocol.common import METADATA_MAX_BYTES
 from ..state import AppState
+from .agent_listing import cursor, listed, page_token
 from .http import JSON, MAX_PAGE_NUMBER, app_state, parse_body, query_int
 
 ENDPOINT = "agents"
 MAX_PAGE_SIZE = 1000
 GUARDRAILS_MAX_BYTES = 16 * 1024
-# mistralai 3.7.0 sends `metadata` it was not given as this JSON string (its "unset"
-# sentinel, serialized): read as no filter.
-SDK_UNSET = '"~?~unset~?~sentinel~?~"'
 
 
 class Agents:
@@ -256,7 +251,7 @@ async def list_agents(request: Request) -> Response:
     """Mistral's deprecated page-numbered listing: a bare JSON array."""
     agents = await Agents.open(request)
     page, size = _page(request, default_size=20)
-    found = await _listed(agents, request, page * size, size)
+    found = await listed(agents.registry, agents.tenant, request, page * size, size)
     return JSON([await agents.render(agent) for agent in found])
 
 
@@ -264,10 +259,10 @@ async def list_agent_pages(request: Request) -> Response:
     """The cursor-paged listing: `{object: list, data, next_page_token}`."""
     agents = await Agents.open(request)
     size = query_int(request, "page_size", 20, minimum=1, maximum=MAX_PAGE_SIZE)
-    offset = _cursor(request.query_params.get("page_token"))
-    found = await _listed(agents, request, offset, size + 1)
+    offset = cursor(request.query_params.get("page_token"))
+    found = await listed(agents.registry, agents.tenant, request, offset, size + 1)
     data = [await agents.render(agent) for agent in found[:size]]
-    token = _token(offset + size) if len(found) > size else None
+    token = page_token(offset + size) if len(found) > size else None
     return JSON({"object": "list", "data": data, "next_page_token": token})
 
 
@@ -323,72 +318,6 @@ def _page(request: Request, default_size: int) -> tuple[int, int]:
     page = query_int(request, "page", 0, maximum=MAX_PAGE_NUMBER)
     size = query_int(request, "page_size", default_size, minimum=1, maximum=MAX_PAGE_SIZE)
     return page, size
-
-
-async def _listed(agents: Agents, request: Request, offset: int, limit: int) -> list[AgentVersion]:
-    params = request.query_params
-    wanted = _metadata_filter(params.get("metadata"))
-    chat = params.get("deployment_chat")
-    if chat not in (None, "", "true", "false"):
-        raise InvalidRequest("deployment_chat must be true or false", param="deployment_chat")
-    sources = params.getlist("sources")
-    if sources and "api" not in sources:
-        return []  # every agent here was made through the API
-
-    def keep(agent: AgentVersion) -> bool:
-        if chat and agent.deployment_chat != (chat == "true"):
-            return False
-        return all(agent.metadata.get(key) == value for key, value in wanted.items())
-
-    return await agents.run(  # type: ignore[no-any-return]
-        agents.registry.listing,
-        agents.tenant,
-        offset=offset,
-        limit=limit,
-        name=_text(params.get("name"), "name"),
-        agent_id=_text(params.get("id"), "id"),
-        search=_text(params.get("search"), "search"),
-        keep=keep if wanted or chat else None,
-    )
-
-
-def _text(value: str | None, name: str) -> str | None:
-    if not value:
-        return None
-    if len(value) > MAX_ID:
-        raise InvalidRequest(f"{name} is longer than {MAX_ID} characters", param=name)
-    return value
-
-
-def _metadata_filter(raw: str | None) -> dict[str, Any]:
-    """`?metadata=` is JSON (the SDK serializes it so): agents whose metadata holds each
-    key with that value."""
-    if not raw or raw == SDK_UNSET:
-        return {}
-    try:
-        value = orjson.loads(raw) if len(raw) <= METADATA_MAX_BYTES else None
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise InvalidRequest("metadata must be a JSON object", param="metadata")
-    return value
-
-
-def _token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
-
-
-def _cursor(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(token[:40] + "=" * (-len(token[:40]) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        text = ""
-    digits = text[2:]
-    if not text.startswith("o:") or not digits.isdigit() or len(digits) > 9:
-        raise InvalidRequest("page_token is not one this server gave", param="page_token")
-    return int(digits)
 
 
 def agent_routes() -> list[Route]:
