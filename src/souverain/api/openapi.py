@@ -52,6 +52,7 @@ ERROR_MEANING = {
     502: "The engine failed.",
     503: "An engine, or a guard every call passes (DLP, audit, quotas), cannot run: "
     "fail closed (Retry-After).",
+    504: "An upstream the gateway calls (an MCP connector) did not answer in time.",
 }
 
 
