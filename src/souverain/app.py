@@ -20,6 +20,7 @@ from .api import audit as audit_routes
 from .api import responses as responses_routes
 from .api.agents import agent_routes
 from .api.connectors import connector_routes
+from .api.conversations import conversation_routes
 from .api.docs_page import docs, docs_asset
 from .api.http import error_response, method_not_allowed
 from .api.libraries import library_routes
@@ -223,6 +224,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         *library_routes(),
         *agent_routes(),
         *connector_routes(),
+        *conversation_routes(),
         Route("/admin/v1/audit/leaves", audit_routes.leaves, methods=["GET"]),
         Route("/admin/v1/audit/checkpoint", audit_routes.checkpoint, methods=["GET"]),
         Route("/admin/v1/audit/proof/inclusion", audit_routes.inclusion, methods=["GET"]),

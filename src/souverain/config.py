@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .agents.conversation_limits import AgentsConfig
 from .dlp.settings import DlpConfig
 from .errors import ConfigError
 from .identity.settings import IdentityConfig
@@ -359,6 +360,7 @@ class Settings(_Strict):
     identity: IdentityConfig = IdentityConfig()
     quotas: QuotasConfig = QuotasConfig()
     metrics: MetricsConfig = MetricsConfig()  # who may read /metrics
+    agents: AgentsConfig = AgentsConfig()  # per-turn limits of the agent runtime
 
     @model_validator(mode="after")
     def _dlp_levels_exist(self) -> Settings:

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, select
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..agents.conversation_store import ConversationStore
 from ..agents.store import ResponseStore
 from ..audit.checkpoint import Verifier
 from ..audit.verify import (
@@ -212,4 +213,7 @@ async def erase(request: Request) -> Response:
     # Stored responses (/v1/responses, store=true) hold the subject's data in clear: gone too.
     stored = ResponseStore(state.database)
     deleted = await asyncio.to_thread(stored.erase_subject, body.subject, tenant_scope(principal))
-    return JSON({**result, "stored_responses_deleted": deleted})
+    # Conversations (/v1/conversations) hold it in clear as well (issue 14).
+    talks = ConversationStore(state.database)
+    gone = await asyncio.to_thread(talks.erase_subject, body.subject, tenant_scope(principal))
+    return JSON({**result, "stored_responses_deleted": deleted, "conversations_deleted": gone})

@@ -11,6 +11,8 @@ from typing import Any
 import click
 from sqlalchemy import Engine, select
 
+from ..agents.conversation_store import ConversationStore
+from ..agents.store import ResponseStore
 from ..app import open_audit_log, purge_payloads
 from ..cli_options import config_option
 from ..config import Settings, load_settings
@@ -141,7 +143,11 @@ def erase(config_file: str | None, data_dir: str | None, subject: str, tenant: s
     leaves = [{**leaf, "time": utc_now()} for leaf in leaves]
     first = log._write([(leaf, None) for leaf in leaves])
     log.checkpoint()
-    click.echo(json.dumps(erasure_result([(leaf, first + i) for i, leaf in enumerate(leaves)])))
+    result = erasure_result([(leaf, first + i) for i, leaf in enumerate(leaves)])
+    # Stored responses and conversations hold the subject's data in clear: gone too.
+    result["stored_responses_deleted"] = ResponseStore(database).erase_subject(subject, tenant)
+    result["conversations_deleted"] = ConversationStore(database).erase_subject(subject, tenant)
+    click.echo(json.dumps(result))
 
 
 @audit.command("purge")
