@@ -187,49 +187,65 @@ class AgentRegistry:
     def update(
         self, tenant: str, agent_id: str, by: str, change: Callable[[AgentVersion], dict[str, Any]]
     ) -> AgentVersion | None:
-        """Writes the next version, `change(current)`, and makes it current. Two updates at
-        once both read the same current version; the loser of the insert tries again on
-        the winner's version (it never overwrites it)."""
+        """Writes the next version, `change(current)`, and makes it current.
+
+        The agent's row is locked first, so racing updates queue and each applies its
+        change to the version the previous one wrote: none is overwritten. Should two
+        still pick one number, the loser of the insert starts again from the winner's."""
         for _attempt in range(5):
-            current = self.resolve(tenant, agent_id)
-            if current is None:
-                return None
-            body = change(current)
-            at = time.time()
             try:
-                with self.database.begin() as db:
-                    latest = db.execute(
-                        sa.select(sa.func.max(agent_versions.c.version)).where(
-                            agent_versions.c.agent_id == agent_id
-                        )
-                    ).scalar_one()
-                    if latest is None:  # deleted meanwhile
-                        return None
-                    if latest >= MAX_VERSIONS_PER_AGENT:
-                        raise Conflict(
-                            f"this agent has {MAX_VERSIONS_PER_AGENT} versions, the most one "
-                            "agent keeps: create a new agent",
-                            code="too_many_versions",
-                        )
-                    number = int(latest) + 1
-                    db.execute(
-                        agent_versions.insert().values(
-                            agent_id=agent_id,
-                            version=number,
-                            body=dump_body(body),
-                            created_by=by,
-                            created_at=at,
-                        )
-                    )
-                    db.execute(
-                        agents.update()
-                        .where(agents.c.id == agent_id, agents.c.tenant == tenant)
-                        .values(current_version=number, name=body["name"], updated_at=at)
-                    )
+                number = self._write_next(tenant, agent_id, by, change)
             except IntegrityError:
                 continue
-            return self.resolve(tenant, agent_id, number)
+            return None if number is None else self.resolve(tenant, agent_id, number)
         raise Conflict("the agent is being updated by others at the same time; try again")
+
+    def _write_next(
+        self, tenant: str, agent_id: str, by: str, change: Callable[[AgentVersion], dict[str, Any]]
+    ) -> int | None:
+        with self.database.begin() as db:
+            if not agent_id or len(agent_id) > 64:
+                return None
+            # A write first: it takes the lock (the row on PostgreSQL, the database's one
+            # writer on SQLite, where the driver opens the transaction only at a write), so
+            # what is read next is what the previous update wrote.
+            mine = (agents.c.id == agent_id, agents.c.tenant == tenant)
+            lock = agents.update().where(*mine).values(updated_at=agents.c.updated_at)
+            if not db.execute(lock).rowcount:
+                return None
+            agent = db.execute(sa.select(agents).where(*mine)).one()
+            row = db.execute(
+                sa.select(agent_versions).where(
+                    agent_versions.c.agent_id == agent_id,
+                    agent_versions.c.version == agent.current_version,
+                )
+            ).one()
+            body = change(_version(agent, row))
+            latest = db.execute(
+                sa.select(sa.func.max(agent_versions.c.version)).where(
+                    agent_versions.c.agent_id == agent_id
+                )
+            ).scalar_one()
+            if latest >= MAX_VERSIONS_PER_AGENT:
+                raise Conflict(
+                    f"this agent has {MAX_VERSIONS_PER_AGENT} versions, the most one agent "
+                    "keeps: create a new agent",
+                    code="too_many_versions",
+                )
+            number = int(latest) + 1
+            at = time.time()
+            db.execute(
+                agent_versions.insert().values(
+                    agent_id=agent_id, version=number, body=dump_body(body),
+                    created_by=by, created_at=at,
+                )
+            )  # fmt: skip
+            db.execute(
+                agents.update()
+                .where(agents.c.id == agent_id)
+                .values(current_version=number, name=body["name"], updated_at=at)
+            )
+        return number
 
     def switch(self, tenant: str, agent_id: str, version: int) -> AgentVersion | None:
         """Makes an existing version current; None when the agent or version is missing."""
