@@ -197,6 +197,7 @@ def providers_list(url: str, key: str) -> None:
 
 def _register_subcommands() -> None:
     from .audit.cli import audit
+    from .cli_chat import chat
     from .cli_connectors import connectors
     from .dlp.cli import dlp
     from .identity.cli import keys, teams, tenants, users
@@ -205,6 +206,7 @@ def _register_subcommands() -> None:
 
     for command in (audit, dlp, keys, library, tenants, teams, users, usage):
         cli.add_command(command)
+    cli.add_command(chat)  # issue 14: souverain chat
     cli.add_command(connectors)  # issue 14: MCP connectors
 
 

@@ -1,0 +1,168 @@
+"""`souverain chat` driven as a person's shell would: the real command in a subprocess, its
+stdin piped, against real `souverain serve` processes.
+
+The embedded server (SmolLM2) shows two streamed turns, errors and Ctrl-C. A second
+gateway routes a model to the recording upstream (a named fake that answers with the
+last user message) to show exactly what each turn sends: the history, the system
+message, the limits, and what `/reset` and `/exit` do.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from .conftest import Server, free_port, start_server, stop_server
+from .recording_upstream import RecordingUpstream
+
+pytestmark = pytest.mark.model
+LOCAL = "smollm2-135m-instruct"
+
+
+def chat(server: Server | None, *args: str, key: str | None = None) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "souverain", "chat", *args]
+    if server is not None:
+        command += ["--url", server.url]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOUVERAIN_")}
+    if key or server:
+        env["SOUVERAIN_API_KEY"] = key or (server.key if server else "")
+    return subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+
+
+def run(process: subprocess.Popen[bytes], lines: str, timeout: float = 600) -> tuple[int, str, str]:
+    out, err = process.communicate(lines.encode(), timeout=timeout)
+    return process.returncode, out.decode(), err.decode()
+
+
+def reads(process: subprocess.Popen[bytes], timeout: float = 600) -> Iterator[tuple[float, bytes]]:
+    """(time, bytes) of each read of the process's stdout, as they arrive, until EOF."""
+    assert process.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not selector.select(timeout=1):
+            continue
+        chunk = os.read(process.stdout.fileno(), 65536)
+        if not chunk:
+            return
+        yield time.monotonic(), chunk
+    raise AssertionError("chat still writing after the timeout")
+
+
+@pytest.fixture(scope="module")
+def echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, RecordingUpstream]]:
+    recorder = RecordingUpstream().start()
+    config = {"models": [{"id": "echo", "deployments": [recorder.deployment()]}]}
+    server = start_server(tmp_path_factory.mktemp("chat-echo"), config)
+    try:
+        yield server, recorder
+    finally:
+        stop_server(server)
+        recorder.stop()
+
+
+def test_two_turns_stream_from_the_embedded_model(embedded: Server) -> None:
+    process = chat(embedded, "--max-tokens", "24", "--temperature", "0")  # its first chat model
+    assert process.stdin is not None
+    process.stdin.write(b"Count from one to ten, in words.\nNow name three colours.\n")
+    process.stdin.close()
+    arrived = list(reads(process))
+    assert process.wait(timeout=60) == 0
+    assert process.stderr is not None
+    err = process.stderr.read().decode()
+    out = b"".join(chunk for _, chunk in arrived).decode()
+    assert "error" not in err.lower() and "Traceback" not in err, err
+    assert out.strip() and out.count("\n") >= 2, out  # two answers, each ends its line
+    # Streamed: the answers came in many writes over time, not in one block per turn.
+    assert len(arrived) >= 4, arrived
+    assert arrived[-1][0] - arrived[0][0] > 0.2
+
+
+def test_a_refused_key_is_a_clear_message_and_exit_1(embedded: Server) -> None:
+    code, out, err = run(chat(embedded, key="sk-sv-" + "x" * 40), "Hello\n", timeout=60)
+    assert code == 1 and out == ""
+    assert "the server refused the API key (401)" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "status"),
+    [
+        (["--model", "no-such-model"], "no model 'no-such-model' on", 1),
+        (["--model", LOCAL, "--agent", "x"], "give --agent or --model, not both", 2),
+    ],
+)
+def test_startup_errors(embedded: Server, args: list[str], message: str, status: int) -> None:
+    code, out, err = run(chat(embedded, *args), "Hello\n", timeout=60)
+    assert code == status and out == "" and message in err, err
+    assert "Traceback" not in err
+
+
+def test_no_server_and_no_key(embedded: Server) -> None:
+    dead = Server(url=f"http://127.0.0.1:{free_port()}", key="k", process=embedded.process,
+                  log=embedded.log)  # fmt: skip
+    code, _, err = run(chat(dead), "Hello\n", timeout=60)
+    assert code == 1 and f"cannot reach {dead.url}" in err and "Traceback" not in err
+    code, _, err = run(chat(None, "--url", embedded.url), "Hello\n", timeout=60)
+    assert code == 1 and "no API key: pass --key or set SOUVERAIN_API_KEY" in err
+
+
+def test_each_turn_sends_the_history(echo: tuple[Server, RecordingUpstream]) -> None:
+    server, recorder = echo
+    recorder.received.clear()
+    lines = "Bonjour\n/help\n\nEncore une fois\n/reset\nTrois\n/exit\nnever sent\n"
+    code, out, err = run(chat(server, "--system", "Be brief.", "--max-tokens", "50"), lines)
+    assert (code, out) == (0, "Bonjour\nEncore une fois\nTrois\n"), err
+    assert "/reset  start a new conversation" in err and "(new conversation)" in err
+    sent = [body["messages"] for body in recorder.received]
+    system = {"role": "system", "content": "Be brief."}
+    assert sent == [
+        [system, {"role": "user", "content": "Bonjour"}],
+        [
+            system,
+            {"role": "user", "content": "Bonjour"},
+            {"role": "assistant", "content": "Bonjour"},
+            {"role": "user", "content": "Encore une fois"},
+        ],
+        [system, {"role": "user", "content": "Trois"}],
+    ]
+    assert all(body["stream"] is True and body["max_tokens"] == 50 for body in recorder.received)
+
+
+def test_a_failed_turn_is_printed_and_the_chat_goes_on(
+    echo: tuple[Server, RecordingUpstream],
+) -> None:
+    server, _ = echo
+    secret = "AKIA" + "IOSFODNN7EXAMPLE"  # an AWS key id: restricted, refused upstream
+    code, out, err = run(chat(server), f"my key is {secret}\nStill there?\n")
+    assert out == "Still there?\n", err
+    assert code == 1  # one turn failed
+    assert "error: 403:" in err and "Traceback" not in err
+
+
+def test_ctrl_c_stops_an_answer_then_leaves_at_the_prompt(embedded: Server) -> None:
+    process = chat(embedded, "--max-tokens", "400", "--temperature", "0")
+    assert process.stdin is not None and process.stderr is not None
+    process.stdin.write(b"Write a long story about a lighthouse keeper.\n")
+    process.stdin.flush()
+    first = next(reads(process))  # the answer started
+    assert first[1]
+    process.send_signal(signal.SIGINT)  # stops the answer, not the chat
+    told = b""
+    while b"[stopped]" not in told:  # back at the prompt
+        line = process.stderr.readline()
+        assert line, told
+        told += line
+    process.send_signal(signal.SIGINT)  # at the prompt: leaves
+    assert process.wait(timeout=60) == 130
+    err = (told + process.stderr.read()).decode()
+    assert "Traceback" not in err, err
