@@ -84,7 +84,14 @@ def http(gateway: Server, key: str) -> httpx.Client:
 
 @pytest.fixture(scope="module")
 def dev(gateway: Server) -> str:
-    return key_in(gateway, "acme")
+    key = key_in(gateway, "acme")
+    key_in(gateway, "rival")  # the tenant, for its connector
+    # The connector the agents name (registration does not reach the address).
+    admin(gateway, "/admin/v1/connectors",
+          {"name": "crm", "url": "http://127.0.0.1:9/mcp", "tenant": "acme"})  # fmt: skip
+    admin(gateway, "/admin/v1/connectors",
+          {"name": "theirs", "url": "http://127.0.0.1:9/mcp", "tenant": "rival"})  # fmt: skip
+    return key
 
 
 def error(call: Any) -> tuple[int, dict[str, Any]]:
@@ -229,6 +236,11 @@ def test_handoffs_name_agents_of_the_same_tenant(gateway: Server, dev: str) -> N
         ({"tools": [{"type": "connector", "connector_id": "crm",
                      "tool_configuration": {"include": ["<script>"]}}]},
          "tools[0].tool_configuration.include", "tool name"),
+        ({"tools": [{**CONNECTOR, "connector_id": "nope"}]}, "tools[0].connector_id",
+         "no connector 'nope'"),
+        ({"tools": [{**CONNECTOR, "connector_id": "theirs"}]}, "tools[0].connector_id",
+         "registered in this tenant"),
+        ({"tools": [{**CONNECTOR, "connector_id": "c" * 65}]}, "tools[0].connector_id", "64"),
         ({"tools": [FUNCTION] * 129}, "tools", "129"),
         ({"completion_args": {"temperature": 9}}, "completion_args.temperature", ""),
         ({"completion_args": {"logit_bias": {}}}, "completion_args.logit_bias", ""),

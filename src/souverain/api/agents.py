@@ -27,6 +27,7 @@ from ..agents.registry import (
     new_agent_id,
 )
 from ..audit.leaves import admin_leaf
+from ..connectors.service import connector_service
 from ..context import RequestContext
 from ..errors import Conflict, InvalidRequest, NotFound, UnsupportedByModel
 from ..identity.rbac import require
@@ -112,6 +113,23 @@ class Agents:
                 )
         return unique
 
+    async def check_connectors(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each connector an agent names must be registered in its tenant (by name or id;
+        its tools are listed only when a conversation binds it)."""
+        for index, tool in enumerate(tools):
+            if tool["type"] != "connector":
+                continue
+            ref = tool["connector_id"]
+            store = connector_service(self.state).store
+            if await self.run(store.get, self.tenant, ref) is None:
+                where = f"tools[{index}].connector_id"
+                raise InvalidRequest(
+                    f"{where}: no connector {ref!r} is registered in this tenant "
+                    "(a tenant admin registers it: /admin/v1/connectors)",
+                    param=where,
+                )
+        return tools
+
     async def checked(self, given: AgentCreate | AgentUpdate, own_id: str) -> dict[str, Any]:
         """The fields given, checked and normalized (only those the body sets)."""
         fields = given.model_fields_set
@@ -125,7 +143,7 @@ class Agents:
             if name in fields:
                 out[name] = getattr(given, name)
         if "tools" in fields:
-            out["tools"] = check_tools(given.tools or [])
+            out["tools"] = await self.check_connectors(check_tools(given.tools or []))
         if "completion_args" in fields:
             args = given.completion_args
             out["completion_args"] = {} if args is None else args.model_dump(exclude_none=True)

@@ -34,7 +34,8 @@ MAX_HANDOFFS = 32
 MAX_GUARDRAILS = 16
 MAX_LIBRARIES = 32  # as on chat's document_library tool
 MAX_TOOL_NAMES = 256  # names in one connector's include / exclude / requires_confirmation
-MAX_ID = 200  # an agent, library or connector id as text
+MAX_ID = 200  # an agent or library id as text
+MAX_CONNECTOR = 64  # a connector's name or id (connectors/store.py)
 MAX_FUNCTION_BYTES = 64 * 1024  # one function tool's definition, as JSON
 MAX_SCHEMA_DEPTH = 32
 # A version alias: readable, never all digits (a number names a version).
@@ -194,9 +195,9 @@ def _connector_tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
         )
     _only(tool, {"type", "connector_id", "tool_configuration", "authorization"}, where)
     connector = tool.get("connector_id")
-    if not isinstance(connector, str) or not 1 <= len(connector) <= MAX_ID:
+    if not isinstance(connector, str) or not 1 <= len(connector) <= MAX_CONNECTOR:
         raise InvalidRequest(
-            f"{where}.connector_id must name a connector (1 to {MAX_ID} characters)",
+            f"{where}.connector_id must name a connector (1 to {MAX_CONNECTOR} characters)",
             param=f"{where}.connector_id",
         )
     out: dict[str, Any] = {"type": "connector", "connector_id": connector}
