@@ -1,7 +1,9 @@
 """Shared servers for the suite: real `souverain serve` processes over loopback.
 
 One embedded server (the real SmolLM2 and e5 models) is started per session and shared;
-the SDK tests talk to it exactly as a user's program would.
+the SDK tests talk to it exactly as a user's program would. So are llama.cpp's own servers
+(tests/llama_server.py) and the one gateway whose `openai` deployment points at them: every
+module that relays to a real upstream uses the same processes rather than starting its own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from . import llama_server
 from .databases import database_url  # noqa: F401  (a fixture: SQLite and PostgreSQL)
 from .recording_upstream import RecordingUpstream
 
@@ -109,3 +112,98 @@ def upstream() -> Iterator[RecordingUpstream]:
     recorder = RecordingUpstream().start()
     yield recorder
     recorder.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[llama_server.LlamaServer]:
+    """llama.cpp's server for chat, text completions and tool calls, one per session."""
+    log = tmp_path_factory.mktemp("llama-cpp-chat") / "server.log"
+    server = llama_server.wait_ready(llama_server.start_chat(log, free_port()))
+    yield server
+    llama_server.stop(server)
+
+
+@pytest.fixture(scope="session")
+def llama_embed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[llama_server.LlamaServer]:
+    """llama.cpp's server for embeddings (the same GGUF, mean-pooled), one per session."""
+    log = tmp_path_factory.mktemp("llama-cpp-embed") / "server.log"
+    server = llama_server.wait_ready(llama_server.start_embeddings(log, free_port()))
+    yield server
+    llama_server.stop(server)
+
+
+@pytest.fixture(scope="session")
+def llama_servers(
+    llama_chat: llama_server.LlamaServer, llama_embed: llama_server.LlamaServer
+) -> tuple[str, str]:
+    """Both llama.cpp servers' URLs (chat, embeddings), without `/v1`."""
+    return llama_chat.url, llama_embed.url
+
+
+@pytest.fixture(scope="session")
+def llama_gateway(
+    llama_chat: llama_server.LlamaServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """Souverain with one model, `small`, an `openai` deployment on llama.cpp's server.
+
+    Default routing and DLP: what a plain relay to a real upstream looks like. FIM is
+    declared so that the Mistral SDK's `fim` calls reach the upstream's completions.
+    """
+    deployment = {"engine": "openai", "base_url": llama_chat.v1, "upstream_model": "smollm2"}
+    config = {"models": [{"id": "small", "deployments": [deployment],
+                          "capabilities": {"completion_fim": True, "function_calling": False}}]}  # fmt: skip
+    server = start_server(tmp_path_factory.mktemp("gw-llama"), config)
+    yield server
+    stop_server(server)
+
+
+def relay_config(upstream: RecordingUpstream) -> dict[str, object]:
+    """The models and DLP rules of the modules that relay to a recording upstream, together.
+
+    * `cloud` (sent upstream as `up-model`) and `mistral-cloud`: an EU cloud that gets
+      pseudonyms (test_logprobs.py, test_text_completions.py);
+    * `{openai,mistral}-{pseudonymize,allow}`: each engine with DLP pseudonymizing or not,
+      the operator naming the action (test_stream_shapes.py);
+    * `smollm2-dlp`: the embedded model with DLP pseudonymizing even on-prem, so that the
+      restorer runs in its streams (test_stream_shapes.py).
+
+    Every detected type raises the request to confidential, which all of them may receive.
+    """
+    cloud = upstream.deployment()
+    mistral = {**cloud, "engine": "mistral", "base_url": upstream.url.removesuffix("/v1")}
+    models: list[dict[str, object]] = [
+        {"id": "cloud", "deployments": [{**cloud, "upstream_model": "up-model"}]},
+        {"id": "mistral-cloud", "deployments": [mistral]},
+    ]
+    for engine, deployment in (("openai", cloud), ("mistral", mistral)):
+        for action in ("pseudonymize", "allow"):
+            name = f"{engine}-{action}"
+            models.append({"id": name, "deployments": [{**deployment, "name": name, "operator": action}]})  # fmt: skip
+    models.append({"id": "smollm2-dlp", "deployments": [{"name": "local-dlp", "engine": "local"}]})
+    destinations = [
+        {"operators": ["EU Cloud"], "actions": {"*": "pseudonymize"}},
+        *({"operators": [action], "actions": {"*": action}} for action in ("pseudonymize", "allow")),
+        {"jurisdictions": ["on-prem"], "actions": {"*": "pseudonymize"}},
+    ]  # fmt: skip
+    return {
+        "models": models,
+        "dlp": {"destinations": destinations, "raises": {"*": "confidential"}},
+    }
+
+
+@pytest.fixture(scope="session")
+def relay_upstream() -> Iterator[RecordingUpstream]:
+    """The recording upstream (a named fake) behind `relay_gateway`."""
+    recorder = RecordingUpstream().start()
+    yield recorder
+    recorder.stop()
+
+
+@pytest.fixture(scope="session")
+def relay_gateway(
+    relay_upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One gateway for every module that relays to the recording upstream (relay_config)."""
+    server = start_server(tmp_path_factory.mktemp("relay-gw"), relay_config(relay_upstream))
+    yield server
+    stop_server(server)

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 
-from .conftest import Server, start_server, stop_server
+from .conftest import Server
 from .recording_upstream import RecordingUpstream
-from .test_llama_cpp_upstream import llama_server  # noqa: F401  (a module fixture)
 
 CHAT = "smollm2"
+LLAMA = "small"  # the shared `llama_gateway`'s model: llama.cpp's server (conftest.py)
 IBAN = "FR76 3000 6000 0112 3456 7890 189"
 MESSAGES: list[Any] = [{"role": "user", "content": "Name three colours."}]
 
@@ -142,22 +141,16 @@ def test_legacy_completion_logprobs(embedded: Server) -> None:
 
 
 @pytest.fixture(scope="module")
-def gateway(
-    upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    cloud = upstream.deployment()
-    mistral = {**cloud, "engine": "mistral", "base_url": upstream.url.removesuffix("/v1")}
-    models = [
-        {"id": "cloud", "deployments": [cloud]},
-        {"id": "mistral-cloud", "deployments": [mistral]},
-    ]
-    dlp = {
-        "destinations": [{"operators": ["EU Cloud"], "actions": {"*": "pseudonymize"}}],
-        "raises": {"*": "confidential"},
-    }
-    server = start_server(tmp_path_factory.mktemp("logprobs"), {"models": models, "dlp": dlp})
-    yield server
-    stop_server(server)
+def upstream(relay_upstream: RecordingUpstream) -> RecordingUpstream:
+    """The session's recording upstream, the one behind `gateway` (conftest.py)."""
+    return relay_upstream
+
+
+@pytest.fixture(scope="module")
+def gateway(relay_gateway: Server) -> Server:
+    """The session's relay gateway (conftest.py relay_config): one process for every module
+    that relays to the recording upstream."""
+    return relay_gateway
 
 
 def test_forwarded_to_an_openai_upstream(gateway: Server, upstream: RecordingUpstream) -> None:
@@ -210,23 +203,11 @@ def test_pseudonymized_requests_get_no_logprobs(
     assert IBAN in (answer.choices[0].message.content or "")
 
 
-@pytest.fixture(scope="module")
-def llama_gateway(
-    llama_server: str,  # noqa: F811
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Server]:
-    llama = {"engine": "openai", "base_url": llama_server + "/v1", "upstream_model": "smollm2"}
-    config = {"models": [{"id": "llama", "deployments": [llama]}]}
-    server = start_server(tmp_path_factory.mktemp("logprobs-llama"), config)
-    yield server
-    stop_server(server)
-
-
 @pytest.mark.model
 def test_relayed_from_llama_cpp_server(llama_gateway: Server) -> None:
     client = sdk(llama_gateway)
     answer = client.chat.completions.create(
-        model="llama", messages=MESSAGES, max_tokens=5, temperature=0, logprobs=True,
+        model=LLAMA, messages=MESSAGES, max_tokens=5, temperature=0, logprobs=True,
         top_logprobs=2,
     )  # fmt: skip
     assert answer.choices[0].logprobs is not None
@@ -234,7 +215,7 @@ def test_relayed_from_llama_cpp_server(llama_gateway: Server) -> None:
     assert entries and all(e.logprob <= 0 and len(e.top_logprobs) == 2 for e in entries)
     chunks = list(
         client.chat.completions.create(
-            model="llama", messages=MESSAGES, max_tokens=5, temperature=0, logprobs=True,
+            model=LLAMA, messages=MESSAGES, max_tokens=5, temperature=0, logprobs=True,
             top_logprobs=2, stream=True,
         )
     )  # fmt: skip
@@ -246,7 +227,7 @@ def test_relayed_from_llama_cpp_server(llama_gateway: Server) -> None:
     assert streamed and "".join(e.token for e in streamed) == text
     assert all(len(e.top_logprobs) == 2 for e in streamed)
     legacy = client.completions.create(
-        model="llama", prompt="Red, green and", max_tokens=4, temperature=0, logprobs=2
+        model=LLAMA, prompt="Red, green and", max_tokens=4, temperature=0, logprobs=2
     )
     assert legacy.choices[0].logprobs is not None
     assert legacy.choices[0].logprobs.tokens

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -36,7 +36,7 @@ from souverain.protocol.chat import ChatDelta, Completion
 from souverain.protocol.common import Usage
 from souverain.protocol.tool_call_stream import whole_tool_calls
 
-from .conftest import Server, start_server, stop_server
+from .conftest import Server
 from .recording_upstream import RecordingUpstream
 
 EMAIL = "marie.curie@example.fr"
@@ -58,31 +58,23 @@ MISTRAL_ID = re.compile(r"[A-Za-z0-9]{9}")
 
 
 @pytest.fixture(scope="module")
-def gateway(
-    upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    cloud = upstream.deployment()
-    mistral = {**cloud, "engine": "mistral", "base_url": upstream.url.removesuffix("/v1")}
-    models = []
-    for engine, deployment in (("openai", cloud), ("mistral", mistral)):
-        for dlp in ("pseudonymize", "allow"):
-            name = f"{engine}-{dlp}"
-            models.append({"id": name, "deployments": [{**deployment, "name": name, "operator": dlp}]})  # fmt: skip
-    rules = [{"operators": [action], "actions": {"*": action}} for action in ("pseudonymize", "allow")]  # fmt: skip
-    dlp = {"destinations": rules, "raises": {"*": "confidential"}}
-    server = start_server(tmp_path_factory.mktemp("stream-shapes"), {"models": models, "dlp": dlp})
-    yield server
-    stop_server(server)
+def upstream(relay_upstream: RecordingUpstream) -> RecordingUpstream:
+    """The session's recording upstream, the one behind `gateway` (conftest.py)."""
+    return relay_upstream
 
 
 @pytest.fixture(scope="module")
-def embedded_dlp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The embedded model with DLP pseudonymizing even on-prem: the restorer in the stream."""
-    models = [{"id": "smollm2-dlp", "deployments": [{"name": "local-dlp", "engine": "local"}]}]
-    dlp = {"destinations": [{"jurisdictions": ["on-prem"], "actions": {"*": "pseudonymize"}}]}
-    server = start_server(tmp_path_factory.mktemp("stream-shapes-local"), {"models": models, "dlp": dlp})  # fmt: skip
-    yield server
-    stop_server(server)
+def gateway(relay_gateway: Server) -> Server:
+    """The session's relay gateway (conftest.py relay_config): one process for every module
+    that relays to the recording upstream."""
+    return relay_gateway
+
+
+@pytest.fixture(scope="module")
+def embedded_dlp(relay_gateway: Server) -> Server:
+    """The embedded model with DLP pseudonymizing even on-prem (`smollm2-dlp`): the restorer
+    in the stream. The relay gateway serves it too."""
+    return relay_gateway
 
 
 def sse_chunks(server: Server, body: dict[str, Any]) -> list[dict[str, Any]]:

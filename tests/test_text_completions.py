@@ -9,17 +9,15 @@ and refused with a 400 by the `mistral` engine, whose API has no such endpoint.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from .conftest import Server, start_server, stop_server
+from .conftest import Server
 from .recording_upstream import RecordingUpstream
 from .test_embedding_tokens import byte_ids
-from .test_llama_cpp_upstream import llama_server  # noqa: F401  (a module fixture)
 
 CHAT = "smollm2"
 IBAN = "FR76 3000 6000 0112 3456 7890 189"
@@ -215,22 +213,16 @@ def test_endpoint_scopes_of_keys(embedded: Server) -> None:
 
 
 @pytest.fixture(scope="module")
-def gateway(
-    upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    cloud = upstream.deployment()
-    mistral = {**cloud, "engine": "mistral", "base_url": upstream.url.removesuffix("/v1")}
-    models = [
-        {"id": "cloud", "deployments": [{**cloud, "upstream_model": "up-model"}]},
-        {"id": "mistral-cloud", "deployments": [mistral]},
-    ]
-    dlp = {
-        "destinations": [{"operators": ["EU Cloud"], "actions": {"*": "pseudonymize"}}],
-        "raises": {"*": "confidential"},
-    }
-    server = start_server(tmp_path_factory.mktemp("text-gw"), {"models": models, "dlp": dlp})
-    yield server
-    stop_server(server)
+def upstream(relay_upstream: RecordingUpstream) -> RecordingUpstream:
+    """The session's recording upstream, the one behind `gateway` (conftest.py)."""
+    return relay_upstream
+
+
+@pytest.fixture(scope="module")
+def gateway(relay_gateway: Server) -> Server:
+    """The session's relay gateway (conftest.py relay_config): one process for every module
+    that relays to the recording upstream."""
+    return relay_gateway
 
 
 def test_forwarded_body_is_allow_listed(gateway: Server, upstream: RecordingUpstream) -> None:
@@ -301,18 +293,6 @@ def test_the_mistral_engine_refuses_naming_the_endpoint(
         assert "no legacy completions endpoint" in str(raised.value)
         assert raised.value.body["param"] == "model"  # type: ignore[index]
     assert len(upstream.received) == before
-
-
-@pytest.fixture(scope="module")
-def llama_gateway(
-    llama_server: str,  # noqa: F811
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Server]:
-    deployment = {"engine": "openai", "base_url": llama_server + "/v1", "upstream_model": "smollm2"}
-    config = {"models": [{"id": "small", "deployments": [deployment]}]}
-    server = start_server(tmp_path_factory.mktemp("text-llama"), config)
-    yield server
-    stop_server(server)
 
 
 @pytest.mark.model
