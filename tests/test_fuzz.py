@@ -131,6 +131,11 @@ TEMPLATES: dict[tuple[str, str], dict[str, Any]] = {
         "limits": {"rpm": 5},
     },
     ("/admin/v1/audit/erase", "POST"): {"subject": "someone@example.com"},
+    ("/admin/v1/connectors", "POST"): {
+        "name": "fuzz-c",
+        "url": "http://127.0.0.1:9/mcp",
+        "timeout_s": 2,
+    },
     ("/v1/libraries", "POST"): {"name": "fuzz-lib", "description": "d", "chunk_size": 512},
     ("/v1/libraries/{library_id}", "PATCH"): {"name": "renamed", "description": "d"},
     ("/v1/libraries/{library_id}/share", "PUT"): {
@@ -356,6 +361,10 @@ def populate(world: World) -> World:
     )
     assert uploaded.status_code == 201, uploaded.text
     stored = world.ok("POST", "/v1/responses", {"model": "cloud", "input": "bonjour"})
+    # A connector whose server is down (port 9): its live tool listing is a deliberate 502.
+    connector = world.ok(
+        "POST", "/admin/v1/connectors", {"name": "fuzz", "url": "http://127.0.0.1:9/mcp"}
+    )
     odd = ["0", "-1", "2147483648", "99999999999999999999999", "x", "%F0%9F%99%82", "..",
            "%00", "1e3", "٣", "²", "a" * 300]  # fmt: skip
     world.ids = {
@@ -367,6 +376,7 @@ def populate(world: World) -> World:
         "document_id": [uploaded.json()["id"], "00000000-0000-0000-0000-000000000000", *odd],
         "model_id": ["cloud", "emb", "souverain-ocr", "a/b/../c", *odd],
         "response_id": [stored["id"], "resp_0000", *odd],
+        "connector_id": [connector["id"], "fuzz", "conn_0000", *odd],
         "asset": ["docs.js", "docs.css", "../app.py", *odd],
     }
     return world
@@ -440,6 +450,8 @@ class Exchanges:
         streamed = response.headers.get("content-type", "").startswith("text/event-stream")
         # 501 not_implemented is a documented, deliberate answer (signed URLs are not served).
         deliberate = response.status_code == 501 and b'"not_implemented"' in response.content
+        # 502 connector_error: the connector's MCP server (port 9, nothing there) is down.
+        deliberate |= response.status_code == 502 and b'"connector_error"' in response.content
         failed = response.status_code >= 500 and not deliberate
         if failed or (streamed and b'"internal_error"' in response.content):
             self.failures.append(f"{where} -> {response.status_code} {response.text[:300]}\n"
