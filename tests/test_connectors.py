@@ -175,6 +175,17 @@ def test_rbac(world: World) -> None:
             response = world.call(method, path, world.keys[role], body)
             assert response.status_code == 403, (role, method, response.text)
     assert world.call("GET", BASE, "sk-sv-not-a-key").status_code == 401
+    # A key whose scopes leave out the `connectors` endpoints, even an admin's.
+    admin = world.ok(
+        "POST", "/admin/v1/users", body={"name": unique("a"), "role": "admin", "tenant": "acme"}
+    )
+    body = {"name": unique("k"), "user_id": admin["id"], "tenant": "acme", "endpoints": ["admin"]}
+    scoped = world.ok("POST", "/admin/v1/keys", body=body)["key"]
+    refused = world.call("GET", BASE, scoped)
+    assert refused.status_code == 403 and "connectors" in refused.json()["error"]["message"]
+    body = {**body, "name": unique("k"), "endpoints": ["admin", "connectors"]}
+    allowed = world.ok("POST", "/admin/v1/keys", body=body)["key"]
+    assert world.call("GET", BASE, allowed).status_code == 200
 
 
 def test_stdio_is_for_the_owner_only(world: World) -> None:
