@@ -5,8 +5,8 @@ uses tools, for the conversation tests: deterministic agent loops over a real HT
   output>`, so a turn ends and the test sees what the model was given;
 - a user message holding `use:NAME {json}` calls the offered tool NAME with those
   arguments (`{"text": <message>}` without JSON);
-- otherwise it behaves as the recording upstream: with tools, a call of `echo`; without,
-  the last user message echoed.
+- otherwise it behaves as the recording upstream: with an `echo` tool offered, a call of
+  it; else the last user message echoed.
 Whole or streamed (OpenAI's fragments), as the request asks.
 """
 
@@ -40,6 +40,9 @@ class AgentUpstream(RecordingUpstream):
             self.received.append(body)
             arguments = wanted.group(2) or json.dumps({"text": text})
             return await _call(request, body, wanted.group(1), arguments)
+        if offered and "echo" not in offered:  # nothing to call: a plain answer
+            self.received.append(body)
+            return await _echo_as_chat(request, body, text)
         return await super()._chat(_Replay(request, body))
 
 
