@@ -4,7 +4,10 @@ stdin piped, against real `souverain serve` processes.
 The embedded server (SmolLM2) shows two streamed turns, errors and Ctrl-C. A second
 gateway routes a model to the recording upstream (a named fake that answers with the
 last user message) to show exactly what each turn sends: the history, the system
-message, the limits, and what `/reset` and `/exit` do.
+message, the limits, and what `/reset` and `/exit` do. Agent mode runs on a third,
+whose model is the conversation tests' tool-using fake (tests/conversation_upstream.py),
+with a real document library (embedded e5) and a real MCP server (tests/mcp_server.py):
+a library search with its sources, and an approval asked at the terminal.
 """
 
 from __future__ import annotations
@@ -17,13 +20,19 @@ import sys
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
+from . import mcp_server
 from .conftest import Server, free_port, start_server, stop_server
+from .conversation_upstream import AgentUpstream
 from .recording_upstream import RecordingUpstream
 
 pytestmark = pytest.mark.model
 LOCAL = "smollm2-135m-instruct"
+E5 = {"id": "multilingual-e5-small", "type": "embeddings", "max_context_length": 512,
+      "deployments": [{"name": "embedded-e5", "engine": "local"}]}  # fmt: skip
+TRAVEL = "Die Erstattung der Reisekosten erfolgt binnen 30 Tagen nach Einreichung der Belege."
 
 
 def chat(server: Server | None, *args: str, key: str | None = None) -> subprocess.Popen[bytes]:
@@ -166,3 +175,83 @@ def test_ctrl_c_stops_an_answer_then_leaves_at_the_prompt(embedded: Server) -> N
     assert process.wait(timeout=60) == 130
     err = (told + process.stderr.read()).decode()
     assert "Traceback" not in err, err
+
+
+# ---- agent mode ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def agents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A gateway whose `cloud` model is the tool-using fake, with the agents Librarian (a
+    document library) and Clerk (an MCP connector's `add`, approval required)."""
+    upstream = AgentUpstream().start()
+    mcp = mcp_server.start()
+    config = {"models": [{"id": "cloud", "deployments": [upstream.deployment()]}, E5]}
+    server = start_server(tmp_path_factory.mktemp("chat-agents"), config)
+    try:
+        http = server.client()
+        library = http.post("/v1/libraries", json={"name": "handbook"}).json()
+        files = {"file": ("travel.md", TRAVEL.encode(), "text/markdown")}
+        document = http.post(f"/v1/libraries/{library['id']}/documents", files=files).json()
+        status = f"/v1/libraries/{library['id']}/documents/{document['id']}/status"
+        for _ in range(1800):
+            if http.get(status).json()["process_status"] == "done":
+                break
+            time.sleep(0.1)
+        connector = {"name": "crm", "url": mcp.mcp_url}
+        assert http.post("/admin/v1/connectors", json=connector).status_code in (200, 201)
+        tools = {
+            "Librarian": [{"type": "document_library", "library_ids": [library["id"]]}],
+            "Clerk": [{"type": "connector", "connector_id": "crm", "tool_configuration":
+                       {"include": ["add"], "requires_confirmation": ["add"]}}],
+        }  # fmt: skip
+        for name, agent_tools in tools.items():
+            made = http.post(
+                "/v1/agents", json={"model": "cloud", "name": name, "tools": agent_tools}
+            )
+            assert made.status_code in (200, 201), made.text
+        yield server
+    finally:
+        stop_server(server)
+        mcp.stop()
+        upstream.stop()
+
+
+def conversations(server: Server) -> list[dict[str, object]]:
+    found = httpx.get(
+        server.v1 + "/conversations", headers={"Authorization": f"Bearer {server.key}"}
+    )
+    assert found.status_code == 200, found.text
+    data = found.json()
+    return list(data if isinstance(data, list) else data["data"])
+
+
+def test_an_agent_searches_its_library_and_cites_it(agents: Server) -> None:
+    before = len(conversations(agents))
+    lines = 'use:search_library {"query": "Reisekosten"}\nBonjour\n'
+    code, out, err = run(chat(agents, "--agent", "Librarian"), lines)
+    assert code == 0, err
+    first_answer, after = out.split("Sources:\n", 1)
+    assert first_answer.startswith("result: Passages found (cite them by number, like [1]):")
+    assert "binnen 30 Tagen" in first_answer
+    assert after.startswith("  [1] travel.md (library 'handbook')\n"), out
+    # The second line went to the same conversation (append), where the fake model
+    # called the tool with no query: the tool's own error came back as its result.
+    assert "result: search_library needs a `query` string" in after
+    assert "[running tool search_library]" in err
+    assert len(conversations(agents)) == before + 1
+
+
+def test_an_approval_is_asked_at_the_terminal(agents: Server) -> None:
+    lines = 'use:add {"a": 2, "b": 3}\ny\nuse:add {"a": 5, "b": 5}\nno\n'
+    code, out, err = run(chat(agents, "--agent", "Clerk"), lines)
+    assert code == 0, err
+    assert 'The agent wants to run add with {"a": 2, "b": 3}. Allow? [y/N]' in err
+    assert err.count("[allowed]") == 1 and err.count("[denied]") == 1
+    assert out.startswith("result: 5\n"), out
+    assert out.count("result:") == 2  # the denial came back to the model as the result
+
+
+def test_an_unknown_agent_is_a_clear_error(agents: Server) -> None:
+    code, out, err = run(chat(agents, "--agent", "Nobody"), "Hello\n", timeout=60)
+    assert code == 1 and out == "" and "no agent named or numbered 'Nobody'" in err
