@@ -35,6 +35,7 @@ from souverain.state import AppState
 
 from . import mcp_server
 from .conftest import ADMIN_KEY, Server, start_server, stop_server
+from .databases import server_database
 from .recording_upstream import RecordingUpstream
 
 MCP_TOKEN = "mcp-" + "s3cr3t" * 6  # the connector's secret header value
@@ -77,23 +78,40 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    mcp = mcp_server.start(token=MCP_TOKEN)
+def mcp() -> Iterator[mcp_server.RunningServer]:
+    """The real MCP server, its `/mcp` guarded by MCP_TOKEN."""
+    server = mcp_server.start(token=MCP_TOKEN)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(
+    request: pytest.FixtureRequest,
+    mcp: mcp_server.RunningServer,
+    upstream: RecordingUpstream,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp(f"connectors-{request.param}")
     config = {
         "models": [{"id": "cloud", "deployments": [upstream.deployment()]}],
         "dlp": {"enabled": False},
     }
-    server = start_server(tmp_path_factory.mktemp("connectors"), config)
-    try:
-        w = World(server, mcp)
-        for tenant in ("acme", "globex"):
-            w.ok("POST", "/admin/v1/tenants", body={"name": tenant})
-        w.keys = {"admin": w.key_for("acme", "admin"), "developer": w.key_for("acme", "developer"),
-                  "auditor": w.key_for("acme", "auditor"), "globex": w.key_for("globex", "admin")}  # fmt: skip
-        yield w
-    finally:
-        stop_server(server)
-        mcp.stop()
+    with server_database(request.param, tmp) as url:
+        server = start_server(tmp, config, env={"SOUVERAIN_DATABASE_URL": url})
+        try:
+            w = World(server, mcp)
+            for tenant in ("acme", "globex"):
+                w.ok("POST", "/admin/v1/tenants", body={"name": tenant})
+            w.keys = {
+                "admin": w.key_for("acme", "admin"),
+                "developer": w.key_for("acme", "developer"),
+                "auditor": w.key_for("acme", "auditor"),
+                "globex": w.key_for("globex", "admin"),
+            }
+            yield w
+        finally:
+            stop_server(server)
 
 
 # ---- the admin API -------------------------------------------------------------------------
@@ -279,16 +297,16 @@ def _principal(tenant: str) -> Principal:
     return Principal(key_id=1, name="alice", role="user", tenant=tenant, subject="key:1")
 
 
-def _register(state: AppState, world: World, **fields: Any) -> str:
-    body = ConnectorCreate.model_validate({"name": unique("bound"), "url": world.mcp.mcp_url,
+def _register(state: AppState, mcp: mcp_server.RunningServer, **fields: Any) -> str:
+    body = ConnectorCreate.model_validate({"name": unique("bound"), "url": mcp.mcp_url,
         "headers": {"Authorization": f"Bearer {MCP_TOKEN}"}, **fields})  # fmt: skip
     return connector_service(state).store.create("acme", None, body, "test").name
 
 
 async def test_binder_allow_list_approval_and_a_real_call(
-    world: World, app_state: AppState
+    mcp: mcp_server.RunningServer, app_state: AppState
 ) -> None:
-    name = _register(app_state, world)
+    name = _register(app_state, mcp)
     entry = {"type": "connector", "connector_id": name, "tool_configuration": {
         "include": ["get_iban", "add", "fail"], "exclude": ["fail"],
         "requires_confirmation": ["get_iban"]}}  # fmt: skip
@@ -311,17 +329,17 @@ async def test_binder_allow_list_approval_and_a_real_call(
 
 
 async def test_binder_tool_errors_and_timeouts_are_outcomes(
-    world: World, app_state: AppState
+    mcp: mcp_server.RunningServer, app_state: AppState
 ) -> None:
     acme, entry = _principal("acme"), {"type": "connector"}
     steady = await connector_tools(
-        app_state, acme, {**entry, "connector_id": _register(app_state, world)}
+        app_state, acme, {**entry, "connector_id": _register(app_state, mcp)}
     )
     fail = next(tool for tool in steady if tool.spec.name == "fail")
     failed = await fail.run(ToolInvocation("c1", "fail", {"reason": "nope"}))
     assert not failed.ok and failed.output.startswith("the tool failed")
     assert failed.audit["outcome"] == "error"
-    hasty = _register(app_state, world, timeout_s=2)
+    hasty = _register(app_state, mcp, timeout_s=2)
     slow = next(t for t in await connector_tools(app_state, acme, {**entry, "connector_id": hasty})
                 if t.spec.name == "slow")  # fmt: skip
     started = time.monotonic()
@@ -331,8 +349,8 @@ async def test_binder_tool_errors_and_timeouts_are_outcomes(
     assert late.audit["outcome"] == "connector_timeout"
 
 
-async def test_binder_refusals(world: World, app_state: AppState) -> None:
-    name = _register(app_state, world)
+async def test_binder_refusals(mcp: mcp_server.RunningServer, app_state: AppState) -> None:
+    name = _register(app_state, mcp)
     acme = _principal("acme")
     with pytest.raises(NotFound):
         await connector_tools(
@@ -358,13 +376,13 @@ async def test_binder_refusals(world: World, app_state: AppState) -> None:
 
 
 async def test_binder_redirect_is_refused(
-    world: World, app_state: AppState, tmp_path: Path
+    mcp: mcp_server.RunningServer, app_state: AppState, tmp_path: Path
 ) -> None:
-    body = ConnectorCreate.model_validate({"name": unique("moved"), "url": world.mcp.redirect_url})
+    body = ConnectorCreate.model_validate({"name": unique("moved"), "url": mcp.redirect_url})
     name = connector_service(app_state).store.create("acme", None, body, "test").name
     with pytest.raises(Exception, match="registered with") as raised:
         await connector_tools(
             app_state, _principal("acme"), {"type": "connector", "connector_id": name}
         )
     assert getattr(raised.value, "code", None) == "connector_redirect_refused"
-    assert world.mcp.hits() == 0
+    assert mcp.hits() == 0
