@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, RootModel
 
-from ..protocol.agents import AgentCreate, AgentUpdate
-from .openapi_spec import PAGE, PAGE_SIZE, Operation, Param, op
+from ..protocol.agents import ALIAS_PATTERN, MAX_ALIAS, AgentCreate, AgentUpdate
+from .openapi_spec import PAGE, Operation, Param, op
 from .openapi_spec import int_param as _int
 from .openapi_spec import text_param as _text
 
@@ -69,8 +69,14 @@ FILTERS = (
     Param("deployment_chat", {"type": "boolean"}),
     Param("sources", {"type": "array", "items": {"type": "string"}}),
 )
+PAGE_SIZE = _int("page_size", "Items per page, at most 1000.", minimum=1, maximum=1000)
 VERSION = _int("version", "A version number.", minimum=1, required=True)
-ALIAS = _text("alias", "1 to 64 letters, digits, _ . -; not a number.")
+ALIAS = Param(
+    "alias",
+    {"type": "string", "minLength": 1, "maxLength": MAX_ALIAS, "pattern": ALIAS_PATTERN},
+    "1 to 64 letters, digits, _ . -; starting with a letter or digit; not a number.",
+    required=True,
+)
 MANAGE: Literal["agents.manage"] = "agents.manage"
 
 AGENT_OPERATIONS: dict[str, Operation] = {
@@ -81,7 +87,14 @@ AGENT_OPERATIONS: dict[str, Operation] = {
         ok=AgentArray,
         query=(PAGE, PAGE_SIZE, *FILTERS),
     ),
-    f"POST {A}": op("Create an agent", MANAGE, tag="agents", body=AgentCreate, ok=AgentObject),
+    f"POST {A}": op(
+        "Create an agent",
+        MANAGE,
+        tag="agents",
+        body=AgentCreate,
+        ok=AgentObject,
+        errors=(404, 409),
+    ),
     f"GET {A}/pages": op(
         "List agents (cursor-paged)",
         "models.use",

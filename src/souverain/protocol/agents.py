@@ -38,8 +38,11 @@ MAX_ID = 200  # an agent or library id as text
 MAX_CONNECTOR = 64  # a connector's name or id (connectors/store.py)
 MAX_FUNCTION_BYTES = 64 * 1024  # one function tool's definition, as JSON
 MAX_SCHEMA_DEPTH = 32
-# A version alias: readable, never all digits (a number names a version).
-ALIAS = re.compile(r"(?![0-9]+\Z)[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+# A version alias: readable, never all digits (a number names a version); at most 64
+# characters. Written without lookaround, so that the OpenAPI document can carry it.
+ALIAS_PATTERN = r"^([A-Za-z][A-Za-z0-9_.-]*|[0-9][A-Za-z0-9_.-]*[A-Za-z_.-][A-Za-z0-9_.-]*)$"
+ALIAS = re.compile(ALIAS_PATTERN)
+MAX_ALIAS = 64
 # Mistral's tool types that run on Mistral's own servers: not offered here.
 HOSTED_TOOLS = ("web_search", "web_search_premium", "code_interpreter", "image_generation")
 
@@ -278,7 +281,7 @@ def limits_of(limits: Limits | None, metadata: dict[str, Any] | None) -> dict[st
 
 
 def check_alias(alias: str) -> str:
-    if not ALIAS.match(alias):
+    if len(alias) > MAX_ALIAS or not ALIAS.match(alias):
         raise InvalidRequest(
             "alias must be 1 to 64 letters, digits, _, . or - (starting with a letter or "
             "digit), and not a number (numbers name versions)",
