@@ -405,5 +405,10 @@ def test_resolve_by_number_alias_or_current_and_only_in_its_tenant(
         assert registry.resolve("acme", made.id, 3) is None
         assert registry.resolve("acme", made.id, "missing") is None
         assert registry.resolve("rival", made.id) is None
+        with http(gateway, dev) as client:  # `{}` clears the limits (null: unchanged)
+            answer = client.patch(f"/v1/agents/{made.id}", json={"limits": {}})
+        assert answer.status_code == 200 and answer.json()["limits"] == {}
+        cleared = registry.resolve("acme", made.id)
+        assert cleared is not None and cleared.version == 3 and cleared.limits == {}
     finally:
         engine.dispose()
