@@ -386,3 +386,16 @@ async def test_binder_redirect_is_refused(
         )
     assert getattr(raised.value, "code", None) == "connector_redirect_refused"
     assert mcp.hits() == 0
+
+
+def test_function_names_the_model_calls_are_valid_and_unique() -> None:
+    from mcp_types import Tool
+
+    from souverain.connectors.tools import _function_name
+
+    taken: set[str] = set()
+    schema = {"type": "object", "properties": {}}
+    names = [_function_name(Tool(name=n, input_schema=schema), taken) for n in
+             ("crm.find", "crm_find", "crm/find", "é" * 100, "")]  # fmt: skip
+    assert names[:3] == ["crm_find", "crm_find_2", "crm_find_3"]
+    assert len(set(names)) == 5 and all(len(n) <= 64 for n in names)

@@ -62,7 +62,22 @@ async def connector_tools(
         for tool in tools
         if (include is None or tool.name in include) and tool.name not in exclude
     ]
-    return [_bind(connector, tool, tool.name in confirm) for tool in chosen]
+    taken: set[str] = set()
+    return [
+        _bind(connector, tool, tool.name in confirm, _function_name(tool, taken)) for tool in chosen
+    ]
+
+
+def _function_name(tool: Tool, taken: set[str]) -> str:
+    """The name the model calls it by: the server's, with `_` for characters a function
+    name cannot hold, made unique if two names meet after that."""
+    base = _FUNCTION_NAME.sub("_", tool.name)[:60] or "tool"
+    name, number = base, 1
+    while name in taken:
+        number += 1
+        name = f"{base}_{number}"
+    taken.add(name)
+    return name
 
 
 def _read_entry(entry: dict[str, Any]) -> tuple[str, dict[str, list[str] | None]]:
@@ -96,9 +111,9 @@ def _read_entry(entry: dict[str, Any]) -> tuple[str, dict[str, list[str] | None]
     return ref, lists
 
 
-def _bind(connector: Connector, tool: Tool, requires_approval: bool) -> BoundTool:
+def _bind(connector: Connector, tool: Tool, requires_approval: bool, name: str) -> BoundTool:
     spec = ToolSpec(
-        name=_FUNCTION_NAME.sub("_", tool.name)[:64] or "tool",
+        name=name,
         description=tool.description,
         parameters=tool.input_schema or {"type": "object", "properties": {}},
         requires_approval=requires_approval,
