@@ -268,3 +268,39 @@ def test_erasure_deletes_the_subjects_conversations(gateway: Server) -> None:
     assert (
         call(gateway, "GET", f"/v1/conversations/{other.conversation_id}", key).status_code == 200
     )
+
+
+# ---- the embedded model ---------------------------------------------------------------------
+
+
+def test_embedded_model_calls_a_function_tool(embedded: Server) -> None:
+    """SmolLM2 in this process: a forced first step (constrained decoding) makes the call;
+    after the result the turn's later steps choose freely."""
+    weather = {
+        "type": "function",
+        "function": {
+            "name": "weather",
+            "description": "The weather in a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string", "maxLength": 30}},
+                "required": ["city"],
+            },
+        },
+    }
+    sdk = client(embedded)
+    first = sdk.beta.conversations.start(
+        model="smollm2", inputs="What is the weather in Paris?", tools=[weather],
+        completion_args={"tool_choice": "any", "max_tokens": 60, "temperature": 0},
+    )  # fmt: skip
+    called = first.outputs[-1]
+    assert called.type == "function.call" and called.name == "weather"  # type: ignore[union-attr]
+    assert isinstance(json.loads(called.arguments)["city"], str)  # type: ignore[union-attr,arg-type]
+    second = sdk.beta.conversations.append(
+        conversation_id=first.conversation_id,
+        inputs=[{"type": "function.result", "tool_call_id": called.tool_call_id,  # type: ignore[union-attr]
+                 "result": "Sunny, 21 degrees"}],
+        completion_args={"max_tokens": 20, "tool_choice": "none"},
+    )  # fmt: skip
+    assert second.outputs[-1].type == "message.output"
+    assert second.usage.completion_tokens and second.usage.completion_tokens <= 20

@@ -132,6 +132,8 @@ def test_a_connector_tool_runs_here_and_leaves_a_leaf(
         conversation_id=answer.conversation_id
     )
     assert [e.type for e in history.entries] == ["message.input", *kinds]
+    verified = http(gateway, "GET", "/admin/v1/audit/verify", ADMIN_KEY)
+    assert verified.status_code == 200 and verified.json()["ok"] is True, verified.text
     assert all("_output" not in e.model_dump_json() for e in history.entries)
 
 
