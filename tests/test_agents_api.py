@@ -241,6 +241,8 @@ def test_handoffs_name_agents_of_the_same_tenant(gateway: Server, dev: str) -> N
         ({"tools": [{**CONNECTOR, "connector_id": "theirs"}]}, "tools[0].connector_id",
          "registered in this tenant"),
         ({"tools": [{**CONNECTOR, "connector_id": "c" * 65}]}, "tools[0].connector_id", "64"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "description": "é" * 40_000}}]},
+         "tools[0]", "65536"),
         ({"tools": [FUNCTION] * 129}, "tools", "129"),
         ({"completion_args": {"temperature": 9}}, "completion_args.temperature", ""),
         ({"completion_args": {"logit_bias": {}}}, "completion_args.logit_bias", ""),

@@ -18,6 +18,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..backends.conformance import check_schema
@@ -175,7 +176,7 @@ def _function_tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
         )
     entry = {"name": name, "description": description, "parameters": parameters, "strict": strict}
     out = {"type": "function", "function": {k: v for k, v in entry.items() if v is not None}}
-    if len(repr(out)) > MAX_FUNCTION_BYTES:
+    if len(orjson.dumps(out)) > MAX_FUNCTION_BYTES:
         raise InvalidRequest(f"{where} is larger than {MAX_FUNCTION_BYTES} bytes", param=where)
     return out
 
