@@ -69,10 +69,22 @@ class AgentRegistry:
         return None if row is None else _version(agent, row)
 
     def version_numbers(self, agent_id: str) -> list[int]:
+        return self.versions_of([agent_id])[agent_id]
+
+    def versions_of(self, agent_ids: list[str]) -> dict[str, list[int]]:
+        """Each agent's version numbers, ascending, in one query (a listing's page)."""
+        found: dict[str, list[int]] = {agent_id: [] for agent_id in agent_ids}
+        if not agent_ids:
+            return found
+        query = (
+            sa.select(agent_versions.c.agent_id, agent_versions.c.version)
+            .where(agent_versions.c.agent_id.in_(agent_ids))
+            .order_by(agent_versions.c.agent_id, agent_versions.c.version)
+        )
         with self.database.connect() as db:
-            column = agent_versions.c.version
-            query = sa.select(column).where(agent_versions.c.agent_id == agent_id).order_by(column)
-            return [int(number) for number in db.execute(query).scalars()]
+            for agent_id, number in db.execute(query):
+                found[agent_id].append(int(number))
+        return found
 
     def versions(
         self, tenant: str, agent_id: str, offset: int, limit: int

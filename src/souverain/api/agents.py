@@ -71,6 +71,10 @@ class Agents:
     async def render(self, agent: AgentVersion) -> dict[str, Any]:
         return agent_json(agent, await self.run(self.registry.version_numbers, agent.id))
 
+    async def render_all(self, found: list[AgentVersion]) -> list[dict[str, Any]]:
+        numbers = await self.run(self.registry.versions_of, [agent.id for agent in found])
+        return [agent_json(agent, numbers[agent.id]) for agent in found]
+
     async def found(self, agent_id: str, version: int | str | None = None) -> AgentVersion:
         agent: AgentVersion | None = await self.run(
             self.registry.resolve, self.tenant, agent_id, version
@@ -270,7 +274,7 @@ async def list_agents(request: Request) -> Response:
     agents = await Agents.open(request)
     page, size = _page(request, default_size=20)
     found = await listed(agents.registry, agents.tenant, request, page * size, size)
-    return JSON([await agents.render(agent) for agent in found])
+    return JSON(await agents.render_all(found))
 
 
 async def list_agent_pages(request: Request) -> Response:
@@ -279,7 +283,7 @@ async def list_agent_pages(request: Request) -> Response:
     size = query_int(request, "page_size", 20, minimum=1, maximum=MAX_PAGE_SIZE)
     offset = cursor(request.query_params.get("page_token"))
     found = await listed(agents.registry, agents.tenant, request, offset, size + 1)
-    data = [await agents.render(agent) for agent in found[:size]]
+    data = await agents.render_all(found[:size])
     token = page_token(offset + size) if len(found) > size else None
     return JSON({"object": "list", "data": data, "next_page_token": token})
 
