@@ -399,3 +399,28 @@ def test_function_names_the_model_calls_are_valid_and_unique() -> None:
              ("crm.find", "crm_find", "crm/find", "é" * 100, "")]  # fmt: skip
     assert names[:3] == ["crm_find", "crm_find_2", "crm_find_3"]
     assert len(set(names)) == 5 and all(len(n) <= 64 for n in names)
+
+
+def test_secrets_sealed_at_rest_and_a_wrong_key_is_a_clear_503(
+    mcp: mcp_server.RunningServer, app_state: AppState
+) -> None:
+    import secrets as token_source
+
+    from sqlalchemy import select
+
+    from souverain.connectors.sealing import Sealer
+    from souverain.connectors.store import ConnectorStore
+    from souverain.errors import StageUnavailable
+    from souverain.store.tables import connectors
+
+    name = _register(app_state, mcp)
+    with app_state.database.connect() as conn:
+        row = conn.execute(select(connectors).where(connectors.c.name == name)).mappings().one()
+    assert MCP_TOKEN.encode() not in row["secret"] and MCP_TOKEN not in json.dumps(
+        {k: v for k, v in row.items() if k != "secret"}
+    )
+    other = ConnectorStore(app_state.database, Sealer(token_source.token_bytes(32)))
+    shown = other.get("acme", name, secrets=False)  # showing it needs no key
+    assert shown is not None and shown.public()["headers"] == {"Authorization": "********"}
+    with pytest.raises(StageUnavailable, match=r"connectors\.key"):
+        other.get("acme", name)

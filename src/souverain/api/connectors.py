@@ -40,9 +40,10 @@ class _Call:
         if audit is not None:
             await audit.append(admin_leaf(self.ctx, action, target))
 
-    async def find(self, request: Request) -> Connector:
+    async def find(self, request: Request, *, secrets: bool = False) -> Connector:
         ref = request.path_params["connector_id"]
-        found = await asyncio.to_thread(self.service.store.get, self.scope, ref)
+        get = self.service.store.get
+        found = await asyncio.to_thread(lambda: get(self.scope, ref, secrets=secrets))
         if found is None:
             raise NotFound(f"no such connector {ref[:64]!r}")
         return found
@@ -103,7 +104,7 @@ async def delete_connector(request: Request) -> Response:
 async def list_connector_tools(request: Request) -> Response:
     """The server's tools, asked live (and the binder's cache refreshed)."""
     call = await _call(request)
-    connector = await call.find(request)
+    connector = await call.find(request, secrets=True)
     tools = await call.service.tools(connector, fresh=True)
     data = [
         {"name": tool.name, "description": tool.description, "input_schema": tool.input_schema}

@@ -8,16 +8,17 @@ before they reach the database and `public()` shows their names with masked valu
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from dataclasses import dataclass
+from secrets import token_hex
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, StageUnavailable
 from ..store.tables import connectors
 from .schemas import ConnectorCreate
 from .sealing import Sealer
@@ -35,12 +36,14 @@ class Connector:
     transport: str  # http, stdio
     url: str | None
     command: list[str] | None  # [program, *args]
-    headers: dict[str, str]
+    headers: dict[str, str]  # empty unless opened (`secrets=True`)
     env: dict[str, str]
     timeout_s: float
     description: str | None
     created_by: str
     created_at: float
+    header_names: tuple[str, ...] = ()
+    env_names: tuple[str, ...] = ()
 
     def public(self) -> dict[str, Any]:
         """What the admin API returns: secrets by name, values masked."""
@@ -53,8 +56,8 @@ class Connector:
             "url": self.url,
             "command": self.command[0] if self.command else None,
             "args": self.command[1:] if self.command else [],
-            "headers": {name: MASK for name in self.headers},
-            "env": {name: MASK for name in self.env},
+            "headers": {name: MASK for name in self.header_names},
+            "env": {name: MASK for name in self.env_names},
             "timeout_s": self.timeout_s,
             "description": self.description,
             "created_by": self.created_by,
@@ -70,7 +73,7 @@ class ConnectorStore:
     def create(
         self, tenant: str, tenant_id: int | None, body: ConnectorCreate, created_by: str
     ) -> Connector:
-        connector_id = "conn_" + secrets.token_hex(12)
+        connector_id = "conn_" + token_hex(12)
         secret = {"headers": dict(body.headers), "env": dict(body.env)}
         names = {"headers": sorted(body.headers), "env": sorted(body.env)}
         command = [body.command, *body.args] if body.command is not None else None
@@ -98,8 +101,9 @@ class ConnectorStore:
         assert found is not None
         return found
 
-    def get(self, tenant: str | None, ref: str) -> Connector | None:
-        """By id or by name, within `tenant` (None: any tenant, the platform owner)."""
+    def get(self, tenant: str | None, ref: str, *, secrets: bool = True) -> Connector | None:
+        """By id or by name, within `tenant` (None: any tenant, the platform owner); its
+        secrets opened unless `secrets` is false (to show it, they are not needed)."""
         if len(ref) > 64:
             return None
         query = select(connectors).where((connectors.c.id == ref) | (connectors.c.name == ref))
@@ -109,14 +113,14 @@ class ConnectorStore:
             rows = list(conn.execute(query.order_by(connectors.c.created_at)).mappings())
         by_id = [row for row in rows if row["id"] == ref]
         chosen = by_id or rows  # an id wins; a name unique per tenant (several: the owner)
-        return self._connector(chosen[0]) if len(chosen) == 1 else None
+        return self._connector(chosen[0], secrets) if len(chosen) == 1 else None
 
     def list(self, tenant: str | None) -> list[Connector]:
         query = select(connectors).order_by(connectors.c.tenant, connectors.c.name)
         if tenant is not None:
             query = query.where(connectors.c.tenant == tenant)
         with self.database.connect() as conn:
-            return [self._connector(row) for row in conn.execute(query).mappings()]
+            return [self._connector(row, False) for row in conn.execute(query).mappings()]
 
     def delete(self, tenant: str | None, connector_id: str) -> None:
         query = delete(connectors).where(connectors.c.id == connector_id)
@@ -126,8 +130,18 @@ class ConnectorStore:
             if not conn.execute(query).rowcount:
                 raise NotFound(f"no such connector {connector_id[:64]!r}")
 
-    def _connector(self, row: RowMapping) -> Connector:
-        opened = self.sealer.open(row["id"], row["secret"]) if row["secret"] else {}
+    def _connector(self, row: RowMapping, secrets: bool) -> Connector:
+        names = json.loads(row["secret_names"] or "{}")
+        opened: dict[str, dict[str, str]] = {}
+        if secrets and row["secret"]:
+            try:
+                opened = self.sealer.open(row["id"], row["secret"])
+            except InvalidTag:
+                raise StageUnavailable(
+                    f"the secrets of connector {row['name']!r} do not open with this "
+                    "gateway's data_dir/connectors.key (every replica needs the same file)",
+                    code="connector_key_mismatch",
+                ) from None
         return Connector(
             id=row["id"],
             tenant=row["tenant"],
@@ -141,4 +155,6 @@ class ConnectorStore:
             description=row["description"],
             created_by=row["created_by"],
             created_at=float(row["created_at"]),
+            header_names=tuple(names.get("headers", ())),
+            env_names=tuple(names.get("env", ())),
         )
