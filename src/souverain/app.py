@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .agents.conversation_store import ConversationStore
 from .api import admin, completions, directory, embeddings, health, keys, models, usage
 from .api import audit as audit_routes
 from .api import responses as responses_routes
@@ -178,6 +179,9 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
             await state.audit.start()
             await asyncio.to_thread(purge_payloads, settings, state.audit)
             await record_configuration(settings, state)
+        # Conversations follow their tenant's payload retention (agents/conversation_store.py).
+        days = {tenant: rule.retention_days for tenant, rule in settings.audit.payloads.items()}
+        await asyncio.to_thread(ConversationStore(state.database).purge_by_retention, days)
         for backend in state.catalog.backends():
             await backend.start()
             log.info("deployment %s ready (%s)", backend.name, backend.kind)

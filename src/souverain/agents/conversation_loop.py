@@ -367,8 +367,17 @@ class ConversationLoop:
     async def _save(self, turn: Turn) -> None:
         if not turn.store:
             return
+        policy = self.pipeline.router.policy
+
+        def highest(stored: str | None, ours: str | None) -> str | None:
+            return policy.classify(stored, ours) if stored or ours else None
+
         await asyncio.to_thread(
-            self.store.save, turn.conversation, [*turn.inputs, *turn.outputs], turn.changed
+            self.store.save,
+            turn.conversation,
+            [*turn.inputs, *turn.outputs],
+            turn.changed,
+            highest,
         )
 
 

@@ -13,14 +13,16 @@ deleted by their owner, erased by data subject (`erase_subject`) and dropped by 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine, and_, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
+from ..errors import Conflict
 from ..store.tables import conversation_entries, conversations
 from .store import Owner, subject_digest
 
@@ -52,10 +54,40 @@ class ConversationStore:
         conversation: Conversation,
         new_entries: Sequence[dict[str, Any]],
         changed: Sequence[dict[str, Any]] = (),
+        highest: Callable[[str | None, str | None], str | None] = lambda a, b: b,
     ) -> None:
         """Insert or update the conversation, append its new entries and rewrite the
-        `changed` ones (a call's confirmation status), in one transaction."""
+        `changed` ones (a call's confirmation status), in one transaction.
+
+        Two turns of one conversation may run at once (two tabs): each appends after
+        whatever the other stored (retried on the order's unique index), and the stored
+        classification becomes `highest(stored, ours)`, so a turn that began before the
+        other raised it never lowers it.
+        """
+        for attempt in range(3):
+            try:
+                return self._save(conversation, new_entries, changed, highest)
+            except IntegrityError:
+                if attempt == 2:
+                    raise Conflict("this conversation changed during the turn; try again") from None
+        return None
+
+    def _save(
+        self,
+        conversation: Conversation,
+        new_entries: Sequence[dict[str, Any]],
+        changed: Sequence[dict[str, Any]],
+        highest: Callable[[str | None, str | None], str | None],
+    ) -> None:
         conversation.updated_at = time.time()
+        if conversation.stored:
+            with self.database.connect() as conn:
+                stored = conn.execute(
+                    select(conversations.c.classification).where(
+                        conversations.c.id == conversation.id
+                    )
+                ).scalar_one_or_none()
+            conversation.classification = highest(stored, conversation.classification)
         values = {
             "agent_id": conversation.agent_id,
             "agent_version": conversation.agent_version,
@@ -177,6 +209,26 @@ class ConversationStore:
     def purge(self, older_than_s: float) -> int:
         """Delete the conversations not updated for `older_than_s` seconds."""
         return self._delete_where(conversations.c.updated_at < time.time() - older_than_s)
+
+    def purge_by_retention(self, days: dict[str, int]) -> int:
+        """Delete conversations idle for longer than their tenant's retention (days by
+        tenant; "*" for every tenant not named). Unnamed tenants without "*": kept."""
+        now, deleted = time.time(), 0
+        named = [tenant for tenant in days if tenant != "*"]
+        for tenant in named:
+            cutoff = now - days[tenant] * 86400
+            deleted += self._delete_where(
+                and_(conversations.c.tenant == tenant, conversations.c.updated_at < cutoff)
+            )
+        if "*" in days:
+            cutoff = now - days["*"] * 86400
+            others = (
+                conversations.c.tenant.not_in(named)
+                if named
+                else conversations.c.tenant.is_not(None)
+            )
+            deleted += self._delete_where(and_(others, conversations.c.updated_at < cutoff))
+        return deleted
 
     def _delete_where(self, condition: ColumnElement[bool]) -> int:
         with self.database.begin() as conn:

@@ -156,7 +156,11 @@ def erase(config_file: str | None, data_dir: str | None, subject: str, tenant: s
 def purge(config_file: str | None, data_dir: str | None) -> None:
     """Delete retained bodies past their tenant's retention."""
     settings, database, _ = _open(config_file, data_dir)
-    click.echo(json.dumps({"purged": purge_payloads(settings, _log(settings, database))}))
+    purged = purge_payloads(settings, _log(settings, database))
+    # Conversations follow their tenant's payload retention (issue 14).
+    days = {tenant: rule.retention_days for tenant, rule in settings.audit.payloads.items()}
+    gone = ConversationStore(database).purge_by_retention(days)
+    click.echo(json.dumps({"purged": purged, "conversations_purged": gone}))
 
 
 def _log(settings: Settings, database: Engine) -> AuditLog:
