@@ -107,9 +107,11 @@ def test_ocr_document_annotation_sends_no_identifier(
                 "name": "account", "schema": {"type": "object", "properties": {"iban": {"type": "string"}}}}},
         }, timeout=60)  # fmt: skip
     sent = upstream.received[before:]
-    assert len(sent) == 1 and "messages" in sent[0]  # the annotation's one chat call
+    # The annotation's chat call, tried 3 times: the echoing fake answers with the prompt,
+    # not JSON, and an answer that does not conform is retried (answer_conformance.py).
+    assert len(sent) == 3 and all("messages" in body for body in sent)
     assert "Relevé" in json.dumps(sent, ensure_ascii=False)
     assert leaked(upstream) == []
-    # The echoing fake answers with the prompt, not JSON: a clear 502, never the pages.
-    assert result.status_code == 502, result.text
-    assert "no valid JSON" in result.json()["error"]["message"]
+    # Then a clear 422, never the pages.
+    assert result.status_code == 422, result.text
+    assert result.json()["error"]["code"] == "output_not_conforming"
