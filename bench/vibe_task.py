@@ -32,7 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import Server, start_server, stop_server  # noqa: E402
-from tests.vibe_runner import ScriptedAgent, observed_run, start_llama_cpp_server  # noqa: E402
+from tests.vibe_runner import (  # noqa: E402
+    ScriptedAgent,
+    llama_cpp_deployment,
+    observed_run,
+    start_llama_cpp_server,
+)
 
 RESULTS = ROOT / "bench" / "results" / "vibe_task.json"
 
@@ -64,8 +69,10 @@ def gateway(upstream: str, tmp: Path) -> Iterator[tuple[Server, str]]:
             agent.stop()
         return
     process, url = start_llama_cpp_server(tmp)
-    deployment = {"engine": "openai", "base_url": url + "/v1", "upstream_model": "smollm2"}
-    server = start_server(tmp / "gw", {"models": [{"id": "llama", "deployments": [deployment]}]})
+    models = [{"id": "llama", "deployments": [llama_cpp_deployment(url)]}]
+    # No breaker or retry: one refusal from llama.cpp must show as itself, not as "down".
+    routing = {"failure_threshold": 1000, "retries": 0}
+    server = start_server(tmp / "gw", {"models": models, "routing": routing})
     try:
         yield server, "llama"
     finally:
@@ -85,7 +92,8 @@ def one_run(server: Server, model: str, backend: str, tmp: Path, **options: Any)
         "souverain_usage": [seen.prompt_tokens, seen.completion_tokens],
         "usage_matches": list(run.usage) == [seen.prompt_tokens, seen.completion_tokens],
         "refused": {f"{m} {r} {s}": n for (m, r, s), n in seen.refused.items()},
-        "model_calls": seen.requests, "seconds": round(time.monotonic() - started, 1),
+        "model_calls": seen.requests, "calls": [list(call) for call in seen.calls],
+        "seconds": round(time.monotonic() - started, 1),
     }  # fmt: skip
 
 
@@ -96,25 +104,32 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--max-turns", type=int, default=6)
     parser.add_argument("--lean", action="store_true", help="Vibe's short prompt (LEAN_AGENT)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per Vibe run")
     args = parser.parse_args()
+    backends = args.backend or ["generic", "mistral"]
+    key = f"{args.upstream}{'-lean' if args.lean else ''}-{'+'.join(backends)}"
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="vibe-bench-") as folder:
         tmp = Path(folder)
         with gateway(args.upstream, tmp) as (server, model):
-            for backend in args.backend or ["generic", "mistral"]:
+            for backend in backends:
                 for index in range(args.runs):
                     result = one_run(server, model, backend, tmp / f"{backend}-{index}",
-                                     max_turns=args.max_turns, lean=args.lean)  # fmt: skip
+                                     max_turns=args.max_turns, lean=args.lean,
+                                     timeout=args.timeout)  # fmt: skip
                     runs.append(result)
                     print(json.dumps(result, ensure_ascii=False), flush=True)
-    for backend in args.backend or ["generic", "mistral"]:
+                    save(key, runs)  # after each run: a long series stopped early keeps its runs
+    for backend in backends:
         mine = [run for run in runs if run["backend"] == backend]
         print(f"{args.upstream} {backend}{' lean' if args.lean else ''}: "
               f"{sum(r['succeeded'] for r in mine)}/{len(mine)} succeeded, "
               f"{sum(bool(r['refused']) for r in mine)} with a 4xx/5xx, "
               f"{sum(not r['usage_matches'] for r in mine)} with usage mismatched")  # fmt: skip
+
+
+def save(key: str, runs: list[dict[str, Any]]) -> None:
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    key = f"{args.upstream}{'-lean' if args.lean else ''}"
     previous[key] = {"command": " ".join(sys.argv[1:]), "runs": runs}
     RESULTS.write_text(json.dumps(previous, indent=1, ensure_ascii=False) + "\n")
 

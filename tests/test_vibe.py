@@ -21,6 +21,7 @@ Two kinds of model behind the gateway:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,14 @@ from .conftest import Server, start_server, stop_server
 from .vibe_runner import (
     ADDRESS,
     EXPECTED,
+    TIMED_OUT,
     VIBE,
     ScriptedAgent,
     VibeRun,
+    llama_cpp_deployment,
     observed_run,
     python_for_vibe,
+    start_llama_cpp_server,
 )
 
 pytestmark = pytest.mark.model
@@ -99,6 +103,15 @@ def test_vibe_completes_the_task_through_each_engine(
     assert ADDRESS not in sent and "example.fr" not in sent  # pseudonymized on the way out
     first = scripted.received[before]
     assert len(first["tools"]) >= 2 and first["stream"] is True
+    # Vibe ran each tool the model called through Souverain, and sent its result back
+    # through Souverain under the call's id: the calls and results are in the conversation.
+    last = scripted.received[-1]["messages"]
+    called = {call["id"]: call["function"]["name"]
+              for message in last if message["role"] == "assistant"
+              for call in message.get("tool_calls") or ()}  # fmt: skip
+    answered = {message["tool_call_id"] for message in last if message["role"] == "tool"}
+    assert sorted(called.values()) == ["read_file", "write_file"], called
+    assert answered == set(called), (answered, called)
 
 
 def assert_refused_for_its_size(server: Server, tmp: Path, model: str, backend: str) -> None:
@@ -119,3 +132,54 @@ def assert_refused_for_its_size(server: Server, tmp: Path, model: str, backend: 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_vibe_on_the_embedded_model(vibe: Path, embedded: Server, tmp_path: Path, backend: str) -> None:  # fmt: skip
     assert_refused_for_its_size(embedded, tmp_path, "smollm2", backend)
+
+
+# Real models, Vibe's lean agent (tests/vibe_runner.py LEAN_AGENT: its first request is
+# ~4,900 SmolLM2 tokens). On this project's shared 2-core machines one such run takes
+# 10-20 minutes (prompt evaluation at ~14 tokens/s under load), so these run only when
+# asked: SOUVERAIN_VIBE_REAL_MODELS=1. They assert the protocol, not the 135M model's
+# success (docs/vibe.md has the rates): every model call answered 200, usage equal.
+real_models = pytest.mark.skipif(
+    os.environ.get("SOUVERAIN_VIBE_REAL_MODELS") != "1",
+    reason="minutes per run on a loaded machine: set SOUVERAIN_VIBE_REAL_MODELS=1",
+)
+
+
+def assert_protocol_clean(server: Server, tmp: Path, model: str, backend: str) -> None:
+    run, seen = observed_run(
+        server, tmp, model=model, backend=backend, lean=True, max_turns=4, timeout=1800
+    )
+    assert run.returncode != TIMED_OUT, "Vibe did not finish within 30 minutes"
+    assert seen.calls and all(status == 200 for status, _, _ in seen.calls), seen.calls
+    assert not seen.refused and seen.errors == 0, seen.answers
+    assert seen.calls[0][1] < 8192  # the lean agent's first request fits SmolLM2's context
+    assert run.usage == (seen.prompt_tokens, seen.completion_tokens)
+
+
+@pytest.fixture(scope="module")
+def llama_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """llama.cpp's own server as an `openai` deployment whose facts are declared."""
+    process, url = start_llama_cpp_server(tmp_path_factory.mktemp("vibe-llama"))
+    models = [{"id": "llama", "deployments": [llama_cpp_deployment(url)]}]
+    config = {"models": models, "routing": {"failure_threshold": 1000, "retries": 0}}
+    server = start_server(tmp_path_factory.mktemp("vibe-llama-gw"), config)
+    yield server
+    stop_server(server)
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@real_models
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vibe_lean_on_the_embedded_model(
+    vibe: Path, embedded: Server, tmp_path: Path, backend: str
+) -> None:
+    assert_protocol_clean(embedded, tmp_path, "smollm2", backend)
+
+
+@real_models
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vibe_lean_through_llama_cpp_server(
+    vibe: Path, llama_gateway: Server, tmp_path: Path, backend: str
+) -> None:
+    assert_protocol_clean(llama_gateway, tmp_path, "llama", backend)

@@ -32,6 +32,7 @@ from .recording_upstream import RecordingUpstream, _stream
 ROOT = Path(__file__).resolve().parent.parent
 VIBE = ROOT / ".venv-vibe" / "bin" / "vibe"
 KEY_VARIABLE = "SOUVERAIN_API_KEY"
+TIMED_OUT = -9  # VibeRun.returncode of a run stopped by run_vibe's timeout
 
 # The task: it needs Vibe's tools (read a file, write one) and has one right answer.
 ADDRESS = "marie.curie@example.fr"
@@ -115,13 +116,19 @@ class VibeRun:
 # where the default agent's is ~8,700 (4,742 of system prompt, 3,945 of ten tools), which
 # does not fit SmolLM2's 8,192. Vibe 3.0.3's harness keeps its core tools whatever
 # `enabled_tools` says.
+LEAN_PROMPT = "You are a coding agent. Use the tools to read and write files. Be brief.\n"
 LEAN_AGENT = """\
 display_name = "Lean tools"
 description = "Short system prompt, fewer tools"
 safety = "yolo"
-system_prompt_id = "minimal"
+system_prompt_id = "lean-task"
 enabled_tools = ["read_file", "write_file"]
 bypass_tool_permissions = true
+enable_background_processes = false
+enable_subagents = false
+disabled_skills = ["*", "vibe:*", "re:.*"]
+include_project_context = false
+include_commit_signature = false
 """
 
 
@@ -131,8 +138,9 @@ def run_vibe(
 ) -> VibeRun:  # fmt: skip
     """One headless run of the task in a fresh directory under `tmp` (`lean`: LEAN_AGENT)."""
     home, workdir, export = tmp / "home", tmp / "work", tmp / "export"
-    for folder in (home / "agents", workdir):
+    for folder in (home / "agents", home / "prompts", workdir):
         folder.mkdir(parents=True)
+    (home / "prompts" / "lean-task.md").write_text(LEAN_PROMPT)
     (home / "config.toml").write_text(vibe_config(server, model, backend))
     (home / "agents" / "lean-tools.toml").write_text(LEAN_AGENT)
     (workdir / "input.txt").write_text(ADDRESS + "\n")
@@ -142,9 +150,12 @@ def run_vibe(
         command += ["--agent", "lean-tools"]
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
                    "VIBE_HOME": str(home), KEY_VARIABLE: server.key, "LANG": "C.UTF-8"}  # fmt: skip
-    done = subprocess.run(
-        command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=timeout
-    )
+    try:
+        done = subprocess.run(
+            command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:  # Vibe killed: the run counts as failed, not as a crash
+        return VibeRun(TIMED_OUT, f"timed out after {timeout:.0f} s", {}, workdir)
     exported = export / "export.json"
     result = json.loads(exported.read_text()) if exported.exists() else {}
     return VibeRun(done.returncode, done.stdout + done.stderr, result, workdir)
@@ -159,6 +170,7 @@ class Observed:
     errors: int
     prompt_tokens: int
     completion_tokens: int
+    calls: list[tuple[int, int, int]]  # per model call (audit log): status, prompt, completion
 
     @property
     def refused(self) -> dict[tuple[str, str, int], float]:
@@ -170,6 +182,7 @@ def observed_run(
 ) -> tuple[VibeRun, Observed]:
     """`run_vibe`, and what Souverain recorded meanwhile (nothing else may use `model`)."""
     usage_before, answers_before = usage_by_model(server), answers_by_status(server)
+    audited = len(audit_leaves(server))
     run = run_vibe(server, tmp, model=model, backend=backend, **options)
     answers = {
         key: count - answers_before.get(key, 0)
@@ -181,7 +194,30 @@ def observed_run(
     requests, errors, prompt, completion = (
         now - then for now, then in zip(after, before, strict=True)
     )
-    return run, Observed(answers, requests, errors, prompt, completion)
+    calls = [
+        (int(leaf.get("status") or 0), *_tokens(leaf))
+        for leaf in audit_leaves(server)[audited:]
+        if leaf.get("kind") == "request" and leaf.get("model") == model
+    ]
+    return run, Observed(answers, requests, errors, prompt, completion, calls)
+
+
+def audit_leaves(server: Server) -> list[dict[str, Any]]:
+    """Every audit leaf so far (these gateways record a few hundred at most)."""
+    leaves: list[dict[str, Any]] = []
+    with server.client() as client:
+        while True:
+            page = client.get("/admin/v1/audit/leaves", params={"after": len(leaves)})
+            page.raise_for_status()
+            data = page.json()["data"]
+            leaves += [entry["leaf"] for entry in data]
+            if not data:
+                return leaves
+
+
+def _tokens(leaf: dict[str, Any]) -> tuple[int, int]:
+    tokens = leaf.get("tokens") or {}
+    return int(tokens.get("prompt") or 0), int(tokens.get("completion") or 0)
 
 
 def usage_by_model(server: Server) -> dict[str, tuple[int, ...]]:
@@ -228,6 +264,20 @@ def start_llama_cpp_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.2)
     process.kill()
     raise RuntimeError(log.read_text())
+
+
+def llama_cpp_deployment(url: str) -> dict[str, Any]:
+    """The `openai` deployment for `start_llama_cpp_server`'s server, with its facts declared.
+
+    Without them Souverain assumes the worst of a remote deployment (foreign, keeps the
+    data, trains on it), and Vibe's every request is `internal`: its system prompt carries
+    an e-mail address (`Co-Authored-By: Mistral Vibe <vibe@mistral.ai>`). The default
+    policy sends internal data nowhere that trains on it, so each request got a 403,
+    which Vibe shows as "Invalid API key" (it takes any 401 or 403 for a refused key).
+    """
+    return {"engine": "openai", "base_url": url + "/v1", "upstream_model": "smollm2",
+            "operator": "llama.cpp on this machine", "jurisdiction": "on-prem",
+            "retention_days": 0, "trains_on_data": False}  # fmt: skip
 
 
 class ScriptedAgent(RecordingUpstream):
