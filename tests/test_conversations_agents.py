@@ -13,6 +13,7 @@ call by constrained decoding).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from itertools import count
 from typing import Any
@@ -53,7 +54,9 @@ def gateway(
     us = agent_upstream.deployment(jurisdiction="US", operator="US Cloud", retention_days=30)
     config = {
         "models": [{"id": "cloud", "deployments": [{**eu, "name": "eu"}]},
-                   {"id": "foreign", "deployments": [{**us, "name": "us"}]}],
+                   {"id": "foreign", "deployments": [{**us, "name": "us"}]},
+                   {"id": "emb", "type": "embeddings", "deployments": [{**eu, "name": "eu-emb"}]}],
+        "libraries": {"embedding_model": "emb", "ocr": False},
         "agents": {"tenants": {"tight": {"max_tool_calls": 0}}},
     }  # fmt: skip
     server = start_server(tmp_path_factory.mktemp("conversation-agents"), config)
@@ -278,3 +281,53 @@ def test_limits_end_the_turn_with_a_clear_error(
                   {"agent_id": two["id"], "inputs": 'use:add {"a": 1, "b": 2}'})  # fmt: skip
     assert answer.status_code == 400, answer.text  # the tenant allows no tool call at all
     assert answer.json()["error"]["param"] == "max_tool_calls"
+
+
+# ---- document libraries ---------------------------------------------------------------------
+
+
+def test_a_library_agent_cites_and_a_restricted_source_sticks(
+    gateway: Server, acme: dict[str, str], agent_upstream: AgentUpstream
+) -> None:
+    client = sdk(gateway, acme["dev"])
+    library = client.beta.libraries.create(name=f"kb{next(_n)}")
+    memo = b"The merger with Globex closes on 12 March. Codename: BLUEBIRD."
+    doc = client.beta.libraries.documents.upload(
+        library_id=library.id, file={"file_name": "memo.txt", "content": memo}
+    )
+    deadline = time.monotonic() + 120
+    while client.beta.libraries.documents.status(
+        library_id=library.id, document_id=doc.id
+    ).process_status in ("todo", "in_progress"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    made = agent(
+        gateway, acme["dev"], tools=[{"type": "document_library", "library_ids": [library.id]}]
+    )
+    answer = client.beta.conversations.start(
+        agent_id=made["id"], inputs='use:search_library {"query": "BLUEBIRD merger"}'
+    )
+    assert [e.type for e in answer.outputs] == ["tool.execution", "message.output"]
+    execution, message = answer.outputs
+    citations = execution.info["citations"]  # type: ignore[union-attr]
+    assert citations and citations[0]["type"] == "tool_reference"
+    assert "BLUEBIRD" in message.content  # type: ignore[union-attr]  # the passage reached the model
+    # Now the document is restricted: once the tool read it, the conversation is restricted
+    # and its next step may go nowhere but on-prem (no such deployment here). The turn ends
+    # 403 naming the level, and the passage never left: the model only saw the question.
+    marked = http(gateway, "PATCH", f"/v1/libraries/{library.id}/documents/{doc.id}",
+                  acme["dev"], {"attributes": {"classification": "restricted"}})  # fmt: skip
+    assert marked.status_code == 200, marked.text
+    chats = lambda: [body for body in agent_upstream.received if "messages" in body]  # noqa: E731
+    before = len(chats())
+    refused = http(gateway, "POST", "/v1/conversations", acme["dev"],
+                   {"agent_id": made["id"], "inputs": 'use:search_library {"query": "BLUEBIRD"}'})  # fmt: skip
+    assert refused.status_code == 403, refused.text
+    assert "restricted" in refused.json()["error"]["message"]
+    assert len(chats()) == before + 1  # the first step only
+    assert "Globex" not in json.dumps(chats()[-1])  # the passage's words
+    kept = client.beta.conversations.list(page=0, page_size=1)[0]
+    history = client.beta.conversations.get_history(conversation_id=kept.id)
+    assert [e.type for e in history.entries] == ["message.input", "tool.execution"]
+    again = http(gateway, "POST", f"/v1/conversations/{kept.id}", acme["dev"], {"inputs": "Hi"})
+    assert again.status_code == 403  # sticky: a harmless message does not lower it
