@@ -313,3 +313,19 @@ def test_an_engine_that_checks_itself_is_left_to_it() -> None:
     engine = SelfChecking(ModelConfig(id="m", deployments=(UPSTREAM,)), UPSTREAM)
     assert asyncio.run(checked_unary(engine, chat_request(), wrong)).content == WRONG
     assert len(calls) == 1
+
+
+def test_strict_arguments_given_as_an_object_are_checked_too() -> None:
+    strict = {**SHORT_TOOL, "function": {**SHORT_TOOL["function"], "strict": True}}
+    request = ChatCompletionRequest.model_validate(
+        {"model": "m", "messages": [{"role": "user", "content": "?"}], "tools": [strict]}
+    )
+
+    async def as_object(request: ChatCompletionRequest) -> Completion:
+        call = {"id": "c1", "type": "function",
+                "function": {"name": "echo", "arguments": {"text": "far too long"}}}  # fmt: skip
+        return Completion(tool_calls=[call], finish_reason="tool_calls")
+
+    with pytest.raises(OutputNotConforming) as caught:
+        asyncio.run(checked_unary(BACKEND, request, as_object))
+    assert caught.value.param == "tools" and "$.text" in caught.value.message

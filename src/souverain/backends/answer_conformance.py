@@ -221,7 +221,9 @@ class _Tries:
         )
 
 
-def _json_problems(schema: dict[str, Any], text: str, what: str) -> list[str]:
+def _json_problems(schema: dict[str, Any], text: object, what: str) -> list[str]:
+    if not isinstance(text, str):  # arguments an engine gave as an object, not a string
+        return violations(schema, text)
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
