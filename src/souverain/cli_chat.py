@@ -136,7 +136,7 @@ def open_model(gateway: Gateway, wanted: str | None) -> str:
 
 
 def open_agent(gateway: Gateway, wanted: str) -> AgentSession:
-    """The agent by id, else by name (the most recently created of that name)."""
+    """The agent by id, else by name (the first the server lists with that name)."""
     try:
         found = gateway.request("GET", f"/v1/agents/{urllib.parse.quote(wanted, safe='')}")
         return AgentSession(gateway, str(found["id"]), str(found.get("name") or wanted))
@@ -144,7 +144,8 @@ def open_agent(gateway: Gateway, wanted: str) -> AgentSession:
         if exc.status != 404:
             raise
     try:
-        listed = gateway.request("GET", "/v1/agents?page_size=100")
+        query = urllib.parse.urlencode({"name": wanted, "page_size": 100})
+        listed = gateway.request("GET", f"/v1/agents?{query}")
     except ChatError as exc:
         if exc.status == 404:
             raise ChatError(
