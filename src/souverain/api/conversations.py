@@ -29,11 +29,10 @@ from ..identity.rbac import require
 from ..jsonsafe import check_depth
 from ..protocol.conversations import ConversationAppend, ConversationRestart, ConversationStart
 from .completions import decision_headers
-from .http import JSON, app_state, parse_body, query_int
+from .http import JSON, MAX_PAGE_NUMBER, app_state, parse_body, query_int
 from .streaming import SSE_HEADERS
 
 ENDPOINT = "conversations"
-MAX_PAGE = 100_000
 # mistralai 3.x serializes an unset `metadata` query parameter as this JSON string.
 SDK_UNSET = "~?~unset~?~sentinel~?~"
 
@@ -56,6 +55,7 @@ def conversation_routes() -> list[Route]:
 async def start(request: Request) -> Response:
     ctx = await _open(request)
     body = await parse_body(request, ConversationStart)
+    body.check()
     turn = await TurnSetup(app_state(request)).start(ctx, body)
     return await _answer(request, ctx, turn)
 
@@ -63,6 +63,7 @@ async def start(request: Request) -> Response:
 async def append(request: Request) -> Response:
     ctx = await _open(request)
     body = await parse_body(request, ConversationAppend)
+    body.check()
     conversation_id = request.path_params["conversation_id"]
     turn = await TurnSetup(app_state(request)).append(ctx, conversation_id, body)
     return await _answer(request, ctx, turn)
@@ -98,7 +99,7 @@ async def _answer(request: Request, ctx: RequestContext, turn: Turn) -> Response
 async def list_conversations(request: Request) -> Response:
     state = app_state(request)
     ctx = await _open(request)
-    page = query_int(request, "page", 0, minimum=0, maximum=MAX_PAGE)
+    page = query_int(request, "page", 0, minimum=0, maximum=MAX_PAGE_NUMBER)
     page_size = query_int(request, "page_size", 100, minimum=1, maximum=100)
     metadata = _metadata_filter(request.query_params.get("metadata"))
     store = ConversationStore(state.database)

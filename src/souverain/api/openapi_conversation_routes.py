@@ -9,7 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, RootModel
 
 from ..protocol.conversations import ConversationAppend, ConversationRestart, ConversationStart
-from .openapi_spec import PAGE, PAGE_SIZE, Operation, op
+from .openapi_spec import PAGE, Operation, op
+from .openapi_spec import int_param as _int
 from .openapi_spec import text_param as _text
 
 
@@ -81,7 +82,7 @@ CONVERSATION_OPERATIONS: dict[str, Operation] = {
         ok=ConversationArray,
         query=(
             PAGE,
-            PAGE_SIZE,
+            _int("page_size", "Conversations per page.", minimum=1, maximum=100),
             _text("metadata", "A JSON object: conversations whose metadata holds each pair."),
         ),
     ),

@@ -13,11 +13,12 @@ checks them one by one, so a bad one is a 400 naming its index).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..backends.local_tools import MAX_TOOLS
+from ..errors import InvalidRequest
 from .agents import MAX_DESCRIPTION, MAX_INSTRUCTIONS, MAX_NAME, CompletionArgs
 from .common import APIModel, Metadata
 
@@ -25,7 +26,10 @@ MAX_INPUT_ENTRIES = 256
 MAX_CONFIRMATIONS = 64
 MAX_ID = 200
 
-Inputs = str | list[dict[str, Any]]
+Inputs = (
+    Annotated[str, Field(min_length=1)]
+    | Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_INPUT_ENTRIES)]
+)
 AgentVersionRef = int | str
 
 
@@ -43,12 +47,6 @@ class _Turn(APIModel):
     handoff_execution: Literal["client", "server"] | None = "server"
     completion_args: CompletionArgs | None = None
 
-    @model_validator(mode="after")
-    def _bounded_inputs(self) -> _Turn:
-        if isinstance(self.inputs, list) and len(self.inputs) > MAX_INPUT_ENTRIES:
-            raise ValueError(f"inputs: at most {MAX_INPUT_ENTRIES} entries")
-        return self
-
 
 class ConversationStart(_Turn):
     inputs: Inputs
@@ -62,17 +60,17 @@ class ConversationStart(_Turn):
     agent_version: AgentVersionRef | None = None
     model: str | None = Field(default=None, min_length=1, max_length=MAX_ID)
 
-    @model_validator(mode="after")
-    def _agent_or_model(self) -> ConversationStart:
+    def check(self) -> None:
+        """Rules between fields (400 naming one): the document cannot state them."""
         if (self.agent_id is None) == (self.model is None):
-            raise ValueError("give either agent_id or model")
+            raise InvalidRequest("give either agent_id or model", param="model")
         if self.agent_id is not None and (self.instructions is not None or self.tools):
-            raise ValueError(
-                "instructions and tools belong to the agent: give them with model instead"
+            raise InvalidRequest(
+                "instructions and tools belong to the agent: give them with model instead",
+                param="instructions" if self.instructions is not None else "tools",
             )
         if self.agent_id is None and self.agent_version is not None:
-            raise ValueError("agent_version needs agent_id")
-        return self
+            raise InvalidRequest("agent_version needs agent_id", param="agent_version")
 
 
 class ConversationAppend(_Turn):
@@ -80,11 +78,9 @@ class ConversationAppend(_Turn):
         default=None, max_length=MAX_CONFIRMATIONS
     )
 
-    @model_validator(mode="after")
-    def _something(self) -> ConversationAppend:
+    def check(self) -> None:
         if not self.inputs and not self.tool_confirmations:
-            raise ValueError("give inputs or tool_confirmations")
-        return self
+            raise InvalidRequest("give inputs or tool_confirmations", param="inputs")
 
 
 class ConversationRestart(_Turn):
