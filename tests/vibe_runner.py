@@ -111,11 +111,14 @@ class VibeRun:
         return self.returncode == 0 and self.answer == EXPECTED
 
 
-# A custom agent (`$VIBE_HOME/agents/lean-tools.toml`) for small contexts: Vibe's own short
-# system prompt and no todo/scratchpad tools. Its first request is ~5,500 SmolLM2 tokens
-# where the default agent's is ~8,700 (4,742 of system prompt, 3,945 of ten tools), which
-# does not fit SmolLM2's 8,192. Vibe 3.0.3's harness keeps its core tools whatever
-# `enabled_tools` says.
+# A custom agent (`$VIBE_HOME/agents/lean-tools.toml`, run with `--agent lean-tools`) for
+# small contexts, using only Vibe's own settings: a one-line system prompt of our own
+# (`$VIBE_HOME/prompts/lean-task.md`), no background processes, subagents, project context
+# or commit signature. As Souverain's local engine renders it, its first request is 4,876
+# SmolLM2 tokens (a 1,903-token system prompt, seven tools) where the default agent's is
+# 8,786 (4,766 of system prompt, ten tools), which does not fit SmolLM2's 8,192. Vibe
+# 3.0.3's harness keeps its core tools whatever `enabled_tools` says, and its plugin
+# skills (`vibe:*`) whatever `disabled_skills` says.
 LEAN_PROMPT = "You are a coding agent. Use the tools to read and write files. Be brief.\n"
 LEAN_AGENT = """\
 display_name = "Lean tools"
@@ -126,7 +129,6 @@ enabled_tools = ["read_file", "write_file"]
 bypass_tool_permissions = true
 enable_background_processes = false
 enable_subagents = false
-disabled_skills = ["*", "vibe:*", "re:.*"]
 include_project_context = false
 include_commit_signature = false
 """
