@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ MAX_PAGE_NUMBER = 1_000_000
 # Days a query may name: the report reads an end day as inclusive (it adds a day), so the
 # last representable day is out; before 1970 nothing was recorded.
 EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(9999, 12, 30)
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Unix timestamps a query may name (seconds; up to the year 9999).
 LATEST_TIMESTAMP = 253_402_300_799.0
 
@@ -209,7 +211,8 @@ def query_date(request: Request, name: str) -> date | None:
     if raw is None or raw == "":
         return None
     try:
-        value = date.fromisoformat(raw) if len(raw) <= 10 else None
+        # Only YYYY-MM-DD: fromisoformat also reads 20261130 and week dates (2026-W48).
+        value = date.fromisoformat(raw) if _DAY.fullmatch(raw) else None
     except ValueError:
         value = None
     if value is None or not EARLIEST_DAY <= value <= LATEST_DAY:

@@ -15,8 +15,18 @@ from ..protocol.admin import (
     UserCreate,
     UserUpdate,
 )
+from ..usage.report import GROUPS
 from .openapi_schemas import AnyObject, ApiKey, Deleted, ObjectList, TeamOrUser, Tenant
-from .openapi_spec import DAY, LIBRARIES_CHOICE, TIMESTAMP, Operation, Param, op
+from .openapi_spec import (
+    DAY,
+    LIBRARIES_CHOICE,
+    TENANT_LIBRARIES_CHOICE,
+    TIMESTAMP,
+    Operation,
+    Param,
+    comma_list,
+    op,
+)
 from .openapi_spec import int_param as _int
 from .openapi_spec import text_param as _text
 
@@ -59,7 +69,7 @@ ADMIN_OPERATIONS: dict[str, Operation] = {
         "tenants.manage",
         tag="directory",
         ok=Deleted,
-        query=(LIBRARIES_CHOICE,),
+        query=(TENANT_LIBRARIES_CHOICE,),
         errors=(409,),
     ),
     f"POST {ADMIN}/teams": op(
@@ -174,7 +184,7 @@ ADMIN_OPERATIONS: dict[str, Operation] = {
         tag="usage",
         ok=AnyObject,
         query=(
-            _text("group_by", "Comma-separated: tenant, team, key, user, model, day."),
+            comma_list("group_by", f"Comma-separated: {', '.join(GROUPS)}.", GROUPS),
             _text("tenant", "Owner only: one tenant."),
             Param("start", DAY, "First UTC day, inclusive."),
             Param("end", DAY, "Last UTC day, inclusive."),

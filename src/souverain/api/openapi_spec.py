@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -79,7 +81,25 @@ LIBRARIES_CHOICE = Param(
     {"type": "string", "enum": ["keep", "delete"]},
     "What happens to the libraries created there: kept by the tenant, or deleted.",
 )
+# Deleting a tenant: its libraries cannot be kept (nobody would be left to own them).
+TENANT_LIBRARIES_CHOICE = Param(
+    "libraries",
+    {"type": "string", "enum": ["delete"]},
+    "What happens to the libraries created there: deleted with it (without this, a "
+    "tenant that has libraries is not deleted: 409).",
+)
+
+
+def comma_list(name: str, description: str, choices: Iterable[str]) -> Param:
+    """A comma-separated list of `choices` (spaces and empty items ignored, as the route
+    reads it), stated as a pattern."""
+    one = "(?:" + "|".join(re.escape(choice) for choice in choices) + ")"
+    pattern = rf"^\s*(?:{one}\s*)?(?:,\s*(?:{one}\s*)?)*$"
+    return Param(name, {"type": "string", "pattern": pattern}, description)
+
+
 PAGE = int_param("page", "Page number, from 0.", maximum=MAX_PAGE_NUMBER)
 PAGE_SIZE = int_param("page_size", "Items per page.", minimum=1)
 TIMESTAMP = {"type": "number", "minimum": 0, "maximum": LATEST_TIMESTAMP}
-DAY = {"type": "string", "format": "date"}
+# A UTC day, YYYY-MM-DD (api/http.py `query_date`); an empty value is the same as none.
+DAY = {"type": "string", "anyOf": [{"format": "date"}, {"maxLength": 0}]}

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from .common import APIModel, Metadata, Usage, new_id
-from .token_ids import decode_inputs, is_token_ids
+from .common import APIModel, Int, Metadata, Usage, new_id
+from .token_ids import decode_inputs, is_token_ids, text_or_token_ids
 
 MAX_INPUTS = 2048
 
 
 class EmbeddingRequest(APIModel):
     model: str = Field(min_length=1)
-    input: str | list[str] | list[int] | list[list[int]]
+    # Texts are not empty (OpenAI refuses them too; the local engine answers 400).
+    input: Annotated[
+        str | list[str] | list[Int] | list[list[Int]],
+        text_or_token_ids(MAX_INPUTS, min_length=1),
+    ]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: Int | None = Field(default=None, ge=1)
     user: str | None = None
     # Mistral-specific fields that are not in OpenAI's spec.
-    output_dimension: int | None = Field(default=None, ge=1)
+    output_dimension: Int | None = Field(default=None, ge=1)
     output_dtype: Literal["float"] | None = None
     metadata: Metadata | None = None
 

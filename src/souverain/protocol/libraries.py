@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
-from .common import APIModel
+from .common import APIModel, Int
 
 PROCESSING_STATUS = {
     "todo": "Pending",
@@ -28,7 +28,7 @@ PROCESSING_STATUS = {
 class LibraryCreate(APIModel):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
-    chunk_size: int | None = Field(default=None, ge=256, le=32768)
+    chunk_size: Int | None = Field(default=None, ge=256, le=32768)
     owner_type: Literal["User", "Workspace"] | None = None
 
 
@@ -40,7 +40,11 @@ class LibraryUpdate(APIModel):
 class DocumentUpdate(APIModel):
     name: str | None = Field(default=None, min_length=1, max_length=500)
     attributes: dict[str, Any] | None = None
-    expires_at: datetime | None = None
+    # Not supported (library/document_service.py refuses a value: delete the document
+    # when it should go): the document allows null only.
+    expires_at: Annotated[datetime | None, WithJsonSchema({"type": "null"})] = Field(
+        default=None, strict=False
+    )
 
 
 class ShareRequest(APIModel):
@@ -61,7 +65,7 @@ class SearchRequest(APIModel):
 
     query: str = Field(min_length=1, max_length=4000)
     library_ids: list[str] | None = Field(default=None, max_length=100)
-    top_k: int = Field(default=5, ge=1, le=50)
+    top_k: Int = Field(default=5, ge=1, le=50)
 
 
 def iso(timestamp: float | None) -> str | None:

@@ -15,26 +15,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, GetJsonSchemaHandler, field_validator, model_validator
+from pydantic.config import JsonDict
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from .chat import ResponseFormat
-from .common import APIModel
+from .common import REFUSED, APIModel, Int
+
+# In the document: a document is sent inline, as a data: URL, its scheme read without
+# regard to case. Only documented, not validated here: where ocr.fetch_urls is on, http(s)
+# URLs are fetched too (ocr/documents.py refuses the rest, 400).
+DATA_URL: JsonDict = {"pattern": r"^[Dd][Aa][Tt][Aa]:"}
 
 
 class DocumentURLChunk(APIModel):
     type: Literal["document_url"] = "document_url"
-    document_url: str = Field(min_length=1)
+    document_url: str = Field(min_length=1, json_schema_extra=DATA_URL)
     document_name: str | None = None
 
 
 class ImageURL(APIModel):
-    url: str = Field(min_length=1)
+    url: str = Field(min_length=1, json_schema_extra=DATA_URL)
     detail: str | None = None
 
 
 class ImageURLChunk(APIModel):
     type: Literal["image_url"] = "image_url"
-    image_url: str | ImageURL
+    image_url: Annotated[str, Field(min_length=1, json_schema_extra=DATA_URL)] | ImageURL
 
     @property
     def url(self) -> str:
@@ -42,8 +50,17 @@ class ImageURLChunk(APIModel):
 
 
 class FileChunk(APIModel):
+    """Read so that its refusal names it (there is no Files API here, api/ocr.py): the
+    document shows it as a chunk no request may send."""
+
     type: Literal["file"] = "file"
     file_id: str = Field(min_length=1)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return REFUSED
 
 
 DocumentChunk = Annotated[DocumentURLChunk | ImageURLChunk | FileChunk, Field(discriminator="type")]
@@ -53,10 +70,10 @@ TYPE_BY_KEY = {"document_url": "document_url", "image_url": "image_url", "file_i
 class OCRRequest(APIModel):
     model: str | None = None  # None: the gateway's OCR model
     document: DocumentChunk
-    pages: list[int] | str | None = None
+    pages: list[Int] | str | None = None
     include_image_base64: bool | None = None
-    image_limit: int | None = Field(default=None, ge=0)
-    image_min_size: int | None = Field(default=None, ge=0)
+    image_limit: Int | None = Field(default=None, ge=0)
+    image_min_size: Int | None = Field(default=None, ge=0)
     bbox_annotation_format: ResponseFormat | None = None
     document_annotation_format: ResponseFormat | None = None
     document_annotation_prompt: str | None = None

@@ -9,10 +9,54 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from ..errors import InvalidRequest
-from .common import APIModel, Metadata
+from .common import REFUSED, APIModel, Int, Metadata
+
+NULL = {"type": "null"}
+
+
+# `reasoning` is accepted only without options: an object whose values are all null.
+ALL_NULL = {"anyOf": [{"type": "object", "additionalProperties": NULL}, NULL]}
+
+
+# The tool choices agents/runtime.py `_tool_choice` reads; it refuses the rest (400).
+TOOL_CHOICE = {
+    "anyOf": [
+        {"enum": ["auto", "none", "required"]},
+        {
+            "type": "object",
+            "required": ["type", "name"],
+            "properties": {"type": {"const": "function"}, "name": {"type": "string"}},
+        },
+        NULL,
+    ]
+}
+
+
+def _doc(schema: dict[str, Any]) -> WithJsonSchema:
+    """What the document says of a field read loosely so that `unsupported` can refuse
+    the rest by name (a 400 with code unsupported_parameter): the values served."""
+    return WithJsonSchema(schema)
+
+
+def _only(*values: object) -> WithJsonSchema:
+    return _doc({"enum": list(values)})
+
+
+def _named_function(schema: dict[str, Any]) -> None:
+    schema["required"] = ["type", "name"]
+    schema["properties"]["name"] = {"type": "string", "minLength": 1, "maxLength": 64}
 
 
 class InputText(APIModel):
@@ -72,7 +116,14 @@ class FunctionCallOutputItem(APIModel):
 
 
 class UnsupportedItem(APIModel):
-    """Items of the built-in tools, reasoning and references: refused by `unsupported`."""
+    """Items of the built-in tools, reasoning and references: refused by `unsupported`
+    (400, naming the item); the document allows none."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return REFUSED
 
     type: Literal[
         "item_reference", "reasoning", "file_search_call", "web_search_call",
@@ -91,7 +142,11 @@ InputItem = Annotated[
 
 
 class ResponsesTool(APIModel):
-    type: str
+    # Read loosely, refused by name in `unsupported` (400): in the document, only named
+    # function tools.
+    model_config = ConfigDict(json_schema_extra=_named_function)
+
+    type: Annotated[str, _only("function")]
     name: str | None = Field(default=None, min_length=1, max_length=64)
     description: str | None = None
     parameters: dict[str, Any] | None = None
@@ -99,6 +154,14 @@ class ResponsesTool(APIModel):
 
 
 class TextFormat(APIModel):
+    # What `_schema_given` checks: type json_schema needs a non-empty schema.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["type"], "properties": {"type": {"const": "json_schema"}}},
+            "then": {"required": ["schema"], "properties": {"schema": {"minProperties": 1}}},
+        }
+    )
+
     type: Literal["text", "json_object", "json_schema"] = "text"
     name: str | None = None
     description: str | None = None
@@ -114,36 +177,38 @@ class TextFormat(APIModel):
 
 class TextConfig(APIModel):
     format: TextFormat | None = None
-    verbosity: str | None = None
+    verbosity: Annotated[str | None, _only("medium", None)] = None
 
 
 class ResponsesRequest(APIModel):
     model: str = Field(min_length=1)
     input: str | list[InputItem]
-    background: bool | None = None
-    conversation: Any = None
-    include: list[str] | None = None
+    background: Annotated[bool | None, _only(False, None)] = None
+    conversation: Annotated[Any, _only(None)] = None
+    include: Annotated[
+        list[str] | None, _doc({"anyOf": [{"type": "array", "maxItems": 0}, NULL]})
+    ] = None
     instructions: str | None = None
-    max_output_tokens: int | None = Field(default=None, ge=1)
-    max_tool_calls: int | None = Field(default=None, ge=1)
+    max_output_tokens: Int | None = Field(default=None, ge=1)
+    max_tool_calls: Int | None = Field(default=None, ge=1)
     metadata: Metadata | None = None
     parallel_tool_calls: bool | None = None
     previous_response_id: str | None = Field(default=None, min_length=1)
-    prompt: Any = None
+    prompt: Annotated[Any, _only(None)] = None
     prompt_cache_key: str | None = None
-    reasoning: dict[str, Any] | None = None
+    reasoning: Annotated[dict[str, Any] | None, _doc(ALL_NULL)] = None
     safety_identifier: str | None = None
-    service_tier: str | None = None
+    service_tier: Annotated[str | None, _only("auto", "default", None)] = None
     store: bool | None = None
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     text: TextConfig | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tool_choice: Annotated[str | dict[str, Any] | None, _doc(TOOL_CHOICE)] = None
     tools: list[ResponsesTool] | None = None
-    top_logprobs: int | None = None
+    top_logprobs: Annotated[Int | None, _only(0, None)] = None
     top_p: float | None = Field(default=None, ge=0, le=1)
-    truncation: str | None = None
+    truncation: Annotated[str | None, _only("disabled", None)] = None
     user: str | None = None
 
     @field_validator("input", mode="before")

@@ -20,6 +20,9 @@ import gzip
 import hashlib
 import threading
 from importlib.resources import files
+from typing import Any
+
+from pydantic import WithJsonSchema
 
 RANKS_FILE = "data/cl100k_base.tiktoken.gz"
 RANKS_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
@@ -35,6 +38,31 @@ VOCAB_SIZE = 100277
 # OpenAI's own bounds: 8,192 tokens per embeddings input, 300,000 per request.
 MAX_IDS_PER_INPUT = 8192
 MAX_IDS_PER_REQUEST = 300_000
+
+# Token ids as the document states them (decode() checks the same, and says which id is
+# wrong): cl100k_base's ordinary ids or a special one, 1 to MAX_IDS_PER_INPUT per input.
+TOKEN_IDS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": MAX_IDS_PER_INPUT,
+    "items": {
+        "anyOf": [
+            {"type": "integer", "minimum": 0, "maximum": 100255},
+            {"enum": sorted(SPECIAL_TOKENS)},
+        ]
+    },
+}
+
+
+def text_or_token_ids(max_inputs: int, *, min_length: int = 0) -> WithJsonSchema:
+    """The document's schema of an input read by decode_inputs: a string, 1 to `max_inputs`
+    strings (each at least `min_length` characters), token ids, or 1 to `max_inputs` lists
+    of token ids."""
+    text = {"type": "string", "minLength": min_length}
+    texts = {"type": "array", "minItems": 1, "maxItems": max_inputs, "items": text}
+    lists = {"type": "array", "minItems": 1, "maxItems": max_inputs, "items": TOKEN_IDS_SCHEMA}
+    return WithJsonSchema({"anyOf": [text, texts, TOKEN_IDS_SCHEMA, lists]})
+
 
 _pieces: list[bytes] | None = None
 _loading = threading.Lock()
