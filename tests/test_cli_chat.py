@@ -19,9 +19,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+
+from souverain.cli_chat import default_url
 
 from . import mcp_server
 from .conftest import Server, free_port, start_server, stop_server
@@ -255,3 +258,21 @@ def test_an_approval_is_asked_at_the_terminal(agents: Server) -> None:
 def test_an_unknown_agent_is_a_clear_error(agents: Server) -> None:
     code, out, err = run(chat(agents, "--agent", "Nobody"), "Hello\n", timeout=60)
     assert code == 1 and out == "" and "no agent named or numbered 'Nobody'" in err
+
+
+def test_the_default_url_is_where_serve_listens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [name for name in os.environ if name.startswith("SOUVERAIN_")]:
+        monkeypatch.delenv(name)
+    assert default_url(None) == "http://127.0.0.1:8000"
+    config = tmp_path / "souverain.yaml"
+    config.write_text("server:\n  host: 0.0.0.0\n  port: 9123\n")
+    assert default_url(str(config)) == "http://127.0.0.1:9123"
+    monkeypatch.setenv("SOUVERAIN_SERVER__PORT", "9124")
+    assert default_url(str(config)) == "http://127.0.0.1:9124"
+    config.write_text("server:\n  host: '::1'\n")
+    monkeypatch.delenv("SOUVERAIN_SERVER__PORT")
+    assert default_url(str(config)) == "http://[::1]:8000"
+    config.write_text("server: {port: not-a-port}\n")  # a bad file: the usual default
+    assert default_url(str(config)) == "http://127.0.0.1:8000"

@@ -15,6 +15,7 @@ with the server's own message (its OpenAI/Mistral error body), never a traceback
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -28,18 +29,19 @@ STREAM_TIMEOUT_S = 900.0  # between two lines of a stream: a loaded CPU model is
 
 
 class ChatError(Exception):
-    """Why a call failed, as a person should read it. `status` is the HTTP status (None
-    when the server could not be reached)."""
+    """Why a call failed, as a person should read it. `status` is the HTTP status, if the
+    server answered with one; `unreachable` when it could not be reached at all."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, *, unreachable: bool = False):
         super().__init__(message)
         self.message = message
         self.status = status
+        self.unreachable = unreachable
 
     @property
     def fatal(self) -> bool:
         """Nothing else can work either: the key is refused or the server is gone."""
-        return self.status in (None, 401)
+        return self.unreachable or self.status == 401
 
 
 @dataclass
@@ -57,7 +59,7 @@ class Gateway:
         with self._open("POST", path, body, STREAM_TIMEOUT_S) as response:
             name: str | None = None
             data: list[str] = []
-            for raw in response:
+            for raw in _lines(response, self.url):
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if line.startswith("event:"):
                     name = line[6:].strip()
@@ -87,7 +89,15 @@ class Gateway:
             raise ChatError(_message_of(exc.read(), exc.reason), exc.code) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise ChatError(f"cannot reach {self.url}: {reason}") from None
+            raise ChatError(f"cannot reach {self.url}: {reason}", unreachable=True) from None
+
+
+def _lines(response: Any, url: str) -> Iterator[bytes]:
+    """The stream's lines; a connection that breaks or stalls mid-answer is a ChatError."""
+    try:
+        yield from response
+    except (OSError, http.client.HTTPException) as exc:
+        raise ChatError(f"the stream from {url} broke off: {exc or type(exc).__name__}") from None
 
 
 def _parse(payload: str) -> Any:
@@ -123,8 +133,10 @@ def stream_error(data: Any) -> ChatError | None:
 
 
 def _status(error: dict[str, Any]) -> int | None:
+    """An HTTP-like status, when the error carries one (Mistral's conversation errors do;
+    OpenAI's carry a string code)."""
     code = error.get("code")
-    return code if isinstance(code, int) and 400 <= code < 600 else 500
+    return code if isinstance(code, int) and 400 <= code < 600 else None
 
 
 # ---- model mode ---------------------------------------------------------------------------
