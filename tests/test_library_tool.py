@@ -1,7 +1,7 @@
 """The agents' `document_library` tool against a real app state: `build_state` on SQLite
-with the embedded e5 model, the app's own lifespan (ingest worker, engines), libraries
-and documents made through the real routes (in process), then `library_tools` bound
-and run as each caller.
+and on PostgreSQL (pgvector) with the embedded e5 model, the app's own lifespan (ingest
+worker, engines), libraries and documents made through the real routes (in process),
+then `library_tools` bound and run as each caller.
 
 Covers: one `search_library` tool per entry, passages with citations, the outcome's
 classification (a document's `attributes.classification` claim, DLP findings), the
@@ -32,6 +32,7 @@ from souverain.errors import InvalidRequest, NotFound, PermissionDenied
 from souverain.state import AppState
 
 from .conftest import ADMIN_KEY
+from .databases import server_database
 
 pytestmark = pytest.mark.model
 _names = itertools.count()
@@ -97,11 +98,19 @@ class World:
         return await tool.run(ToolInvocation("call0", TOOL_NAME, {"query": query}))
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    tmp: Path = tmp_path_factory.mktemp("library-tool")
+@pytest_asyncio.fixture(scope="module", loop_scope="session", params=["sqlite", "postgresql"])
+async def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[World]:
+    tmp: Path = tmp_path_factory.mktemp(f"library-tool-{request.param}")
+    with server_database(request.param, tmp) as url:
+        async for world in _world(tmp, url):
+            yield world
+
+
+async def _world(tmp: Path, database_url: str) -> AsyncIterator[World]:
     settings = load_settings(None, {"data_dir": tmp / "data"}, environ={})
-    state = build_state(settings)
+    state = build_state(settings, database_url=database_url)
     state.keys.ensure_admin(ADMIN_KEY)
     app = create_app(settings, state)
     async with app.router.lifespan_context(app):
