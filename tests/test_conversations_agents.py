@@ -268,6 +268,9 @@ def test_limits_end_the_turn_with_a_clear_error(
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert error["code"] == "agent_limit_reached" and error["param"] == "max_steps"
+    kept = error["message"].split("(conversation ")[1].split()[0]  # where the entries are
+    history = sdk(gateway, acme["dev"]).beta.conversations.get_history(conversation_id=kept)
+    assert [e.type for e in history.entries] == ["message.input", "tool.execution"]
     streamed = http(gateway, "POST", "/v1/conversations", acme["dev"],
                     {"agent_id": made["id"], "inputs": 'use:add {"a": 1, "b": 2}', "stream": True})  # fmt: skip
     assert streamed.status_code == 200

@@ -30,15 +30,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from ..api.http import validation_error
 from ..context import RequestContext
 from ..errors import SouverainError
-from ..protocol.chat import ChatCompletionRequest, ChatMessage
 from ..protocol.tool_call_stream import new_tool_call_id, whole_tool_calls
 from . import conversation_events as events
-from .conversation_entries import entry, to_messages
+from .conversation_entries import entry
 from .conversation_limits import LimitReached
 from .conversation_runtime import Turn, TurnSetup
 from .conversation_store import ConversationStore
@@ -47,7 +43,6 @@ from .conversation_tools import audit_tool, bind, execute
 if TYPE_CHECKING:
     from ..state import AppState
 
-FORCED = ("any", "required")
 DENIED = "The user denied this tool call; it was not run."
 
 
@@ -100,9 +95,11 @@ class ConversationLoop:
                         yield item
                 if not go_on:
                     break
-        except SouverainError:
-            if turn.outputs:
+        except SouverainError as exc:
+            if turn.outputs and turn.store:
                 await self._save(turn)
+                # Without it a client whose first turn failed midway could not find them.
+                exc.message += f" (conversation {turn.conversation.id} keeps this turn's entries)"
             raise
         await self._save(turn)
 
@@ -116,7 +113,7 @@ class ConversationLoop:
             request_id=turn.ctx.request_id,
             claims=[*turn.ctx.claims, conversation.classification],
         )
-        chat = self._chat(turn, number)
+        chat = turn.chat_request(number)
         call = await self.pipeline.prepare(ctx, "chat", chat)
         profile = turn.profile
         owner = {"agent_id": profile.agent.id if profile.agent else None, "model": profile.model}
@@ -322,41 +319,6 @@ class ConversationLoop:
         return events.handoff_events(made, len(turn.outputs) - 1)
 
     # ---- parts --------------------------------------------------------------------------
-
-    def _chat(self, turn: Turn, number: int) -> ChatCompletionRequest:
-        profile = turn.profile
-        args = {**profile.completion_args, **turn.completion_args}
-        messages = to_messages([*turn.history, *turn.inputs, *turn.outputs])
-        if profile.instructions:
-            messages.insert(0, ChatMessage(role="system", content=profile.instructions))
-        tools = turn.toolbox.specs()
-        choice = args.get("tool_choice")
-        if choice in FORCED and number > 1:
-            choice = "auto"
-        data: dict[str, Any] = {
-            "model": profile.model,
-            "messages": messages,
-            "stream": turn.stream,
-            "tools": tools or None,
-            "tool_choice": choice if tools else None,
-            "metadata": turn.conversation.settings.get("metadata"),
-        }
-        for key in (
-            "temperature",
-            "top_p",
-            "max_tokens",
-            "stop",
-            "presence_penalty",
-            "frequency_penalty",
-            "random_seed",
-            "response_format",
-        ):
-            if args.get(key) is not None:
-                data[key] = args[key]
-        try:
-            return ChatCompletionRequest.model_validate(data)
-        except ValidationError as exc:
-            raise validation_error(exc) from None
 
     def _raise(self, turn: Turn, level: str | None) -> None:
         if level is None:

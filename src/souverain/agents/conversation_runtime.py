@@ -20,11 +20,15 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
+from ..api.http import validation_error
 from ..context import RequestContext
 from ..errors import InvalidRequest, NotFound
 from ..protocol.agents import check_tools
+from ..protocol.chat import ChatCompletionRequest, ChatMessage
 from ..protocol.conversations import ConversationAppend, ConversationRestart, ConversationStart
-from .conversation_entries import input_entries, public
+from .conversation_entries import input_entries, public, to_messages
 from .conversation_limits import TurnLimits
 from .conversation_store import Conversation, ConversationStore
 from .conversation_tools import Toolbox, bind
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
     from ..state import AppState
     from .registry import AgentRegistry, AgentVersion
 
+FORCED = ("any", "required")  # tool_choice values that force a call
 APPROVERS = ("owner", "admin")  # roles that may decide on a call in their tenant
 
 
@@ -77,6 +82,44 @@ class Turn:
             "completion_tokens": self.completion_tokens,
             "total_tokens": total,
         }
+
+    def chat_request(self, number: int) -> ChatCompletionRequest:
+        """The chat call of this turn's model step `number` (from 1): every text sent is in it,
+        for the guards. A forced tool_choice holds for the first step only."""
+        turn = self
+        profile = turn.profile
+        args = {**profile.completion_args, **turn.completion_args}
+        messages = to_messages([*turn.history, *turn.inputs, *turn.outputs])
+        if profile.instructions:
+            messages.insert(0, ChatMessage(role="system", content=profile.instructions))
+        tools = turn.toolbox.specs()
+        choice = args.get("tool_choice")
+        if choice in FORCED and number > 1:
+            choice = "auto"
+        data: dict[str, Any] = {
+            "model": profile.model,
+            "messages": messages,
+            "stream": turn.stream,
+            "tools": tools or None,
+            "tool_choice": choice if tools else None,
+            "metadata": turn.conversation.settings.get("metadata"),
+        }
+        for key in (
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "stop",
+            "presence_penalty",
+            "frequency_penalty",
+            "random_seed",
+            "response_format",
+        ):
+            if args.get(key) is not None:
+                data[key] = args[key]
+        try:
+            return ChatCompletionRequest.model_validate(data)
+        except ValidationError as exc:
+            raise validation_error(exc) from None
 
     def response(self) -> dict[str, Any]:
         return {
