@@ -15,7 +15,11 @@ Two kinds of model behind the gateway:
 * the embedded SmolLM2-135M, at its trained 8,192-token context: Vibe's first request does
   not fit, and what is checked is that the refusal is prompt and clear to Vibe's user
   (Vibe then tries to compact, which cannot fit either, and stops with that error).
-  docs/vibe.md says what was measured with a shorter prompt (bench/vibe_task.py --lean).
+* opt-in (SOUVERAIN_VIBE_REAL_MODELS=1; 20+ minutes a run on a loaded 2-core machine):
+  Vibe's lean agent (4,876 tokens: it fits) on the embedded model and through llama.cpp's
+  own server as an `openai` deployment that declares its facts (undeclared, Souverain's
+  policy refuses Vibe's `internal` requests with a 403, which Vibe shows as "Invalid API
+  key"); the protocol is asserted, not the 135M model's success. docs/vibe.md has the runs.
 """
 
 from __future__ import annotations
