@@ -148,6 +148,16 @@ def test_restart_from_an_entry(gateway: Server, agent_upstream: AgentUpstream) -
     assert [e.type for e in fork.entries] == ["message.input", "message.output"] * 2
     old = sdk.beta.conversations.get_history(conversation_id=first.conversation_id)
     assert len(old.entries) == 4  # the original is untouched
+    streamed = list(sdk.beta.conversations.restart_stream(
+        conversation_id=first.conversation_id, from_entry_id=history.entries[1].id, inputs="quatre"
+    ))  # fmt: skip
+    assert streamed[0].event == "conversation.response.started"
+    assert streamed[0].data.conversation_id not in (
+        first.conversation_id,
+        restarted.conversation_id,
+    )  # type: ignore[union-attr]
+    text = "".join(e.data.content for e in streamed if e.event == "message.output.delta")  # type: ignore[union-attr]
+    assert text == "quatre" and streamed[-1].event == "conversation.response.done"
     bad = call(gateway, "POST", f"/v1/conversations/{first.conversation_id}/restart",
                json={"from_entry_id": "msg_nope", "inputs": "x"})  # fmt: skip
     assert bad.status_code == 404 and bad.json()["error"]["param"] == "from_entry_id"

@@ -131,6 +131,18 @@ TEMPLATES: dict[tuple[str, str], dict[str, Any]] = {
         "limits": {"rpm": 5},
     },
     ("/admin/v1/audit/erase", "POST"): {"subject": "someone@example.com"},
+    ("/v1/conversations", "POST"): {
+        "model": "cloud",
+        "inputs": "bonjour",
+        "completion_args": {"max_tokens": 8},
+    },
+    ("/v1/conversations/{conversation_id}", "POST"): {
+        "inputs": [{"role": "user", "content": "et?"}]
+    },
+    ("/v1/conversations/{conversation_id}/restart", "POST"): {
+        "from_entry_id": "msg_0",
+        "inputs": "x",
+    },
     ("/admin/v1/connectors", "POST"): {
         "name": "fuzz-c",
         "url": "http://127.0.0.1:9/mcp",
@@ -361,6 +373,8 @@ def populate(world: World) -> World:
     )
     assert uploaded.status_code == 201, uploaded.text
     stored = world.ok("POST", "/v1/responses", {"model": "cloud", "input": "bonjour"})
+    talk = world.ok("POST", "/v1/conversations", {"model": "cloud", "inputs": "bonjour"})
+    made = world.ok("POST", "/v1/agents", {"model": "cloud", "name": "fuzz-agent"})
     # A connector whose server is down (port 9): its live tool listing is a deliberate 502.
     connector = world.ok(
         "POST", "/admin/v1/connectors", {"name": "fuzz", "url": "http://127.0.0.1:9/mcp"}
@@ -376,6 +390,9 @@ def populate(world: World) -> World:
         "document_id": [uploaded.json()["id"], "00000000-0000-0000-0000-000000000000", *odd],
         "model_id": ["cloud", "emb", "souverain-ocr", "a/b/../c", *odd],
         "response_id": [stored["id"], "resp_0000", *odd],
+        "conversation_id": [talk["conversation_id"], "conv_0000", *odd],
+        "agent_id": [made["id"], "ag_0000", *odd],
+        "version": ["1", "latest", *odd],
         "connector_id": [connector["id"], "fuzz", "conn_0000", *odd],
         "asset": ["docs.js", "docs.css", "../app.py", *odd],
     }
