@@ -4,7 +4,8 @@ Found by the client tests against llama.cpp's server (tests/clients/): it ignore
 `max_completion_tokens` (langchain-openai and pydantic-ai send only that, so answers ran to
 the whole context), fails on `tool_choice: "required"`, refuses an assistant turn whose
 content is an explicit null next to its tool calls, and answers 500 to a json_schema
-response format (it reads json_object with a schema: `json_schema_as`). The recording upstream
+response format (it reads json_object with a schema, or a GBNF grammar that keeps numeric
+bounds: `json_schema_as`). The recording upstream
 (tests/recording_upstream.py) shows the bodies as sent.
 """
 
@@ -35,6 +36,8 @@ def gateway(
                  "max_tokens_field": "max_completion_tokens"}]},
             {"id": "llamacpp", "deployments": [
                 {**upstream.deployment(), "name": "llamacpp", "json_schema_as": "json_object"}]},
+            {"id": "grammar", "deployments": [
+                {**upstream.deployment(), "name": "grammar", "json_schema_as": "grammar"}]},
         ],
         "dlp": {"enabled": False},
     }  # fmt: skip
@@ -93,7 +96,7 @@ def test_a_json_schema_goes_out_as_the_deployment_spells_it(
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
     fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
     # The echo conforms: an answer that did not would be retried (answer_conformance.py).
-    upstream.answers[:] = ['{"a": 1}', '{"a": 1}']
+    upstream.answers[:] = ['{"a": 1}'] * 3
     plain = sent(gateway, upstream, model="plain", response_format=fmt)
     assert plain["response_format"] == {
         "type": "json_schema",
@@ -101,3 +104,20 @@ def test_a_json_schema_goes_out_as_the_deployment_spells_it(
     }
     llamacpp = sent(gateway, upstream, model="llamacpp", response_format=fmt)
     assert llamacpp["response_format"] == {"type": "json_object", "schema": schema}
+    grammar = sent(gateway, upstream, model="grammar", response_format=fmt)
+    assert "response_format" not in grammar
+    assert "root ::=" in grammar["grammar"]
+
+
+def test_a_grammar_keeps_the_numeric_bounds_llama_cpp_would_drop(
+    gateway: Server, upstream: RecordingUpstream
+) -> None:
+    """`json_schema_as: grammar` sends the local engine's GBNF: the bounded integer admits
+    exactly 1..12, where llama.cpp's own converter writes any integer."""
+    month = {"type": "integer", "minimum": 1, "maximum": 12}
+    schema = {"type": "object", "properties": {"m": month}, "required": ["m"]}
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    upstream.answers[:] = ['{"m": 7}']
+    text = sent(gateway, upstream, model="grammar", response_format=fmt)["grammar"]
+    assert "integral-part" not in text, text  # no rule for any integer
+    assert '"12"' in text and '"13"' not in text, text

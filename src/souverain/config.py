@@ -61,10 +61,12 @@ class DeploymentConfig(_Strict):
         description="The name under which an `openai` engine sends the output limit "
         "(OpenAI's reasoning models read only max_completion_tokens).",
     )
-    json_schema_as: Literal["json_schema", "json_object"] = Field(
+    json_schema_as: Literal["json_schema", "json_object", "grammar"] = Field(
         default="json_schema",
         description="How an `openai` engine sends a json_schema response format: OpenAI's "
-        "shape, or json_object with a `schema` (llama.cpp's server refuses json_schema).",
+        "shape, json_object with a `schema` (llama.cpp's server refuses json_schema), or "
+        "`grammar`: the local engine's GBNF for the schema, numeric bounds included "
+        "(llama.cpp's server; its own converter drops them).",
     )
     timeout_s: float = Field(default=600.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)

@@ -34,10 +34,20 @@ def response_grammar(schema: dict[str, Any] | None, vocab: Any) -> Any:
     """None for free text, else a CheckedGrammar for `schema` (`{}`: any JSON object)."""
     if schema is None:
         return None
+    param = f"{PARAM}.schema" if schema else "response_format"
+    return checked_grammar(grammar_text(schema), vocab, param=param)
+
+
+def grammar_text(schema: dict[str, Any]) -> str:
+    """`schema` as GBNF text, its numeric bounds written as rules, not yet parsed.
+
+    The local engine parses it (`checked_grammar`); an `openai` deployment with
+    `json_schema_as: grammar` sends it to llama.cpp's server, whose own schema converter
+    drops numeric bounds, so the answer keeps them there too."""
     from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
     if not schema:
-        return checked_grammar(JSON_GBNF, vocab, param="response_format")
+        return JSON_GBNF
     enforceable = enforceable_schema(schema)
     try:
         text = LlamaGrammar.from_json_schema(json.dumps(enforceable), verbose=False)._grammar
@@ -45,7 +55,11 @@ def response_grammar(schema: dict[str, Any] | None, vocab: Any) -> Any:
         raise _unenforceable("it nests too deeply to convert") from None
     except Exception as exc:  # the converter raises bare exceptions on schemas it can't express
         raise _unenforceable(f"{type(exc).__name__}: {exc}") from None
-    return checked_grammar(text, vocab, param=f"{PARAM}.schema")
+    text = _RANGE.sub(_range_rule, text)
+    if len(text) > MAX_GRAMMAR_CHARS:
+        why = f"its grammar would be {len(text)} characters, over {MAX_GRAMMAR_CHARS}"
+        raise _unenforceable(why)
+    return text
 
 
 def checked_grammar(text: str, vocab: Any, *, param: str) -> Any:

@@ -19,6 +19,7 @@ from ..protocol.models import Capabilities
 from ..protocol.text_completions import TextCompletionRequest
 from . import outbound
 from .base import Embeddings
+from .grammar import grammar_text
 from .http_engine import (
     HTTPBackend,
     completion_from_response,
@@ -81,9 +82,14 @@ class OpenAIBackend(HTTPBackend):
             only = body["tools"][0]["function"]["name"]
             body["tool_choice"] = {"type": "function", "function": {"name": only}}
         given: dict[str, Any] = body.get("response_format") or {}
-        if self.deployment.json_schema_as == "json_object" and "json_schema" in given:
-            schema = given["json_schema"]["schema"]
+        if "json_schema" not in given or self.deployment.json_schema_as == "json_schema":
+            return
+        schema = given["json_schema"].get("schema") or {}
+        if self.deployment.json_schema_as == "json_object":
             body["response_format"] = {"type": "json_object", "schema": schema}
+        else:  # llama.cpp's server reads a GBNF `grammar` in place of a response format
+            del body["response_format"]
+            body["grammar"] = grammar_text(schema)
 
     async def chat_complete(self, request: ChatCompletionRequest) -> Completion:
         data = await self.post_json(self.chat_path, self.chat_body(request, stream=False))
