@@ -230,6 +230,7 @@ def test_handoffs_name_agents_of_the_same_tenant(gateway: Server, dev: str) -> N
          "tools[0].function.parameters", ""),
         ({"tools": [{"type": "document_library", "library_ids": []}]},
          "tools[0].library_ids", "1 to 32"),
+        ({"tools": [LIBRARY, LIBRARY]}, "tools[1]", "one document_library tool"),
         ({"tools": [{"type": "connector", "connector_id": "crm",
                      "authorization": {"type": "api-key", "value": "s3cret"}}]},
          "tools[0].authorization", "credentials"),

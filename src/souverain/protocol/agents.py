@@ -123,6 +123,12 @@ def check_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 raise InvalidRequest(f"{where}: two function tools are named {name!r}", param=where)
             names.add(name)
         elif kind == "document_library":
+            if any(entry["type"] == "document_library" for entry in checked):
+                raise InvalidRequest(  # both would offer the one `search_library` tool
+                    f"{where}: an agent has one document_library tool; list every library "
+                    "in its library_ids",
+                    param=where,
+                )
             entry = _library_tool(tool, where)
         elif kind == "connector":
             entry = _connector_tool(tool, where)
