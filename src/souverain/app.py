@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -29,9 +28,7 @@ from .api.middleware import AuditCoverage, BodyLimit, RefuseNul, RequestMetrics
 from .api.ocr import ocr as ocr_route
 from .api.openapi import openapi_json
 from .api.text_completions import text_completions
-from .audit.checkpoint import load_or_create_signing_key
-from .audit.log import AuditLog
-from .audit.payloads import PayloadVault, load_or_create_master_key
+from .audit.opening import open_audit_log, purge_payloads
 from .audit.verify import last_configuration
 from .config import Settings
 from .dlp.engine import DlpEngine, build_scanner
@@ -119,24 +116,6 @@ def open_dlp(settings: Settings, policy: PolicyEngine) -> DlpEngine | None:
     return DlpEngine(settings.dlp, policy, build_scanner(settings.dlp), secret)
 
 
-def open_audit_log(settings: Settings, database: Engine) -> AuditLog | None:
-    config = settings.audit
-    if not config.enabled:
-        return None
-    key_file = config.signing_key_file or settings.data_dir / "audit-signing.key"
-    signer = load_or_create_signing_key(key_file, config.origin)
-    master_file = config.master_key_file or settings.data_dir / "audit-master.key"
-    return AuditLog(
-        database,
-        signer,
-        config.origin,
-        checkpoint_every=config.checkpoint_every,
-        checkpoint_seconds=config.checkpoint_seconds,
-        vault=PayloadVault(database, load_or_create_master_key(master_file)),
-        payload_tenants=lambda tenant: config.payload_rule(tenant) is not None,
-    )
-
-
 async def record_configuration(settings: Settings, state: AppState) -> None:
     """An admin leaf whenever the policy or the retention settings differ from the last
     ones recorded: configuration changes are admin actions too."""
@@ -150,17 +129,6 @@ async def record_configuration(settings: Settings, state: AppState) -> None:
     if await asyncio.to_thread(last_configuration, state.database) != current:
         await state.audit.append({"kind": "admin", "principal": "config", "action": "configuration",
                                   "target": current})  # fmt: skip
-
-
-def purge_payloads(settings: Settings, audit: AuditLog) -> int:
-    """Delete retained bodies older than their tenant's retention; returns how many."""
-    if audit.vault is None:
-        return 0
-    return sum(
-        audit.vault.purge(tenant, rule.retention_days)
-        for tenant, rule in settings.audit.payloads.items()
-        if rule.store and tenant != "*"
-    )
 
 
 def create_app(settings: Settings, state: AppState | None = None) -> Starlette:

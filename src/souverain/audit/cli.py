@@ -13,7 +13,6 @@ from sqlalchemy import Engine, select
 
 from ..agents.conversation_store import ConversationStore
 from ..agents.store import ResponseStore
-from ..app import open_audit_log, purge_payloads
 from ..cli_options import config_option
 from ..config import Settings, load_settings
 from ..errors import ConfigError
@@ -24,6 +23,7 @@ from .columns import DEFAULT_TENANT
 from .gdpr import record_of_processing
 from .log import AuditLog, erase_subject, erasure_result, utc_now
 from .merkle import consistency_proof, inclusion_proof
+from .opening import open_audit_log, purge_payloads
 from .verify import LeafTampered, checked_leaf, latest_checkpoint, leaf_hashes, verify_log
 
 data_dir_option = click.option(
