@@ -11,13 +11,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from mcp_types import Tool
-
-from . import client
 from .sealing import Sealer
 from .store import Connector, ConnectorStore
 
 if TYPE_CHECKING:
+    from mcp_types import Tool
+
     from ..state import AppState
 
 TOOLS_CACHE_S = 30.0
@@ -33,6 +32,8 @@ class ConnectorService:
         cached = self._tools.get(connector.id)
         if cached is not None and not fresh and cached[0] > time.monotonic():
             return cached[1]
+        from . import client  # the MCP SDK takes seconds to import: only once it is used
+
         tools = await client.list_tools(connector)
         self._tools[connector.id] = (time.monotonic() + self.cache_s, tools)
         return tools
