@@ -117,8 +117,8 @@ def via_llama(
         "engine": "openai",
         "base_url": chat_url + "/v1",
         "upstream_model": "smollm2",
-        "json_schema_as": "json_object",
-    }  # llama.cpp refuses json_schema (FACTS.md)
+        "json_schema_as": "grammar",
+    }  # llama.cpp refuses json_schema and drops bounds from its own grammar (FACTS.md)
     embed = {"engine": "openai", "base_url": embed_url + "/v1", "upstream_model": "smollm2-embed"}
     config = {
         "models": [
@@ -151,19 +151,9 @@ def target(request: pytest.FixtureRequest) -> Target:
     return Target("llama", server, CHAT, EMBED, dimensions=576)
 
 
-# Structured output through llama.cpp's server. Souverain holds an upstream's answer to the
-# client's schema (backends/answer_conformance.py): retried, then refused with a 422
-# `output_not_conforming`, so a non-conforming answer no longer reaches the client. But
-# llama.cpp's grammar drops numeric bounds, and SmolLM2-135M seldom keeps `Field(ge=0, le=1)`
-# by itself: 3 of 20 tries conformed (measured 2026-12-03; the first, greedy, try never
-# did), so about two runs in three end in that 422. These tests may fail with the refusal
-# and nothing else (`raises`): a non-conforming answer reaching the client fails them.
-UPSTREAM_REFUSES_OUT_OF_RANGE = (
-    "test_langchain_openai.py::test_structured_output_with_json_schema[llama]",
-    "test_litellm.py::test_structured_output_from_a_pydantic_model[llama]",
-    "test_openai_agents.py::test_structured_output[llama-",
-    "test_pydantic_ai.py::test_structured_output[llama-responses]",
-)
+# Structured output through llama.cpp's server: its own schema converter drops numeric
+# bounds, so the deployment sends the local engine's grammar (`json_schema_as: grammar`),
+# and Souverain holds the answer to the schema all the same (backends/answer_conformance.py).
 # pydantic-ai's chat model asks for its output as a call to a tool that it leaves non-strict
 # (it holds `maxLength` not strict-compatible). Souverain holds strict tools' arguments only,
 # so this call's arguments are llama.cpp's as they came (seen: invalid JSON).
@@ -171,16 +161,7 @@ UPSTREAM_TOOL_NOT_STRICT = "test_pydantic_ai.py::test_structured_output[llama-ch
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    refused: tuple[type[BaseException], ...] | None = None
     for item in items:
-        if any(known in item.nodeid for known in UPSTREAM_REFUSES_OUT_OF_RANGE):
-            if refused is None:  # imported here: only once the offline environment is set
-                import openai
-                from pydantic_ai.exceptions import ModelHTTPError
-
-                refused = (openai.UnprocessableEntityError, ModelHTTPError)
-            reason = "llama.cpp drops numeric bounds; SmolLM2-135M rarely conforms in 3 tries"
-            item.add_marker(pytest.mark.xfail(raises=refused, reason=reason, strict=False))
-        elif UPSTREAM_TOOL_NOT_STRICT in item.nodeid:
+        if UPSTREAM_TOOL_NOT_STRICT in item.nodeid:
             reason = "a non-strict tool's arguments are the upstream's; llama.cpp drops bounds"
             item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
