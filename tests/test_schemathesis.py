@@ -17,6 +17,7 @@ a request could change or delete them.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import pytest
 import schemathesis
 from schemathesis import Case
 from schemathesis.config import SchemathesisConfig
+from schemathesis.core.result import Err
 from schemathesis.pytest.lazy import get_all_tests
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from schemathesis.specs.openapi.schemas import OpenApiSchema
@@ -35,15 +37,59 @@ from .conftest import ADMIN_KEY, Server, start_server, stop_server
 
 pytestmark = pytest.mark.model
 
-# Checks that judge how strictly requests are validated, not whether answers agree with
-# the document: a 400 for a request the schema allows but the server refuses on meaning
-# (a model without FIM, `index < size`, exactly one of three fields, `data:` URLs only), and
-# a 2xx for one pydantic's lax mode reads (`0` as false, `"1.5"` as a number). Their
-# findings are in docs/api.md ("What the property-based run does not check").
-BEYOND_THE_DOCUMENT = [positive_data_acceptance, negative_data_rejection]
+# Every check schemathesis has runs, "positive data acceptance" (a request the document
+# allows is not refused) and "negative data rejection" (one it forbids is) included: the
+# protocol models validate strictly, so the document generated from them says what is
+# accepted. Some rules are beyond JSON Schema: a relation between two values, the server's
+# state, a model's capability, a document's content. A request the document allows may be
+# refused for one of these, with a 400 naming the parameter listed here; any other refusal
+# of a valid request fails the run. docs/api.md lists them.
+BEYOND_JSON_SCHEMA: dict[str, frozenset[str]] = {
+    # the model named cannot fill in the middle (no served model can, here)
+    "POST /v1/fim/completions": frozenset({"model"}),
+    # grounding on libraries searches with the last user message: there must be one; a
+    # named or required tool_choice needs the tools it names
+    "POST /v1/chat/completions": frozenset({"messages", "tool_choice"}),
+    # an empty input needs instructions or a previous response to continue
+    "POST /v1/responses": frozenset({"input"}),
+    # the data URL's content is not a PDF or an image, or is empty
+    # (and the local OCR engine scores lines, not words, and has no vision model for bbox)
+    "POST /v1/ocr": frozenset(
+        {
+            "document",
+            "document.document_url",
+            "document.image_url",
+            "confidence_scores_granularity",
+            "bbox_annotation_format",
+        }
+    ),
+    # classification levels are the configuration's (dlp.classifications)
+    "POST /admin/v1/keys": frozenset({"classification"}),
+    # a page token this server gave (an opaque cursor)
+    "GET /v1/libraries": frozenset({"page_token"}),
+    "GET /v1/agents/pages": frozenset({"page_token"}),
+    # index < size, and 0 < old_size <= new_size <= the log's size
+    "GET /admin/v1/audit/proof/inclusion": frozenset({"index", "size"}),
+    # ... and a size is one of a signed checkpoint
+    "GET /admin/v1/audit/proof/consistency": frozenset({"old_size", "new_size", "size"}),
+}
+
+# Operations whose document does not yet say all the server checks (found by this run,
+# 2026-12-03; the routes were being written then): the two strictness checks are left
+# out for them until their owners make the document precise; every other check runs.
+STRICTNESS_PENDING: dict[str, str] = {
+    "POST /v1/conversations": "`inputs` may be '' in the document; the server wants an entry",
+    "GET /v1/conversations": "page_size is documented up to 2**31-1; the server takes 1..100",
+    "POST /v1/conversations/{conversation_id}": "inputs or tool_confirmations: one is required",
+    "POST /v1/conversations/{conversation_id}/restart": "not yet checked (after the above)",
+    "POST /admin/v1/connectors": "an http connector needs its url (a relation, param null)",
+}
+STRICTNESS_CHECKS = [positive_data_acceptance, negative_data_rejection]
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "6"))
 SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20261203"))
+# A regular expression over "METHOD /path": only the operations it matches are run.
+ONLY = os.environ.get("SCHEMATHESIS_ONLY", "")
 MAX_TOKENS = 8
 # Calls per model route that name a served model (the rest name none: a quick 404). On a
 # shared 2-core machine one generation can take tens of seconds, so this bounds the run.
@@ -116,12 +162,17 @@ def api_schema(gateway: Gateway) -> OpenApiSchema:
         {
             "seed": SEED,
             "suppress-health-check": ["too_slow", "filter_too_much", "data_too_large"],
-            "generation": {"max-examples": EXAMPLES, "database": "none"},
+            # U+0000 in any string is refused (400): PostgreSQL text cannot hold it
+            # (docs/api.md); the run does not send it where the document allows text.
+            "generation": {"max-examples": EXAMPLES, "database": "none", "allow-x00": False},
             "phases": {"stateful": {"enabled": False}},
             "request-timeout": 120,
         }
     )
-    return schemathesis.openapi.from_url(gateway.server.url + "/openapi.json", config=config)
+    schema = schemathesis.openapi.from_url(gateway.server.url + "/openapi.json", config=config)
+    if ONLY:  # a quicker run over some operations, while fixing what the full run found
+        return schema.include(name_regex=ONLY)  # type: ignore[return-value]
+    return schema
 
 
 def test_every_answer_agrees_with_the_document(api_schema: OpenApiSchema, gateway: Gateway) -> None:
@@ -138,10 +189,14 @@ def test_every_answer_agrees_with_the_document(api_schema: OpenApiSchema, gatewa
 
     operations, ran = 0, set()
     documented = {f"{method.upper()} {path}" for path, item in api_schema.raw_schema["paths"].items()
-                  for method in item}  # fmt: skip
+                  for method in item if not ONLY or re.search(ONLY, f"{method.upper()} {path}")}  # fmt: skip
     for result in get_all_tests(schema=api_schema, test_func=call, settings=None,
                                 given_kwargs=None):  # fmt: skip
-        operation, run = result.ok()  # an operation it cannot build tests for: raises here
+        if isinstance(result, Err):  # an operation it cannot build tests for
+            error = result.err()
+            failures[getattr(error, "path", None) or repr(error)[:80]] = f"not built: {error}"
+            continue
+        operation, run = result.ok()
         operations += 1
         ran.add(operation.label)
         try:
@@ -155,8 +210,9 @@ def test_every_answer_agrees_with_the_document(api_schema: OpenApiSchema, gatewa
     print(summary)
     # Schemathesis leaves out the URL it read the document from (it answered 200 then;
     # test_openapi.py validates it): every other operation is run.
-    missed = sorted(documented - ran - {"GET /openapi.json"})
-    assert not missed, f"operations not run: {missed}; {summary}"
+    missed = sorted(documented - ran - {"GET /openapi.json"} - failures.keys())
+    if missed:
+        failures["operations not run"] = f"{missed}; {summary}"
     assert not failures, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())
 
 
@@ -168,12 +224,27 @@ def _check(case: Case, gateway: Gateway) -> None:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     response = case.call(base_url=gateway.server.url, headers=headers)
     gateway.statuses[str(response.status_code)] += 1
+    excluded = [positive_data_acceptance] if _beyond_json_schema(case, response) else []
+    if case.operation.label in STRICTNESS_PENDING:
+        excluded = STRICTNESS_CHECKS
     try:
-        case.validate_response(response, headers=headers, excluded_checks=BEYOND_THE_DOCUMENT)
+        case.validate_response(response, headers=headers, excluded_checks=excluded)
     finally:
         if case.path == "/admin/v1/providers/cut" and response.status_code == 200:
             httpx.post(gateway.server.url + "/admin/v1/providers/restore", json=case.body,
                        headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60)  # fmt: skip
+
+
+def _beyond_json_schema(case: Case, response: Any) -> bool:
+    """A 400 for a rule the document cannot state (BEYOND_JSON_SCHEMA), naming its parameter."""
+    params = BEYOND_JSON_SCHEMA.get(case.operation.label)
+    if not params or response.status_code != 400:
+        return False
+    try:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return isinstance(error, dict) and error.get("param") in params
 
 
 def _spare_what_the_run_needs(case: Case, gateway: Gateway) -> None:
@@ -192,8 +263,8 @@ def _bound_model_calls(case: Case, gateway: Gateway) -> None:
     document allows is only swapped for another it allows, so a case generated to be
     invalid stays invalid."""
     body = case.body
-    if not isinstance(body, dict):
-        return
+    if not isinstance(body, dict) or _negative(case):
+        return  # a request generated to be refused is sent as generated
     model = body.get("model")
     if isinstance(model, str) and model and gateway.generations[case.path] < GENERATIONS:
         gateway.generations[case.path] += 1  # past the budget: "no such model", a quick 404
@@ -224,6 +295,10 @@ def _shorten_texts(value: Any, depth: int = 0) -> None:
             value[key] = item[:SHORT_TEXT]
         elif isinstance(item, dict | list) and depth < 8:
             _shorten_texts(item, depth + 1)
+
+
+def _negative(case: Case) -> bool:
+    return case.meta is not None and case.meta.generation.mode.is_negative
 
 
 def _positive_int(value: object) -> TypeGuard[int]:

@@ -102,4 +102,9 @@ PAGE = int_param("page", "Page number, from 0.", maximum=MAX_PAGE_NUMBER)
 PAGE_SIZE = int_param("page_size", "Items per page.", minimum=1)
 TIMESTAMP = {"type": "number", "minimum": 0, "maximum": LATEST_TIMESTAMP}
 # A UTC day, YYYY-MM-DD (api/http.py `query_date`); an empty value is the same as none.
-DAY = {"type": "string", "anyOf": [{"format": "date"}, {"maxLength": 0}]}
+# (The years 1970 to 9998: the server's last day is 9999-12-30.)
+YEARS = "(?:19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+DAY = {
+    "type": "string",
+    "anyOf": [{"format": "date", "pattern": f"^{YEARS}-"}, {"maxLength": 0}],
+}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
 from ..routing.killswitch import CutKind
-from .common import Id, Int
+from .common import Id, StrictModel
 
 # The document says what the validator checks: exactly one of the three is a string
 # (the others absent or null), so a request it allows is one the server takes.
@@ -21,7 +21,7 @@ _EXACTLY_ONE: JsonDict = {
 }
 
 
-class ProviderTarget(BaseModel):
+class ProviderTarget(StrictModel):
     """Exactly one of: a deployment name, an operator, or a jurisdiction."""
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_EXACTLY_ONE)
@@ -48,7 +48,7 @@ class ProviderTarget(BaseModel):
         return self.deployment or self.operator or self.jurisdiction or ""
 
 
-class ErasureRequest(BaseModel):
+class ErasureRequest(StrictModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     subject: str = Field(min_length=1, max_length=500)
@@ -75,7 +75,7 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@ -]{0,99}$"  # tenants and teams: readable, no
 _DURATION = re.compile(r"^(\d{1,6})([mhd])$")
 
 
-class _Body(BaseModel):
+class _Body(StrictModel):
     # Strict like the API's models (protocol/common.py `APIModel`): a value is read only
     # as the type the document gives it.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -84,10 +84,10 @@ class _Body(BaseModel):
 class LimitsBody(_Body):
     """Quotas; omitted fields keep their value, null clears a limit."""
 
-    rpm: Int | None = Field(default=None, ge=1, le=10**9)
-    tpm: Int | None = Field(default=None, ge=1, le=2**31 - 1)  # an integer column
-    max_concurrency: Int | None = Field(default=None, ge=1, le=10**6)
-    budget_tokens: Int | None = Field(default=None, ge=0, le=10**15)
+    rpm: int | None = Field(default=None, ge=1, le=10**9)
+    tpm: int | None = Field(default=None, ge=1, le=2**31 - 1)  # an integer column
+    max_concurrency: int | None = Field(default=None, ge=1, le=10**6)
+    budget_tokens: int | None = Field(default=None, ge=0, le=10**15)
     budget_cost: float | None = Field(default=None, ge=0, le=10**12)
     budget_period: Literal["day", "month"] | None = None
 
@@ -141,7 +141,7 @@ class KeyCreate(_Body):
     models: list[str] | None = Field(default=None, max_length=1000)
     endpoints: list[Endpoint] | None = None
     expires_in: str | None = Field(default=None, description="30d, 12h, 90m")
-    expires_at: Int | None = Field(default=None, ge=0)
+    expires_at: int | None = Field(default=None, ge=0)
     default_classification: str | None = Field(default=None, max_length=64)
     max_classification: str | None = Field(default=None, max_length=64)
     limits: LimitsBody = LimitsBody()

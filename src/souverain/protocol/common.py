@@ -8,26 +8,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ..jsonsafe import check_depth
 
-
-def _integral(value: Any) -> Any:
-    """5.0 read as 5: JSON Schema's `integer` is any number without a fraction (and some
-    JSON writers, Python's among them, write 5.0). Anything else is left to strict mode,
-    which refuses `"5"`, `true` and 5.5."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-# An integer field of a request body (strict: no string, no boolean, no fraction).
-Int = Annotated[int, BeforeValidator(_integral)]
-
 # A numeric id (user, team, tenant, key) in a body: PostgreSQL's integer columns hold 32
 # bits, and a larger value is an overflow in the driver (a 500), not "no such user".
-Id = Annotated[Int, Field(ge=1, le=2**31 - 1)]
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 # `metadata` is free-form tags for the caller's own bookkeeping (and a classification
 # claim): small and shallow. OpenAI allows 16 string pairs; this is looser, and bounded.
@@ -35,17 +22,42 @@ METADATA_MAX_DEPTH = 8
 METADATA_MAX_BYTES = 16 * 1024
 
 
-class APIModel(BaseModel):
+def _integral(value: Any) -> Any:
+    """5.0 read as 5, in a value or a list of them: JSON Schema's `integer` is any number
+    without a fraction (and some JSON writers, Python's among them, write 5.0)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list) and any(isinstance(item, float | list) for item in value):
+        return [_integral(item) for item in value]
+    return value
+
+
+class StrictModel(BaseModel):
+    """A request body read strictly, as the document types it: no `"5"` for 5, no `0`
+    for false, no `"1.5"` for a number. JSON integers fill `number` fields (`temperature:
+    1`), and numbers without a fraction fill `integer` ones (5.0), as JSON Schema says."""
+
+    model_config = ConfigDict(strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_numbers(cls, data: Any) -> Any:
+        # Fields only, not inside free-form objects (metadata, schemas): nested models
+        # see to their own fields. A float field reads 5 as 5.0 again.
+        if isinstance(data, dict):
+            return {key: _integral(value) for key, value in data.items()}
+        return data
+
+
+class APIModel(StrictModel):
     """Every request body of the model and library APIs.
 
     OpenAI and Mistral both add fields over time: unknown fields are accepted, and the
-    ones we know are acted on. Known fields are read strictly, as the document types them
-    (`/openapi.json` is generated from these models): no `"5"` for 5, no `0` for false, no
-    `"1.5"` for a number. JSON integers still fill `number` fields, as JSON Schema says
-    and as the SDKs send them (`temperature: 1`).
+    ones we know are acted on, read strictly (StrictModel) as `/openapi.json`, generated
+    from these models, types them.
     """
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow")
 
 
 # The document's schema of a shape the models read only to refuse it by name (a 400 that

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from .common import APIModel, Int, Metadata, Usage, new_id
+from .common import APIModel, Metadata, Usage, new_id
 from .token_ids import decode_inputs, is_token_ids, text_or_token_ids
 
 MAX_INPUTS = 2048
@@ -18,14 +18,14 @@ class EmbeddingRequest(APIModel):
     model: str = Field(min_length=1)
     # Texts are not empty (OpenAI refuses them too; the local engine answers 400).
     input: Annotated[
-        str | list[str] | list[Int] | list[list[Int]],
+        str | list[str] | list[int] | list[list[int]],
         text_or_token_ids(MAX_INPUTS, min_length=1),
     ]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: Int | None = Field(default=None, ge=1)
+    dimensions: int | None = Field(default=None, ge=1)
     user: str | None = None
     # Mistral-specific fields that are not in OpenAI's spec.
-    output_dimension: Int | None = Field(default=None, ge=1)
+    output_dimension: int | None = Field(default=None, ge=1)
     output_dtype: Literal["float"] | None = None
     metadata: Metadata | None = None
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, WithJsonSchema
 
-from .common import APIModel, Int
+from .common import APIModel
 
 PROCESSING_STATUS = {
     "todo": "Pending",
@@ -28,7 +28,7 @@ PROCESSING_STATUS = {
 class LibraryCreate(APIModel):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
-    chunk_size: Int | None = Field(default=None, ge=256, le=32768)
+    chunk_size: int | None = Field(default=None, ge=256, le=32768)
     owner_type: Literal["User", "Workspace"] | None = None
 
 
@@ -65,7 +65,7 @@ class SearchRequest(APIModel):
 
     query: str = Field(min_length=1, max_length=4000)
     library_ids: list[str] | None = Field(default=None, max_length=100)
-    top_k: Int = Field(default=5, ge=1, le=50)
+    top_k: int = Field(default=5, ge=1, le=50)
 
 
 def iso(timestamp: float | None) -> str | None:

@@ -15,13 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, GetJsonSchemaHandler, field_validator, model_validator
+from pydantic import ConfigDict, Field, GetJsonSchemaHandler, field_validator, model_validator
 from pydantic.config import JsonDict
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from .chat import ResponseFormat
-from .common import REFUSED, APIModel, Int
+from .chat import NEEDS_SCHEMA, ResponseFormat
+from .common import REFUSED, APIModel
 
 # In the document: a document is sent inline, as a data: URL, its scheme read without
 # regard to case. Only documented, not validated here: where ocr.fetch_urls is on, http(s)
@@ -67,15 +67,27 @@ DocumentChunk = Annotated[DocumentURLChunk | ImageURLChunk | FileChunk, Field(di
 TYPE_BY_KEY = {"document_url": "document_url", "image_url": "image_url", "file_id": "file"}
 
 
+def _json_schema_type(schema: dict[str, Any]) -> None:
+    schema.update(NEEDS_SCHEMA)
+    schema["properties"]["type"] = {"const": "json_schema"}
+    schema["required"] = ["type", "json_schema"]
+
+
+class AnnotationFormat(ResponseFormat):
+    """An annotation format: only type json_schema (`_json_schema_only` refuses the rest)."""
+
+    model_config = ConfigDict(json_schema_extra=_json_schema_type)
+
+
 class OCRRequest(APIModel):
     model: str | None = None  # None: the gateway's OCR model
     document: DocumentChunk
-    pages: list[Int] | str | None = None
+    pages: list[int] | str | None = None
     include_image_base64: bool | None = None
-    image_limit: Int | None = Field(default=None, ge=0)
-    image_min_size: Int | None = Field(default=None, ge=0)
-    bbox_annotation_format: ResponseFormat | None = None
-    document_annotation_format: ResponseFormat | None = None
+    image_limit: int | None = Field(default=None, ge=0)
+    image_min_size: int | None = Field(default=None, ge=0)
+    bbox_annotation_format: AnnotationFormat | None = None
+    document_annotation_format: AnnotationFormat | None = None
     document_annotation_prompt: str | None = None
     table_format: Literal["markdown", "html"] | None = None
     extract_header: bool | None = None

@@ -21,7 +21,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from ..errors import InvalidRequest
-from .common import REFUSED, APIModel, Int, Metadata
+from .common import REFUSED, APIModel, Metadata
 
 NULL = {"type": "null"}
 
@@ -158,7 +158,10 @@ class TextFormat(APIModel):
     model_config = ConfigDict(
         json_schema_extra={
             "if": {"required": ["type"], "properties": {"type": {"const": "json_schema"}}},
-            "then": {"required": ["schema"], "properties": {"schema": {"minProperties": 1}}},
+            "then": {
+                "required": ["schema"],
+                "properties": {"schema": {"type": "object", "minProperties": 1}},
+            },
         }
     )
 
@@ -189,8 +192,8 @@ class ResponsesRequest(APIModel):
         list[str] | None, _doc({"anyOf": [{"type": "array", "maxItems": 0}, NULL]})
     ] = None
     instructions: str | None = None
-    max_output_tokens: Int | None = Field(default=None, ge=1)
-    max_tool_calls: Int | None = Field(default=None, ge=1)
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    max_tool_calls: int | None = Field(default=None, ge=1)
     metadata: Metadata | None = None
     parallel_tool_calls: bool | None = None
     previous_response_id: str | None = Field(default=None, min_length=1)
@@ -206,7 +209,7 @@ class ResponsesRequest(APIModel):
     text: TextConfig | None = None
     tool_choice: Annotated[str | dict[str, Any] | None, _doc(TOOL_CHOICE)] = None
     tools: list[ResponsesTool] | None = None
-    top_logprobs: Annotated[Int | None, _only(0, None)] = None
+    top_logprobs: Annotated[int | None, _only(0, None)] = None
     top_p: float | None = Field(default=None, ge=0, le=1)
     truncation: Annotated[str | None, _only("disabled", None)] = None
     user: str | None = None

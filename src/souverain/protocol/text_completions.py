@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 
 from .chat import ChatDelta, ChunkRenderer, Completion, StreamOptions
-from .common import APIModel, Int, Metadata, Usage, new_id, now
+from .common import APIModel, Metadata, Usage, new_id, now
 from .token_ids import decode_inputs, is_token_ids, text_or_token_ids
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for this endpoint
@@ -27,15 +27,15 @@ MAX_LEGACY_LOGPROBS = 5
 class TextCompletionRequest(APIModel):
     model: str = Field(min_length=1)
     # One prompt: a string, a list of one string, token ids, or a list of one list of them.
-    prompt: Annotated[str | list[str] | list[Int] | list[list[Int]], text_or_token_ids(1)]
-    best_of: Int | None = Field(default=None, ge=1, le=1)
+    prompt: Annotated[str | list[str] | list[int] | list[list[int]], text_or_token_ids(1)]
+    best_of: int | None = Field(default=None, ge=1, le=1)
     echo: bool = False
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    logprobs: Int | None = Field(default=None, ge=0, le=MAX_LEGACY_LOGPROBS)
-    max_tokens: Int | None = Field(default=None, ge=1)
-    n: Int | None = Field(default=None, ge=1, le=1)  # several choices: not supported
+    logprobs: int | None = Field(default=None, ge=0, le=MAX_LEGACY_LOGPROBS)
+    max_tokens: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1, le=1)  # several choices: not supported
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
-    seed: Int | None = None
+    seed: int | None = None
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
