@@ -121,3 +121,43 @@ def test_a_grammar_keeps_the_numeric_bounds_llama_cpp_would_drop(
     text = sent(gateway, upstream, model="grammar", response_format=fmt)["grammar"]
     assert "integral-part" not in text, text  # no rule for any integer
     assert '"12"' in text and '"13"' not in text, text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_forced_call_is_asked_for_by_grammar_and_comes_back_as_that_call(
+    gateway: Server, upstream: RecordingUpstream, stream: bool
+) -> None:
+    """On a `grammar` deployment the call's arguments are written under the local engine's
+    grammar (llama.cpp's own drops bounds) and the text comes back as the one call."""
+    month = {"type": "integer", "minimum": 1, "maximum": 12}
+    tool = {"type": "function", "function": {
+        "name": "set_month", "description": "Set the month.",
+        "parameters": {"type": "object", "properties": {"m": month}, "required": ["m"]}}}  # fmt: skip
+    upstream.answers[:] = ['{"m": 7}']
+    before = len(upstream.received)
+    client = openai.OpenAI(base_url=gateway.v1, api_key=gateway.key, max_retries=0)
+    request: dict[str, Any] = {
+        "model": "grammar",
+        "messages": [{"role": "user", "content": "July"}],
+        "tools": [tool],
+        "tool_choice": "required",
+    }
+    if stream:
+        chunks = list(client.chat.completions.create(**request, stream=True))
+        calls = [
+            c for chunk in chunks if chunk.choices for c in chunk.choices[0].delta.tool_calls or ()
+        ]
+        finish = [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices][-1]
+        name, arguments = calls[0].function.name, calls[0].function.arguments  # type: ignore[union-attr]
+        assert len(calls) == 1 and calls[0].id
+    else:
+        answer = client.chat.completions.create(**request).choices[0]
+        finish = answer.finish_reason
+        (call,) = answer.message.tool_calls or ()
+        name, arguments = call.function.name, call.function.arguments  # type: ignore[union-attr]
+    assert (name, arguments, finish) == ("set_month", '{"m": 7}', "tool_calls")
+    (body,) = upstream.received[before:]
+    assert "tools" not in body and "tool_choice" not in body
+    assert '"12"' in body["grammar"] and "integral-part" not in body["grammar"]
+    assert "set_month" in body["messages"][0]["content"]
+    assert body["messages"][1] == {"role": "user", "content": "July"}

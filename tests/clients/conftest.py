@@ -117,8 +117,11 @@ def via_llama(
         "engine": "openai",
         "base_url": chat_url + "/v1",
         "upstream_model": "smollm2",
+        # llama.cpp refuses json_schema, and its own schema converter drops numeric bounds:
+        # it gets the local engine's grammar, for response formats and for a forced call's
+        # arguments (backends/grammar_tool_call.py: pydantic-ai's output tool).
         "json_schema_as": "grammar",
-    }  # llama.cpp refuses json_schema and drops bounds from its own grammar (FACTS.md)
+    }
     embed = {"engine": "openai", "base_url": embed_url + "/v1", "upstream_model": "smollm2-embed"}
     config = {
         "models": [
@@ -149,19 +152,3 @@ def target(request: pytest.FixtureRequest) -> Target:
     server = request.getfixturevalue("via_llama")
     # llama.cpp embeds with the chat model itself: SmolLM2-135M's hidden size.
     return Target("llama", server, CHAT, EMBED, dimensions=576)
-
-
-# Structured output through llama.cpp's server: its own schema converter drops numeric
-# bounds, so the deployment sends the local engine's grammar (`json_schema_as: grammar`),
-# and Souverain holds the answer to the schema all the same (backends/answer_conformance.py).
-# pydantic-ai's chat model asks for its output as a call to a tool that it leaves non-strict
-# (it holds `maxLength` not strict-compatible). Souverain holds strict tools' arguments only,
-# so this call's arguments are llama.cpp's as they came (seen: invalid JSON).
-UPSTREAM_TOOL_NOT_STRICT = "test_pydantic_ai.py::test_structured_output[llama-chat]"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if UPSTREAM_TOOL_NOT_STRICT in item.nodeid:
-            reason = "a non-strict tool's arguments are the upstream's; llama.cpp drops bounds"
-            item.add_marker(pytest.mark.xfail(reason=reason, strict=False))

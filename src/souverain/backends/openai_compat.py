@@ -20,6 +20,7 @@ from ..protocol.text_completions import TextCompletionRequest
 from . import outbound
 from .base import Embeddings
 from .grammar import grammar_text
+from .grammar_tool_call import ForcedCall, as_call, as_call_deltas, forced_call, spell_as_grammar
 from .http_engine import (
     HTTPBackend,
     completion_from_response,
@@ -92,12 +93,30 @@ class OpenAIBackend(HTTPBackend):
             body["grammar"] = grammar_text(schema)
 
     async def chat_complete(self, request: ChatCompletionRequest) -> Completion:
-        data = await self.post_json(self.chat_path, self.chat_body(request, stream=False))
-        return completion_from_response(data, estimate_prompt_tokens=_prompt_estimate(request))
+        body = self.chat_body(request, stream=False)
+        call = self._call_by_grammar(body)
+        data = await self.post_json(self.chat_path, body)
+        completion = completion_from_response(
+            data, estimate_prompt_tokens=_prompt_estimate(request)
+        )
+        return completion if call is None else as_call(completion, call)
 
     def chat(self, request: ChatCompletionRequest) -> AsyncIterator[ChatDelta]:
-        events = self.stream_events(self.chat_path, self.chat_body(request, stream=True))
-        return deltas_from_chunks(events, estimate_prompt_tokens=_prompt_estimate(request))
+        body = self.chat_body(request, stream=True)
+        call = self._call_by_grammar(body)
+        events = self.stream_events(self.chat_path, body)
+        deltas = deltas_from_chunks(events, estimate_prompt_tokens=_prompt_estimate(request))
+        return deltas if call is None else as_call_deltas(deltas, call)
+
+    def _call_by_grammar(self, body: dict[str, Any]) -> ForcedCall | None:
+        """A forced call, on a deployment that reads grammars, asked for by grammar
+        (grammar_tool_call.py); None, and `body` unchanged, otherwise."""
+        if self.deployment.json_schema_as != "grammar":
+            return None
+        call = forced_call(body)
+        if call is not None:
+            spell_as_grammar(body, call)
+        return call
 
     # ---- fill in the middle, through the legacy completions endpoint --------------------
 
