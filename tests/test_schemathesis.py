@@ -50,8 +50,10 @@ BEYOND_JSON_SCHEMA: dict[str, frozenset[str]] = {
     # grounding on libraries searches with the last user message: there must be one; a
     # named or required tool_choice needs the tools it names
     "POST /v1/chat/completions": frozenset({"messages", "tool_choice"}),
-    # an empty input needs instructions or a previous response to continue
-    "POST /v1/responses": frozenset({"input"}),
+    # an empty input needs instructions or a previous response to continue; the parts a
+    # message may hold depend on its role (an assistant's: text only; others' may add
+    # images, but then no refusal parts): "input[" names any item's part
+    "POST /v1/responses": frozenset({"input", "input["}),
     # the data URL's content is not a PDF or an image, or is empty
     # (and the local OCR engine scores lines, not words, and has no vision model for bbox)
     "POST /v1/ocr": frozenset(
@@ -61,8 +63,11 @@ BEYOND_JSON_SCHEMA: dict[str, frozenset[str]] = {
             "document.image_url",
             "confidence_scores_granularity",
             "bbox_annotation_format",
+            "pages",  # page ranges as text ("0,2-4"): their grammar is not in the document
         }
     ),
+    # a model that cannot shorten its vectors (dimensions, output_dimension)
+    "POST /v1/embeddings": frozenset({"dimensions"}),
     # classification levels are the configuration's (dlp.classifications)
     "POST /admin/v1/keys": frozenset({"classification"}),
     # a page token this server gave (an opaque cursor)
@@ -244,7 +249,10 @@ def _beyond_json_schema(case: Case, response: Any) -> bool:
         error = response.json()["error"]
     except (ValueError, KeyError, TypeError):
         return False
-    return isinstance(error, dict) and error.get("param") in params
+    param = error.get("param") if isinstance(error, dict) else None
+    if not isinstance(param, str):
+        return False
+    return param in params or any(p.endswith("[") and param.startswith(p) for p in params)
 
 
 def _spare_what_the_run_needs(case: Case, gateway: Gateway) -> None:

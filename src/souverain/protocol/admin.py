@@ -140,7 +140,9 @@ class KeyCreate(_Body):
     tenant: str | None = None
     models: list[str] | None = Field(default=None, max_length=1000)
     endpoints: list[Endpoint] | None = None
-    expires_in: str | None = Field(default=None, description="30d, 12h, 90m")
+    expires_in: str | None = Field(
+        default=None, description="30d, 12h, 90m", json_schema_extra={"pattern": _DURATION.pattern}
+    )
     expires_at: int | None = Field(default=None, ge=0)
     default_classification: str | None = Field(default=None, max_length=64)
     max_classification: str | None = Field(default=None, max_length=64)

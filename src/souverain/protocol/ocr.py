@@ -80,6 +80,20 @@ class AnnotationFormat(ResponseFormat):
 
 
 class OCRRequest(APIModel):
+    # What `_prompt_needs_format` checks: a prompt needs a format.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {
+                "required": ["document_annotation_prompt"],
+                "properties": {"document_annotation_prompt": {"type": "string", "minLength": 1}},
+            },
+            "then": {
+                "required": ["document_annotation_format"],
+                "properties": {"document_annotation_format": {"type": "object"}},
+            },
+        }
+    )
+
     model: str | None = None  # None: the gateway's OCR model
     document: DocumentChunk
     pages: list[int] | str | None = None

@@ -44,6 +44,36 @@ TOOL_CHOICE = {
 }
 
 
+TEXT_OUTPUT = {
+    "anyOf": [
+        {"type": "string"},
+        {
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    {
+                        "type": "object",
+                        "required": ["type", "text"],
+                        "properties": {
+                            "type": {"enum": ["input_text", "output_text"]},
+                            "text": {"type": "string"},
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "required": ["type", "refusal"],
+                        "properties": {
+                            "type": {"const": "refusal"},
+                            "refusal": {"type": "string"},
+                        },
+                    },
+                ]
+            },
+        },
+    ]
+}
+
+
 def _doc(schema: dict[str, Any]) -> WithJsonSchema:
     """What the document says of a field read loosely so that `unsupported` can refuse
     the rest by name (a 400 with code unsupported_parameter): the values served."""
@@ -74,7 +104,15 @@ class Refusal(APIModel):
     refusal: str
 
 
+def _image_by_url(schema: dict[str, Any]) -> None:
+    schema["required"] = ["type", "image_url"]
+    schema["properties"]["image_url"] = {"type": "string", "minLength": 1}
+
+
 class InputImage(APIModel):
+    # Only images given by image_url are read (agents/items.py refuses the rest, 400).
+    model_config = ConfigDict(json_schema_extra=_image_by_url)
+
     type: Literal["input_image"]
     image_url: str | None = None
     file_id: str | None = None
@@ -82,7 +120,15 @@ class InputImage(APIModel):
 
 
 class InputFile(APIModel):
+    """Read so that its refusal names it (no files here): the document allows none."""
+
     type: Literal["input_file"]
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return REFUSED
 
 
 ContentPart = Annotated[
@@ -111,7 +157,8 @@ class FunctionCallOutputItem(APIModel):
     type: Literal["function_call_output"]
     id: str | None = None
     call_id: str = Field(min_length=1)
-    output: str | list[ContentPart]
+    # Only text comes back from a function (agents/items.py refuses other parts, 400).
+    output: Annotated[str | list[ContentPart], _doc(TEXT_OUTPUT)]
     status: str | None = None
 
 
