@@ -189,8 +189,9 @@ def test_list_filters_and_pages(gateway: Server) -> None:
         page = page.next()
     assert seen == [agent.id for agent in reversed(made)]
     with http(gateway, key) as client:
-        bad = client.get("/v1/agents/pages", params={"page_token": "nonsense"})
-        assert bad.status_code == 400 and bad.json()["error"]["param"] == "page_token"
+        for token in ("nonsense", "é\u00a0𪒳"):  # not base64; not even ASCII (was a 500)
+            bad = client.get("/v1/agents/pages", params={"page_token": token})
+            assert bad.status_code == 400 and bad.json()["error"]["param"] == "page_token"
         bad = client.get("/v1/agents", params={"metadata": "[1]"})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "metadata"
         bad = client.get("/v1/agents", params={"page_size": "100000"})

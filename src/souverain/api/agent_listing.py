@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 from typing import Any
 
 import orjson
@@ -85,7 +84,7 @@ def cursor(token: str | None) -> int:
         return 0
     try:
         text = base64.urlsafe_b64decode(token[:40] + "=" * (-len(token[:40]) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, or a token that is not ASCII
         text = ""
     digits = text[2:]
     if not text.startswith("o:") or not digits.isdigit() or len(digits) > 9:
