@@ -34,7 +34,7 @@ def connectors() -> None:
     """Register, list and remove the MCP servers agents may call.
 
     \b
-    souverain connectors add crm --mcp-url https://crm.example/mcp --header "Authorization: Bearer …"
+    souverain connectors add crm --mcp-url https://crm.lan/mcp --header "Authorization: Bearer …"
     souverain connectors add files --command uvx --arg mcp-server-files   (platform owner)
     """
 
