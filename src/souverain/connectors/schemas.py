@@ -10,10 +10,13 @@ admin sees in full never carries a secret.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..errors import InvalidRequest
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")  # an RFC 9110 token
@@ -44,29 +47,45 @@ class ConnectorCreate(BaseModel):
 
     @model_validator(mode="after")
     def _one_transport(self) -> ConnectorCreate:
+        # Rules between fields: InvalidRequest names the field (pydantic would name none).
         if self.transport == "http":
             if self.url is None:
-                raise ValueError("an http connector needs its url")
+                raise InvalidRequest("an http connector needs its url", param="url")
             if self.command is not None or self.args or self.env:
-                raise ValueError("command, args and env are for stdio connectors")
-            check_url(self.url)
+                raise InvalidRequest(
+                    "command, args and env are for stdio connectors", param="command"
+                )
+            _named(check_url, self.url, "url")
         else:
             if self.command is None:
-                raise ValueError("a stdio connector needs its command")
+                raise InvalidRequest("a stdio connector needs its command", param="command")
             if self.url is not None or self.headers:
-                raise ValueError("url and headers are for http connectors")
+                raise InvalidRequest("url and headers are for http connectors", param="url")
         for arg in (self.command or "", *self.args):
             if len(arg) > 1000 or "\x00" in arg:
-                raise ValueError("each argument is at most 1000 characters, without NUL")
+                raise InvalidRequest(
+                    "each argument is at most 1000 characters, without NUL", param="args"
+                )
         for name, value in self.headers.items():
             if not HEADER_NAME.match(name) or name.lower() in RESERVED_HEADERS:
-                raise ValueError(f"{name[:100]!r} is not a header a connector may set")
-            _check_value(value)
+                raise InvalidRequest(
+                    f"{name[:100]!r} is not a header a connector may set", param="headers"
+                )
+            _named(_check_value, value, "headers")
         for name, value in self.env.items():
             if not ENV_NAME.match(name):
-                raise ValueError(f"{name[:100]!r} is not an environment variable name")
-            _check_value(value)
+                raise InvalidRequest(
+                    f"{name[:100]!r} is not an environment variable name", param="env"
+                )
+            _named(_check_value, value, "env")
         return self
+
+
+def _named(check: Callable[[str], None], value: str, param: str) -> None:
+    try:
+        check(value)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param=param) from None
 
 
 def _check_value(value: str) -> None:
