@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
 
-from .common import APIModel, Metadata, Usage, drop_none, new_id, now
+from .common import APIModel, Metadata, Seed, TokenCount, Usage, drop_none, new_id, now
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
@@ -124,12 +124,12 @@ class ChatCompletionRequest(APIModel):
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: TokenCount | None = None
+    max_completion_tokens: TokenCount | None = None
     n: int | None = Field(default=None, ge=1, le=1)  # several choices: not supported yet
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     response_format: ResponseFormat | None = None
-    seed: int | None = None
+    seed: Seed | None = None
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -143,7 +143,7 @@ class ChatCompletionRequest(APIModel):
     user: str | None = None
     metadata: Metadata | None = None
     # Mistral-specific fields that are not in OpenAI's spec.
-    random_seed: int | None = None
+    random_seed: Seed | None = None
     safe_prompt: bool | None = None
     # Souverain extension: ground a plain chat on document libraries (as the tool does).
     library_ids: list[str] | None = Field(default=None, min_length=1, max_length=32)

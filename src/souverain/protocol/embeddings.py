@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from .common import APIModel, Metadata, Usage, new_id
+from .common import APIModel, Metadata, TokenCount, Usage, new_id
 from .token_ids import decode_inputs, is_token_ids, text_or_token_ids
 
 MAX_INPUTS = 2048
@@ -22,10 +22,10 @@ class EmbeddingRequest(APIModel):
         text_or_token_ids(MAX_INPUTS, min_length=1),
     ]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: TokenCount | None = None
     user: str | None = None
     # Mistral-specific fields that are not in OpenAI's spec.
-    output_dimension: int | None = Field(default=None, ge=1)
+    output_dimension: TokenCount | None = None
     output_dtype: Literal["float"] | None = None
     metadata: Metadata | None = None
 

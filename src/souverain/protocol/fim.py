@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .common import APIModel, Metadata
+from .common import MAX_COUNT, APIModel, Metadata, Seed, TokenCount
 
 
 class FIMCompletionRequest(APIModel):
@@ -17,11 +17,11 @@ class FIMCompletionRequest(APIModel):
     suffix: str | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    min_tokens: int | None = Field(default=None, ge=0)
+    max_tokens: TokenCount | None = None
+    min_tokens: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     stream: bool = False
     stop: str | list[str] | None = None
-    random_seed: int | None = None
+    random_seed: Seed | None = None
     metadata: Metadata | None = None
 
     @property

@@ -21,7 +21,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from ..errors import InvalidRequest
-from .common import REFUSED, APIModel, Metadata
+from .common import REFUSED, APIModel, Metadata, TokenCount
 
 NULL = {"type": "null"}
 
@@ -239,8 +239,8 @@ class ResponsesRequest(APIModel):
         list[str] | None, _doc({"anyOf": [{"type": "array", "maxItems": 0}, NULL]})
     ] = None
     instructions: str | None = None
-    max_output_tokens: int | None = Field(default=None, ge=1)
-    max_tool_calls: int | None = Field(default=None, ge=1)
+    max_output_tokens: TokenCount | None = None
+    max_tool_calls: TokenCount | None = None
     metadata: Metadata | None = None
     parallel_tool_calls: bool | None = None
     previous_response_id: str | None = Field(default=None, min_length=1)

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 
 from .chat import ChatDelta, ChunkRenderer, Completion, StreamOptions
-from .common import APIModel, Metadata, Usage, new_id, now
+from .common import APIModel, Metadata, Seed, TokenCount, Usage, new_id, now
 from .token_ids import decode_inputs, is_token_ids, text_or_token_ids
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for this endpoint
@@ -32,10 +32,10 @@ class TextCompletionRequest(APIModel):
     echo: bool = False
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     logprobs: int | None = Field(default=None, ge=0, le=MAX_LEGACY_LOGPROBS)
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: TokenCount | None = None
     n: int | None = Field(default=None, ge=1, le=1)  # several choices: not supported
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
-    seed: int | None = None
+    seed: Seed | None = None
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
