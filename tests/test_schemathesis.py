@@ -47,6 +47,8 @@ pytestmark = pytest.mark.model
 BEYOND_JSON_SCHEMA: dict[str, frozenset[str]] = {
     # the model named cannot fill in the middle (no served model can, here)
     "POST /v1/fim/completions": frozenset({"model"}),
+    # echo and logprobs together (the prompt's log probabilities need a second pass)
+    "POST /v1/completions": frozenset({"echo"}),
     # grounding on libraries searches with the last user message: there must be one; a
     # named or required tool_choice needs the tools it names
     "POST /v1/chat/completions": frozenset({"messages", "tool_choice"}),
@@ -285,6 +287,16 @@ def _bound_model_calls(case: Case, gateway: Gateway) -> None:
                 value = MAX_TOKENS
             if _positive_int(value):
                 body[name] = min(value, MAX_TOKENS)
+    if case.path == "/v1/conversations" and body.get("model") == CHAT_MODEL:
+        # a turn's generation is bounded like a chat call's (else the turn's time limit)
+        args = body.get("completion_args")
+        args = dict(args) if isinstance(args, dict) else {}
+        args["max_tokens"] = (
+            min(args["max_tokens"], MAX_TOKENS)
+            if _positive_int(args.get("max_tokens"))
+            else MAX_TOKENS
+        )
+        body["completion_args"] = args
     if case.path == "/v1/embeddings" and isinstance(body.get("input"), list):
         body["input"] = body["input"][:8] or body["input"]
     # Prompts stay small: the run checks what the server answers, not how fast a long

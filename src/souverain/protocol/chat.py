@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
 
-from .common import APIModel, Metadata, Seed, TokenCount, Usage, drop_none, new_id, now
+from .common import MAX_COUNT, APIModel, Metadata, Seed, TokenCount, Usage, drop_none, new_id, now
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
@@ -33,7 +33,7 @@ class ToolCall(APIModel):
     id: str | None = None
     type: str = "function"
     function: FunctionCall
-    index: int | None = None  # Mistral sends it on tool calls in messages
+    index: int | None = Field(default=None, ge=0, le=MAX_COUNT)  # Mistral sends it in messages
 
 
 class ChatMessage(APIModel):

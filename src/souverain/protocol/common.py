@@ -29,13 +29,12 @@ MAX_COUNT = 2**31 - 1
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 TokenCount = Annotated[int, Field(ge=1, le=MAX_COUNT)]
 Seed = Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX)]
-_EXACT = 2**53  # floats beyond this are not exact integers: left as floats, refused
 
 
 def _integral(value: Any) -> Any:
     """5.0 read as 5, in a value or a list of them: JSON Schema's `integer` is any number
     without a fraction (and some JSON writers, Python's among them, write 5.0)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT:
+    if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, list) and any(isinstance(item, float | list) for item in value):
         return [_integral(item) for item in value]

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
+from ..errors import InvalidRequest
 from .chat import ChatDelta, ChunkRenderer, Completion, StreamOptions
 from .common import APIModel, Metadata, Seed, TokenCount, Usage, new_id, now
 from .token_ids import decode_inputs, is_token_ids, text_or_token_ids
@@ -71,7 +72,9 @@ class TextCompletionRequest(APIModel):
     def _echo_without_logprobs(self) -> TextCompletionRequest:
         if self.echo and self.logprobs is not None:
             # The prompt's own log probabilities would need a second pass over it.
-            raise ValueError("echo cannot be combined with logprobs here; ask for one of them")
+            raise InvalidRequest(
+                "echo cannot be combined with logprobs here; ask for one of them", param="echo"
+            )
         return self
 
     @property
