@@ -187,9 +187,9 @@ async def _stored(request: Request) -> tuple[ConversationStore, Conversation]:
     found = await asyncio.to_thread(store.get, Owner.of(ctx.principal), conversation_id)
     if found is None:
         raise missing(conversation_id)
-    # A key is cleared for data up to its ceiling: it reads back no more than it may send.
-    policy = state.pipeline.router.policy
-    policy.check_ceiling(policy.classify(found.classification), ctx.principal.max_classification)
+    state.pipeline.router.policy.check_readable(
+        found.classification, ctx.principal.max_classification
+    )
     return store, found
 
 

@@ -110,9 +110,9 @@ async def _stored(request: Request) -> StoredResponse:
     stored = await asyncio.to_thread(store.get, Owner.of(ctx.principal), response_id)
     if stored is None:
         raise _missing(response_id)
-    # A key is cleared for data up to its ceiling: it reads back no more than it may send.
-    policy = state.pipeline.router.policy
-    policy.check_ceiling(policy.classify(stored.classification), ctx.principal.max_classification)
+    state.pipeline.router.policy.check_readable(
+        stored.classification, ctx.principal.max_classification
+    )
     return stored
 
 

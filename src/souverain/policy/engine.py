@@ -84,6 +84,11 @@ class PolicyEngine:
                 code="classification_ceiling",
             )
 
+    def check_readable(self, stored: str | None, ceiling: str | None) -> None:
+        """403 when stored data (a response, a conversation) is above the reader's key's
+        ceiling: a key reads back no more than it may send."""
+        self.check_ceiling(self.classify(stored), ceiling)
+
     def claimed_in(self, metadata: Mapping[str, Any] | None) -> str | None:
         """The level a request body claims in `metadata.classification`, if any."""
         claim = (metadata or {}).get("classification")
