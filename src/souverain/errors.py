@@ -15,6 +15,7 @@ The hierarchy (all subclasses of `SouverainError`)::
     ├── RequestTimeout                  408 invalid_request_error (a body sent too slowly)
     ├── PayloadTooLarge                 413 invalid_request_error
     ├── RateLimited                     429 rate_limit_error (Retry-After)
+    │   └── StorageQuotaExceeded        429 code=insufficient_quota (x-should-retry: false)
     ├── EngineError                     502 upstream_error (an engine failed)
     │   └── EngineUnavailable           503 service_unavailable (Retry-After; failover may retry)
     │       └── EngineOverloaded        503 code=overloaded (the queue is full)
@@ -133,6 +134,17 @@ class RateLimited(SouverainError):
     status_code = 429
     error_type = "rate_limit_error"
     default_code = "rate_limited"
+
+
+class StorageQuotaExceeded(RateLimited):
+    """A tenant's stored files would pass its quota (files.tenant_quota_bytes). OpenAI's
+    status for a spent quota; `x-should-retry: false` keeps the openai SDK from sending
+    the same upload again, which would fail the same way."""
+
+    default_code = "insufficient_quota"
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "x-should-retry": "false"}
 
 
 class EngineError(SouverainError):

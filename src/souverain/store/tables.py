@@ -294,12 +294,14 @@ library_chunks = Table(
     sqlite_autoincrement=True,
 )
 
-# Stored responses of the Responses API (agents/store.py, migration 0007): one row per
-# response created with `store`, readable only by its owner in its tenant. A chain
-# (`previous_response_id`) is followed through `previous_id`. `subject` is the SHA-256 of
-# the data subject (the request's `user`, else `metadata.subject`, else the key), so that an
-# erasure can find every row of one person. `classification` is the level the response was
-# made at: a claim on every response that continues it (a chain's level only rises).
+# Stored responses of the Responses API (agents/store.py, migrations 0007 and 0012): an
+# index into the conversation each response chain runs in. One row per response created
+# with `store`, readable only by its owner in its tenant: which conversation holds it and
+# which of its entries it made (`entries`, JSON ids), and the response object without its
+# items (`body`). A chain (`previous_response_id`) is followed through `previous_id`.
+# `subject` is the SHA-256 of the data subject (the request's `user`, else
+# `metadata.subject`, else the key), so that an erasure can find every row of one person.
+# `classification` is the conversation's level once the response was made.
 agent_responses = Table(
     "agent_responses",
     metadata,
@@ -311,12 +313,14 @@ agent_responses = Table(
     Column("previous_id", String(64), nullable=True),
     Column("model", String(200), nullable=False),
     Column("classification", String(64), nullable=True),
-    Column("input_items", Text, nullable=False),  # JSON: this turn's input, with ids
-    Column("body", Text, nullable=False),  # JSON: the response object as returned
+    Column("body", Text, nullable=False),  # JSON: the response object, `output` empty
     Column("created_at", Float, nullable=False),
+    Column("conversation_id", String(64), nullable=False),  # conv_…
+    Column("entries", Text, nullable=False),  # JSON: ids of its input and output entries
 )
 Index("agent_responses_owner", agent_responses.c.tenant, agent_responses.c.owner)
 Index("agent_responses_created", agent_responses.c.created_at)
+Index("agent_responses_conversation", agent_responses.c.conversation_id)
 
 # MCP connectors (issue 14, H5: connectors/store.py, migration 0009): MCP servers a tenant
 # admin registers for agents to call. `transport` is http (`url`, streamable HTTP) or
@@ -422,4 +426,82 @@ Index(
     conversation_entries.c.conversation_id,
     conversation_entries.c.ordinal,
     unique=True,
+)
+
+# Files (`/v1/files`, files/store.py): one row each, scoped to its owner in its tenant;
+# the bytes in `file_chunks` so that every replica reads them (no shared disk).
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(64), primary_key=True),  # file-…
+    Column("tenant", String(100), nullable=False),
+    Column("tenant_id", Integer, nullable=True),
+    Column("owner", String(300), nullable=False),  # user:ID, else the key's label
+    Column("subject", String(64), nullable=False, index=True),  # sha256 of the label
+    Column("purpose", String(32), nullable=False),
+    Column("filename", String(300), nullable=False),  # sanitised (files/names.py)
+    Column("bytes", BigInteger, nullable=False),
+    Column("num_lines", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("mimetype", String(200), nullable=True),
+    Column("source", String(16), nullable=False),  # upload, or gateway (batch results)
+    Column("chunk_count", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+)
+Index("files_owner", files.c.tenant, files.c.owner, files.c.created_at)
+
+file_chunks = Table(
+    "file_chunks",
+    metadata,
+    Column("file_id", String(64), primary_key=True),
+    Column("ordinal", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),  # files/store.py CHUNK_BYTES at most
+)
+
+# Issue 15, background jobs (jobs/store.py, migration 0012): one row per job of any kind
+# (a batch, a range of a batch's lines), claimed by one replica at a time with a lease
+# (`lease_owner` until `lease_expires_at`) that it renews; an expired lease means its
+# replica died and the job is claimable again. `principal` (JSON) is who the work runs
+# as; `payload` what to do, `result` what it produced so far (JSON). A job with children
+# (`parent_id`) waits (`waiting`) until they are all finished.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("parent_id", String(64), nullable=True, index=True),
+    Column("tenant", String(100), nullable=False),
+    Column("tenant_id", Integer, nullable=True),
+    Column("owner", String(300), nullable=False),
+    Column("principal", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # queued running waiting + terminal
+    Column("stage", String(32), nullable=True),  # the handler's own step
+    Column("payload", Text, nullable=False),
+    Column("result", Text, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("cancel_requested", Boolean, nullable=False, server_default=false()),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("expires_at", Float, nullable=True),  # a batch's completion window
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("error", Text, nullable=True),
+)
+Index("jobs_claimable", jobs.c.status, jobs.c.kind, jobs.c.created_at)
+Index("jobs_owner", jobs.c.tenant, jobs.c.owner, jobs.c.created_at)
+
+# Each batch line's answer, written once (batch/lines.py): the primary key makes a line
+# redone after a crash or a lost lease add nothing. `line` is the request's place in the
+# batch (0-based); `body` the output or error file's JSON line.
+batch_lines = Table(
+    "batch_lines",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("failed", Boolean, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
 )
