@@ -290,6 +290,22 @@ def wait_for_parser(server: Server, other_than: set[int] = frozenset(), timeout:
     raise AssertionError("no parser process appeared")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system time of a process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_busy(pid: int, seconds: float = 0.3, timeout: float = 30) -> None:
+    """Until the parser has worked `seconds` of CPU: it has read its document and parses."""
+    deadline = time.monotonic() + timeout
+    while cpu_seconds(pid) < seconds and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def gone(pid: int, timeout: float = 10) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -336,6 +352,7 @@ def test_a_parser_that_keeps_crashing_ends_in_error(gateway: Gateway) -> None:
     killed: set[int] = set()
     for _ in range(2):
         pid = wait_for_parser(server, other_than=killed)
+        wait_until_busy(pid)  # killed before it had read the document is the next test
         assert gateway.ok("GET", "/readyz") is not None  # responsive while it parses
         os.kill(pid, signal.SIGKILL)
         killed.add(pid)
@@ -343,6 +360,23 @@ def test_a_parser_that_keeps_crashing_ends_in_error(gateway: Gateway) -> None:
     assert status["process_status"] == "error"
     error = status["process_error"]
     assert "killed by signal 9 (SIGKILL)" in error and "gave up after 2 attempts" in error
+    assert server.process.poll() is None
+
+
+def test_a_parser_killed_as_it_starts_is_a_crash_too(gateway: Gateway) -> None:
+    """Killed the moment it appears, the child may not have read its document yet: the
+    gateway's write to it breaks (a BrokenPipeError, once a final `processing failed`).
+    That is a crash like any other: retried, then `error`."""
+    server = gateway.server
+    document = gateway.ok("POST", f"/v1/libraries/{gateway.library}/documents",
+                          files={"file": ("scan.pdf", slow_scan())})  # fmt: skip
+    killed: set[int] = set()
+    for _ in range(2):
+        pid = wait_for_parser(server, other_than=killed)
+        os.kill(pid, signal.SIGKILL)
+        killed.add(pid)
+    error = gateway.processed(document["id"])["process_error"]
+    assert "the parser stopped" in error and "gave up after 2 attempts" in error
     assert server.process.poll() is None
 
 

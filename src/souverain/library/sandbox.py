@@ -99,7 +99,10 @@ async def parse_in_child(request: ParseRequest) -> ParseOutcome:
     )
     started = time.monotonic()
     try:
-        await asyncio.to_thread(child.start)  # sends the document through a pipe: may block
+        try:
+            await asyncio.to_thread(child.start)  # sends the document through a pipe: may block
+        except OSError as exc:  # the child died while it read the document (a kill, no memory)
+            raise ParserCrashed(_died_at_start(exc), 0.0) from None
         sender.close()
         try:
             async with asyncio.timeout(request.limits.parse_timeout_s):
@@ -156,6 +159,13 @@ def _kill(child: multiprocessing.process.BaseProcess) -> None:
     if child.pid is not None and child.exitcode is None:
         with contextlib.suppress(OSError, ValueError):
             child.kill()
+
+
+def _died_at_start(exc: OSError) -> str:
+    # multiprocessing has no handle on a child it could not hand the document to, so its
+    # exit status is unknown: the broken pipe is all there is to report.
+    why = exc.strerror or type(exc).__name__
+    return f"the parser stopped before it had read the document ({why}: killed, or out of memory)"
 
 
 def _death(exitcode: int | None) -> str:
