@@ -129,6 +129,17 @@ class QuotaStore(Protocol):
 # --- calendar periods (UTC) ---------------------------------------------------------
 
 
+def limited(demands: Sequence[Demand], now: float) -> tuple[tuple[Demand, ...], tuple[float, ...]]:
+    """The demands that have a limit, and each one's budget period start (0.0 without a
+    budget): what every store reserves against."""
+    active = tuple(d for d in demands if not d.limits.unlimited)
+    starts = tuple(
+        period_bounds(d.limits.budget_period, now)[0] if d.limits.has_budget else 0.0
+        for d in active
+    )
+    return active, starts
+
+
 def period_bounds(period: BudgetPeriod, now: float) -> tuple[float, float]:
     """The [start, end) epoch seconds of the calendar day or month that contains `now`."""
     return _period_bounds(period, int(now // _SECONDS_PER_DAY))

@@ -22,7 +22,7 @@ from .limits import (
     SpentLoader,
     SpentLoads,
     budget_refusal,
-    period_bounds,
+    limited,
     refusal,
     seconds_until,
 )
@@ -121,13 +121,9 @@ class MemoryQuotaStore:
         if now is None:
             now = time.time()
         bucket = math.floor(now)
-        active = tuple(d for d in demands if not d.limits.unlimited)
+        active, starts = limited(demands, now)
         if not active:
             return Reservation(request_id, (), tokens, cost, bucket, ())
-        starts = tuple(
-            period_bounds(d.limits.budget_period, now)[0] if d.limits.has_budget else 0.0
-            for d in active
-        )
         await self._load_missing(active, starts)
 
         # No await from here on: the checks and the records are one atomic step.

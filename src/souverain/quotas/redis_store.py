@@ -41,7 +41,7 @@ from .limits import (
     SpentLoads,
     budget_refusal,
     budget_ttl,
-    period_bounds,
+    limited,
     refusal,
 )
 
@@ -296,13 +296,9 @@ class RedisQuotaStore:
         if now is None:
             now = time.time()
         bucket = math.floor(now)
-        active = tuple(d for d in demands if not d.limits.unlimited)
+        active, starts = limited(demands, now)
         if not active:
             return Reservation(request_id, (), tokens, cost, bucket, ())
-        starts = tuple(
-            period_bounds(d.limits.budget_period, now)[0] if d.limits.has_budget else 0.0
-            for d in active
-        )
         keys: list[str] = []
         for demand, start in zip(active, starts, strict=True):
             keys += self._keys(demand, start)
