@@ -22,6 +22,7 @@ from .api.agents import agent_routes
 from .api.connectors import connector_routes
 from .api.conversations import conversation_routes
 from .api.docs_page import docs, docs_asset
+from .api.files import file_routes, upload_body_limits
 from .api.http import error_response, method_not_allowed
 from .api.libraries import library_routes
 from .api.middleware import AuditCoverage, BodyLimit, RefuseNul, RequestMetrics
@@ -33,6 +34,7 @@ from .audit.verify import last_configuration
 from .config import Settings
 from .dlp.engine import DlpEngine, build_scanner
 from .errors import InvalidRequest, NotFound, SouverainError
+from .files.store import FileStore
 from .identity.authenticate import Authenticator
 from .identity.directory import Directory
 from .identity.invalidation import CacheInvalidation
@@ -150,6 +152,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         # Conversations follow their tenant's payload retention (agents/conversation_store.py).
         days = {tenant: rule.retention_days for tenant, rule in settings.audit.payloads.items()}
         await asyncio.to_thread(ConversationStore(state.database).purge_by_retention, days)
+        await asyncio.to_thread(FileStore(state.database, settings.files).purge_expired)
         for backend in state.catalog.backends():
             await backend.start()
             log.info("deployment %s ready (%s)", backend.name, backend.kind)
@@ -197,6 +200,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         *agent_routes(),
         *connector_routes(),
         *conversation_routes(),
+        *file_routes(),
         Route("/admin/v1/audit/leaves", audit_routes.leaves, methods=["GET"]),
         Route("/admin/v1/audit/checkpoint", audit_routes.checkpoint, methods=["GET"]),
         Route("/admin/v1/audit/proof/inclusion", audit_routes.inclusion, methods=["GET"]),
@@ -215,7 +219,12 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         middleware=[
             Middleware(RequestMetrics, metrics=state.metrics),
             Middleware(RefuseNul),
-            Middleware(BodyLimit, max_bytes=settings.server.max_body_bytes),
+            # A file upload streams to disk (files/upload.py) and has its own limit.
+            Middleware(
+                BodyLimit,
+                max_bytes=settings.server.max_body_bytes,
+                routes=upload_body_limits(settings.files),
+            ),
             Middleware(AuditCoverage, audit=state.audit),
         ],
         exception_handlers={

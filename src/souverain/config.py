@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .agents.conversation_limits import AgentsConfig
 from .dlp.settings import DlpConfig
 from .errors import ConfigError
+from .files.settings import FilesConfig
 from .identity.settings import IdentityConfig
 from .library.limits import IngestLimits
 from .observability.scrape import MetricsConfig
@@ -363,6 +364,7 @@ class Settings(_Strict):
     quotas: QuotasConfig = QuotasConfig()
     metrics: MetricsConfig = MetricsConfig()  # who may read /metrics
     agents: AgentsConfig = AgentsConfig()  # per-turn limits of the agent runtime
+    files: FilesConfig = FilesConfig()  # /v1/files: sizes, tenant quota, purposes
 
     @model_validator(mode="after")
     def _dlp_levels_exist(self) -> Settings:

@@ -35,6 +35,7 @@ from ..audit.verify import (
 )
 from ..context import RequestContext
 from ..errors import AuditUnavailable, InvalidRequest, NotFound
+from ..files.store import FileStore
 from ..identity.rbac import require, tenant_scope
 from ..protocol.admin import ErasureRequest
 from ..state import AppState
@@ -216,4 +217,8 @@ async def erase(request: Request) -> Response:
     # Conversations (/v1/conversations) hold it in clear as well (issue 14).
     talks = ConversationStore(state.database)
     gone = await asyncio.to_thread(talks.erase_subject, body.subject, tenant_scope(principal))
-    return JSON({**result, "stored_responses_deleted": deleted, "conversations_deleted": gone})
+    # Files (/v1/files) uploaded by the subject: their bytes are theirs (issue 15).
+    files = FileStore(state.database, state.settings.files)
+    removed = await asyncio.to_thread(files.erase_subject, body.subject, tenant_scope(principal))
+    return JSON({**result, "stored_responses_deleted": deleted, "conversations_deleted": gone,
+                 "files_deleted": removed})  # fmt: skip

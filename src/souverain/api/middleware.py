@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,19 +45,24 @@ class RefuseNul:
 
 
 class BodyLimit:
-    """413 for bodies over the limit, whether or not they declare a Content-Length."""
+    """413 for bodies over the limit, whether or not they declare a Content-Length.
+    `routes` gives some (method, path) pairs a limit of their own (file uploads)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, routes: Mapping[tuple[str, str], int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.routes = dict(routes or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = PayloadTooLarge(f"the request body is larger than {self.max_bytes} bytes")
+        limit = self.routes.get((scope["method"], scope["path"]), self.max_bytes)
+        too_large = PayloadTooLarge(f"the request body is larger than {limit} bytes")
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await error_response(too_large)(scope, receive, send)
             return
         received = 0
@@ -66,7 +72,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise too_large
             return message
 
@@ -200,6 +206,8 @@ def route_label(path: str) -> str:
         return "/v1/libraries"
     if path.startswith("/v1/responses/"):
         return "/v1/responses/{id}"
+    if path == "/v1/files" or path.startswith("/v1/files/"):
+        return "/v1/files"
     if path.startswith("/admin/"):
         return "/admin"
     return "other"

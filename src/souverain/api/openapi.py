@@ -155,13 +155,19 @@ def _request_body(operation: Operation) -> dict[str, Any] | None:
     if body is None:
         return None
     if body == "multipart":
-        upload = {
+        upload: dict[str, Any] = {
             "type": "object",
             "required": ["file"],
             "properties": {
                 "file": {"type": "string", "contentMediaType": "application/octet-stream"}
             },
         }
+        if operation.form is not None:  # the fields beside the file, inline
+            fields = operation.form.model_json_schema()
+            upload["properties"] = {**fields.get("properties", {}), **upload["properties"]}
+            upload["required"] = ["file", *fields.get("required", [])]
+            if "dependentRequired" in fields:
+                upload["dependentRequired"] = fields["dependentRequired"]
         return {"required": True, "content": {"multipart/form-data": {"schema": upload}}}
     assert not isinstance(body, str)
     return {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
@@ -178,6 +184,9 @@ def _responses(operation: Operation, path: str, path_params: Sequence[str]) -> d
     elif path == "/metrics":
         text = {"text/plain": {"schema": {"type": "string"}}}
         responses["200"] = {"description": "Prometheus text format 0.0.4.", "content": text}
+    elif operation.binary:
+        octets = {"application/octet-stream": {"schema": {"type": "string"}}}
+        responses["200"] = {"description": "The bytes, as stored.", "content": octets}
     elif path == "/docs" or path.startswith("/docs/"):
         html = {"text/html": {"schema": {"type": "string"}}} if path == "/docs" else {
             "text/css": {"schema": {"type": "string"}},

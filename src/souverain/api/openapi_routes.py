@@ -33,6 +33,7 @@ from ..protocol.text_completions import TextCompletionRequest
 from .openapi_admin_routes import ADMIN_OPERATIONS
 from .openapi_agent_routes import AGENT_OPERATIONS
 from .openapi_conversation_routes import CONVERSATION_OPERATIONS
+from .openapi_file_routes import FILE_OPERATIONS
 from .openapi_schemas import (
     AnyObject,
     ChatCompletion,
@@ -270,4 +271,5 @@ OPERATIONS: dict[str, Operation] = {
     **ADMIN_OPERATIONS,
     **AGENT_OPERATIONS,
     **CONVERSATION_OPERATIONS,
+    **FILE_OPERATIONS,
 }

@@ -6,10 +6,12 @@
   written into the document), "key" (any valid key or token: access is then checked on
   the object, as for libraries), "public", or "scrape" (/metrics);
 - `body`, the protocol model the handler validates with (`parse_body`), so the document
-  cannot drift from what is accepted; `"multipart"` for an upload;
+  cannot drift from what is accepted; `"multipart"` for an upload, with `form`, the model
+  of the form's other fields (the same that validates them);
 - `ok`, the answer's model (api/openapi_schemas.py; None with `status=204`); `status`, the
-  success status; `stream=True` adds `text/event-stream` (server-sent chunks), each
-  event's `data` an `events` model as JSON (default ChatCompletionChunk), or `[DONE]`;
+  success status; `binary=True` answers bytes, not JSON; `stream=True` adds
+  `text/event-stream` (server-sent chunks), each event's `data` an `events` model as
+  JSON (default ChatCompletionChunk), or `[DONE]`;
 - `call=True` marks a model call (it can also answer 429, 502 and 503); `query`, its query
   parameters (`Param`); `errors`, statuses beyond the ones derived from the rest.
 """
@@ -45,6 +47,7 @@ class Operation:
     access: Access
     tag: str
     body: type[BaseModel] | Literal["multipart"] | None = None
+    form: type[BaseModel] | None = None  # a multipart body's fields beside its `file`
     ok: type[BaseModel] | None = None
     status: int = 200
     stream: bool = False
@@ -53,6 +56,7 @@ class Operation:
     query: tuple[Param, ...] = ()
     errors: tuple[int, ...] = ()
     description: str = ""
+    binary: bool = False  # the answer is the bytes (application/octet-stream), not JSON
 
 
 def op(summary: str, access: Access, **details: Any) -> Operation:

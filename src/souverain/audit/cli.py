@@ -16,6 +16,7 @@ from ..agents.store import ResponseStore
 from ..cli_options import config_option
 from ..config import Settings, load_settings
 from ..errors import ConfigError
+from ..files.store import FileStore
 from ..store.database import database_url, open_database, upgrade
 from ..store.tables import audit_leaves
 from .checkpoint import Verifier, load_or_create_signing_key
@@ -147,6 +148,7 @@ def erase(config_file: str | None, data_dir: str | None, subject: str, tenant: s
     # Stored responses and conversations hold the subject's data in clear: gone too.
     result["stored_responses_deleted"] = ResponseStore(database).erase_subject(subject, tenant)
     result["conversations_deleted"] = ConversationStore(database).erase_subject(subject, tenant)
+    result["files_deleted"] = FileStore(database, settings.files).erase_subject(subject, tenant)
     click.echo(json.dumps(result))
 
 

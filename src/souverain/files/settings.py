@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # What a client may name as `purpose` when it uploads: every value the openai SDK
 # documents, and Mistral's (`ocr`). Files the gateway writes itself (batch results)
 # carry purposes of their own (files/store.py GATEWAY_PURPOSES).
-UPLOAD_PURPOSES = ("batch", "fine-tune", "ocr", "user_data", "assistants", "vision", "evals")
+UploadPurpose = Literal["batch", "fine-tune", "ocr", "user_data", "assistants", "vision", "evals"]
+UPLOAD_PURPOSES: tuple[str, ...] = get_args(UploadPurpose)
 
 
 class FilesConfig(BaseModel):

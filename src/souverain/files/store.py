@@ -111,7 +111,7 @@ class FileStore:
         if origin == "upload" and size > self.config.max_file_bytes:
             raise file_too_large(self.config.max_file_bytes)
         owner = Owner.of(principal)
-        self._check_quota(owner.tenant, size)  # early, before any chunk is written
+        self.check_quota(owner.tenant, size)  # early, before any chunk is written
         record = FileRecord(
             id=new_id("file"),
             tenant=owner.tenant,
@@ -133,7 +133,7 @@ class FileStore:
                 mimetype=mimetype, source=origin, chunk_count=0,
                 created_at=record.created_at, expires_at=expires_at,
             ))  # fmt: skip
-            self._check_quota(owner.tenant, 0, conn)  # ours included, others committed
+            self.check_quota(owner.tenant, 0, conn)  # ours included, others committed
             digest, lines, count, last = hashlib.sha256(), 0, 0, b"\n"
             while chunk := source.read(CHUNK_BYTES):
                 conn.execute(file_chunks.insert().values(file_id=record.id, ordinal=count,
@@ -155,7 +155,7 @@ class FileStore:
             key = (_ADVISORY_NAMESPACE << 32) | zlib.crc32(tenant.encode())
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
-    def _check_quota(self, tenant: str, adding: int, conn: Connection | None = None) -> None:
+    def check_quota(self, tenant: str, adding: int, conn: Connection | None = None) -> None:
         used = self.usage(tenant, conn)
         quota = self.config.tenant_quota_bytes
         if used + adding > quota:
