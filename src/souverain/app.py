@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -19,6 +20,7 @@ from .api import admin, completions, directory, embeddings, health, keys, models
 from .api import audit as audit_routes
 from .api import responses as responses_routes
 from .api.agents import agent_routes
+from .api.batches import batch_routes
 from .api.connectors import connector_routes
 from .api.conversations import conversation_routes
 from .api.docs_page import docs, docs_asset
@@ -31,6 +33,8 @@ from .api.openapi import openapi_json
 from .api.text_completions import text_completions
 from .audit.opening import open_audit_log, purge_payloads
 from .audit.verify import last_configuration
+from .batch.lines import LineStore
+from .batch.service import BatchService
 from .config import Settings
 from .dlp.engine import DlpEngine, build_scanner
 from .errors import InvalidRequest, NotFound, SouverainError
@@ -40,6 +44,8 @@ from .identity.directory import Directory
 from .identity.invalidation import CacheInvalidation
 from .identity.keys import KeyStore, load_pepper
 from .identity.oidc import OidcVerifier
+from .jobs.runner import JobRunner
+from .jobs.store import JobStore
 from .library.service import LibraryService
 from .observability.metrics import Metrics
 from .pipeline import Pipeline
@@ -108,6 +114,16 @@ def build_state(settings: Settings, *, database_url: str | None = None) -> AppSt
         libraries=LibraryService(settings, database, pipeline)
         if settings.libraries.enabled
         else None,
+        batches=open_batches(settings, database, pipeline),
+    )
+
+
+def open_batches(settings: Settings, database: Engine, pipeline: Pipeline) -> BatchService | None:
+    if not settings.batch.enabled:
+        return None
+    files = FileStore(database, settings.files)
+    return BatchService(
+        settings.batch, JobStore(database), LineStore(database), files, pipeline
     )
 
 
@@ -160,11 +176,16 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         checker.start()
         if state.libraries is not None:
             await state.libraries.start()  # the ingest worker, once the engines are up
+        runner = open_runner(settings, state)
+        if runner is not None:
+            await runner.start()  # background jobs (batches), once the engines are up
         state.started = True
         try:
             yield
         finally:
             state.started = False
+            if runner is not None:
+                await runner.close()  # gives its leases back: another replica resumes
             if state.libraries is not None:
                 await state.libraries.close()
             await checker.close()
@@ -201,6 +222,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         *connector_routes(),
         *conversation_routes(),
         *file_routes(),
+        *batch_routes(),
         Route("/admin/v1/audit/leaves", audit_routes.leaves, methods=["GET"]),
         Route("/admin/v1/audit/checkpoint", audit_routes.checkpoint, methods=["GET"]),
         Route("/admin/v1/audit/proof/inclusion", audit_routes.inclusion, methods=["GET"]),
@@ -236,6 +258,15 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
     )
     app.state.souverain = state
     return app
+
+
+def open_runner(settings: Settings, state: AppState) -> JobRunner | None:
+    """This replica's job runner (docs/jobs.md), with the handlers of every job kind."""
+    if not settings.jobs.enabled or state.batches is None:
+        return None
+    runner = JobRunner(state.batches.jobs, state.batches.handlers(), settings.jobs)
+    state.batches.runner = runner
+    return runner
 
 
 def response_routes() -> list[Route]:

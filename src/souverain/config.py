@@ -19,10 +19,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .agents.conversation_limits import AgentsConfig
+from .batch.settings import BatchConfig
 from .dlp.settings import DlpConfig
 from .errors import ConfigError
 from .files.settings import FilesConfig
 from .identity.settings import IdentityConfig
+from .jobs.settings import JobsConfig
 from .library.limits import IngestLimits
 from .observability.scrape import MetricsConfig
 from .ocr.origins import AllowedOrigin, Network
@@ -365,6 +367,8 @@ class Settings(_Strict):
     metrics: MetricsConfig = MetricsConfig()  # who may read /metrics
     agents: AgentsConfig = AgentsConfig()  # per-turn limits of the agent runtime
     files: FilesConfig = FilesConfig()  # /v1/files: sizes, tenant quota, purposes
+    jobs: JobsConfig = JobsConfig()  # background jobs: leases, workers (docs/jobs.md)
+    batch: BatchConfig = BatchConfig()  # /v1/batches, /v1/batch/jobs (docs/batches.md)
 
     @model_validator(mode="after")
     def _dlp_levels_exist(self) -> Settings:

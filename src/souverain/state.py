@@ -18,6 +18,7 @@ from .routing.models import ModelCatalog
 from .usage.recorder import UsageRecorder
 
 if TYPE_CHECKING:
+    from .batch.service import BatchService
     from .connectors.service import ConnectorService
 
 
@@ -34,4 +35,5 @@ class AppState:
     usage: UsageRecorder | None = None
     libraries: LibraryService | None = None  # document libraries (library/)
     connectors: ConnectorService | None = None  # MCP connectors, made on first use
+    batches: BatchService | None = None  # the Batch APIs (batch/), run as jobs (jobs/)
     started: bool = False

@@ -32,6 +32,7 @@ from ..protocol.responses import ResponsesRequest
 from ..protocol.text_completions import TextCompletionRequest
 from .openapi_admin_routes import ADMIN_OPERATIONS
 from .openapi_agent_routes import AGENT_OPERATIONS
+from .openapi_batch_routes import BATCH_OPERATIONS
 from .openapi_conversation_routes import CONVERSATION_OPERATIONS
 from .openapi_file_routes import FILE_OPERATIONS
 from .openapi_schemas import (
@@ -270,6 +271,7 @@ OPERATIONS: dict[str, Operation] = {
     "GET /docs/{asset}": op("The reference page's script and style", "public", tag="operations"),
     **ADMIN_OPERATIONS,
     **AGENT_OPERATIONS,
+    **BATCH_OPERATIONS,
     **CONVERSATION_OPERATIONS,
     **FILE_OPERATIONS,
 }

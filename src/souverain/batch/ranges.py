@@ -119,4 +119,6 @@ class RangeHandler:
         return RangeLine(index, request)
 
     async def _end(self, job: JobRow, control: JobControl, status: str) -> None:
-        await asyncio.to_thread(self.jobs.finish, job.id, control.replica, status)
+        # Which replica ended it: how an operator (and a test) sees replicas share a batch.
+        result = {"replica": control.replica}
+        await asyncio.to_thread(self.jobs.finish, job.id, control.replica, status, result=result)

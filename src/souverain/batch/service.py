@@ -104,7 +104,7 @@ class BatchService:
                    "claim": next((c for c in ctx.claims if c), None)}  # fmt: skip
         job = NewJob(kind=BATCH_KIND, tenant=owner.tenant, tenant_id=owner.tenant_id,
                      owner=owner.owner, principal=principal_to_json(principal), payload=payload,
-                     stage="validating", expires_at=time.time() + order.window_s,
+                     stage="validating", expires_at=time.time() + self._window(order),
                      id=f"batch_{uuid.uuid4().hex}")  # fmt: skip
         job_id = await asyncio.to_thread(self.jobs.create, job)
         if self.runner is not None:
@@ -112,6 +112,10 @@ class BatchService:
         view = await self.get(ctx, job_id)
         assert view is not None
         return view
+
+    def _window(self, order: BatchOrder) -> float:
+        cap = self.config.max_window_s
+        return order.window_s if cap is None else min(order.window_s, cap)
 
     async def get(self, ctx: RequestContext, batch_id: str) -> BatchView | None:
         job = await asyncio.to_thread(self.jobs.get, batch_id)

@@ -39,6 +39,13 @@ class BatchConfig(BaseModel):
     max_timeout_hours: int = Field(
         default=168, ge=1, le=8760, description="The longest completion window accepted."
     )
+    max_window_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=8760 * 3600,
+        description="The longest any batch runs, whatever window it asks for (seconds; "
+        "None: its completion_window or timeout_hours).",
+    )
     retry_s: float = Field(
         default=300.0,
         ge=0,
