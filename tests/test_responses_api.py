@@ -512,7 +512,6 @@ def test_a_failed_stream_event_parses_in_both_sdks() -> None:
 
     from souverain.agents.events import ResponseEvents
     from souverain.errors import EngineError
-    from souverain.protocol.chat import ChatDelta
     from souverain.protocol.responses import ResponsesRequest, response_object
 
     request = ResponsesRequest(model="m", input="x")
@@ -524,7 +523,7 @@ def test_a_failed_stream_event_parses_in_both_sdks() -> None:
                                incomplete_reason=reason)  # fmt: skip
 
     events = ResponseEvents(render)
-    started = events.start() + events.delta(ChatDelta(content="Bon"))
+    started = events.start() + events.text("msg_1", "Bon")
     failed = events.fail(EngineError("the upstream went away"))[-1]
     assert failed["sequence_number"] == len(started)
     mistral = ResponsesFailedEvent.model_validate(failed)
@@ -579,42 +578,3 @@ def test_embedded_model_mistralai_sdk(embedded: Server) -> None:
     client = Mistral(api_key=embedded.key, server_url=embedded.url)
     answer = client.responses.create(model=CHAT, input="Bonjour", max_output_tokens=6)
     assert answer.output[0].type == "message"
-
-
-# ---- the store, on SQLite and PostgreSQL ----------------------------------------------
-
-
-def test_the_store_scopes_chains_erases_and_purges(database_url: str) -> None:
-    from souverain.agents.store import Owner, ResponseStore
-    from souverain.context import Principal
-    from souverain.store.database import open_database, upgrade
-
-    engine = open_database(database_url.replace("postgresql://", "postgresql+psycopg://"))
-    upgrade(engine)
-    store = ResponseStore(engine)
-    alice, bob = Owner("acme", 1, "user:1"), Owner("acme", 1, "user:2")
-    other_acme = Owner("acme", 9, "user:1")  # a tenant of the same name, recreated
-    body = {"model": "m", "output": [], "previous_response_id": None}
-    store.save(alice, subject="alice@example.eu", classification="internal",
-               input_items=[{"type": "message"}], body={**body, "id": "resp_a"})  # fmt: skip
-    store.save(alice, subject="alice@example.eu", classification="confidential", input_items=[],
-               body={**body, "id": "resp_b", "previous_response_id": "resp_a"})  # fmt: skip
-    store.save(bob, subject="bob", classification=None, input_items=[],
-               body={**body, "id": "resp_c"})  # fmt: skip
-    chain = store.chain(alice, "resp_b")
-    assert chain is not None and [r.id for r in chain] == ["resp_a", "resp_b"]
-    assert chain[-1].classification == "confidential"
-    assert chain[0].input_items == [{"type": "message"}]
-    for stranger in (bob, other_acme, Owner("globex", 2, "user:1")):
-        assert store.get(stranger, "resp_a") is None and store.chain(stranger, "resp_b") is None
-        assert store.delete(stranger, "resp_a") is False
-    assert store.erase_subject("alice@example.eu", "globex") == 0  # not in that tenant
-    assert store.erase_subject("alice@example.eu", "acme") == 2
-    assert store.get(alice, "resp_a") is None and store.get(bob, "resp_c") is not None
-    token_user = Principal(key_id=None, name="t", role="user", subject="oidc:corp:" + "s" * 400)
-    store.save(Owner.of(token_user), subject="s", classification=None, input_items=[],
-               body={**body, "id": "resp_t"})  # fmt: skip
-    assert store.get(Owner.of(token_user), "resp_t") is not None
-    assert store.purge(older_than_s=3600) == 0
-    assert store.purge(older_than_s=-1) == 2  # everything stored before now
-    engine.dispose()

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .agents.conversation_store import ConversationStore
+from .agents.store import ResponseStore
 from .api import admin, completions, directory, embeddings, health, keys, models, usage
 from .api import audit as audit_routes
 from .api import responses as responses_routes
@@ -168,6 +169,8 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         # Conversations follow their tenant's payload retention (agents/conversation_store.py).
         days = {tenant: rule.retention_days for tenant, rule in settings.audit.payloads.items()}
         await asyncio.to_thread(ConversationStore(state.database).purge_by_retention, days)
+        # Stored responses index conversations: the rows of those gone (retention, deletion).
+        await asyncio.to_thread(ResponseStore(state.database).drop_orphans)
         await asyncio.to_thread(FileStore(state.database, settings.files).purge_expired)
         for backend in state.catalog.backends():
             await backend.start()

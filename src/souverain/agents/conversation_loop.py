@@ -108,13 +108,14 @@ class ConversationLoop:
     ) -> AsyncIterator[events.Event]:
         conversation = turn.conversation
         ctx = RequestContext(
-            endpoint="conversations",
+            endpoint=turn.ctx.endpoint,  # conversations, or responses: usage and audit say so
             principal=turn.ctx.principal,
             request_id=turn.ctx.request_id,
             claims=[*turn.ctx.claims, conversation.classification],
         )
         chat = turn.chat_request(number)
         call = await self.pipeline.prepare(ctx, "chat", chat)
+        turn.step_ctx = ctx
         profile = turn.profile
         owner = {"agent_id": profile.agent.id if profile.agent else None, "model": profile.model}
         content = ""
@@ -128,6 +129,7 @@ class ConversationLoop:
                         content += delta.content
                         yield events.message_delta(message, index, delta.content)
                     calls.extend(delta.tool_calls or [])
+                    turn.finish_reason = delta.finish_reason or turn.finish_reason
             finally:
                 await deltas.aclose()  # type: ignore[attr-defined]
             message["content"] = content
@@ -135,6 +137,7 @@ class ConversationLoop:
             completion = await self.pipeline.complete(ctx, call)
             content = completion.content
             calls.extend(completion.tool_calls)
+            turn.finish_reason = completion.finish_reason
             message = entry("message.output", content=content, role="assistant", **owner)
         if ctx.usage is not None:
             turn.prompt_tokens += ctx.usage.prompt_tokens

@@ -74,6 +74,11 @@ class Turn:
     changed: list[dict[str, Any]] = field(default_factory=list)  # stored entries updated
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Chat fields a surface sets beyond the profile's (the Responses API: user, metadata,
+    # parallel_tool_calls); they override the conversation's.
+    chat_fields: dict[str, Any] = field(default_factory=dict)
+    finish_reason: str = "stop"  # the last model step's
+    step_ctx: RequestContext | None = None  # the last model step's (its route decision)
 
     def usage(self) -> dict[str, int]:
         total = self.prompt_tokens + self.completion_tokens
@@ -116,6 +121,7 @@ class Turn:
         ):
             if args.get(key) is not None:
                 data[key] = args[key]
+        data.update(turn.chat_fields)
         try:
             return ChatCompletionRequest.model_validate(data)
         except ValidationError as exc:

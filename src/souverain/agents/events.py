@@ -1,10 +1,12 @@
-"""The typed events of a streamed response, built from the chat deltas of one model call.
+"""The typed events of a streamed response, built from the conversation loop's events.
 
 Order, as OpenAI sends it: `response.created`, `response.in_progress`, then per output
 item `output_item.added`, its parts and deltas, `output_item.done`; last
 `response.completed` (or `.incomplete`, or `.failed`). Every event carries a
-`sequence_number` counted from 0. Text is relayed as it comes; a tool call arrives whole
-(protocol/tool_call_stream.py) and goes out as one arguments delta.
+`sequence_number` counted from 0. The loop's `message.output.delta` events are relayed as
+text deltas as they come; its `function.call.delta` (a call arrives whole) goes out as
+one arguments delta. Items carry the ids of the entries the turn stores, so a streamed
+response and the same response read back name the same items.
 """
 
 from __future__ import annotations
@@ -13,11 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import RateLimited, SouverainError
-from ..protocol.chat import ChatDelta
-from ..protocol.common import Usage
-from ..protocol.responses import function_call_item, message_item, text_part, usage_object
-from ..protocol.tool_call_stream import new_tool_call_id
-from .items import finish_status, item_id
+from ..protocol.responses import function_call_item, message_item, text_part
 
 Event = dict[str, Any]
 # Renders the response object: (status, output, usage, error, incomplete reason).
@@ -31,8 +29,6 @@ class ResponseEvents:
     def __init__(self, render: Render) -> None:
         self.render = render
         self.output: list[dict[str, Any]] = []
-        self.usage = Usage()
-        self.finish_reason = "stop"
         self._sequence = 0
         self._text: list[str] | None = None  # the message item being streamed, if any
 
@@ -48,37 +44,57 @@ class ResponseEvents:
             self._event("response.in_progress", response=response),
         ]
 
-    def delta(self, delta: ChatDelta) -> list[Event]:
+    def step(self, event: Event) -> list[Event]:
+        """The Responses events for one event of the conversation loop."""
+        kind = event.get("type")
+        if kind == "message.output.delta":
+            return self.text(event["id"], event.get("content") or "")
+        if kind == "function.call.delta" and event.get("confirmation_status") is None:
+            return self.function_call(
+                event["id"], event["tool_call_id"], event["name"], event["arguments"]
+            )
+        return []  # started, done: the response's own lifecycle events stand for them
+
+    def text(self, entry_id: str, delta: str) -> list[Event]:
         events = []
-        if delta.content:
-            if self._text is None:
-                events += self._open_message()
-            assert self._text is not None
-            self._text.append(delta.content)
-            events.append(self._event("response.output_text.delta", **self._where(),
-                                      delta=delta.content, logprobs=[]))  # fmt: skip
-        for call in delta.tool_calls or ():
+        if self._text is None or self.output[-1]["id"] != entry_id:
             events += self._close_message()
-            events += self._function_call(call)
-        if delta.finish_reason is not None:
-            self.finish_reason = delta.finish_reason
-        if delta.usage is not None:
-            self.usage = delta.usage
+            events += self._open_message(entry_id)
+        assert self._text is not None
+        if delta:
+            self._text.append(delta)
+            events.append(self._event("response.output_text.delta", **self._where(),
+                                      delta=delta, logprobs=[]))  # fmt: skip
         return events
 
-    def finish(self) -> list[Event]:
-        """The closing events; the output and usage are final once this is called."""
-        status, reason = finish_status(self.finish_reason)
-        # An answer with nothing in it is still one (empty) message.
-        events = self._open_message() if not self.output else []
+    def function_call(self, entry_id: str, call_id: str, name: str, arguments: str) -> list[Event]:
+        events = self._close_message()
+        index = len(self.output)
+        self.output.append(function_call_item(entry_id, call_id, name, "", "in_progress"))
+        done = function_call_item(entry_id, call_id, name, arguments or "{}", "completed")
+        where = {"item_id": entry_id, "output_index": index}
+        events += [
+            self._event("response.output_item.added", output_index=index, item=self.output[index]),
+            self._event("response.function_call_arguments.delta", **where,
+                        delta=done["arguments"]),
+            self._event("response.function_call_arguments.done", **where, name=name,
+                        arguments=done["arguments"]),
+            self._event("response.output_item.done", output_index=index, item=done),
+        ]  # fmt: skip
+        self.output[index] = done
+        return events
+
+    def finish(self, response: dict[str, Any]) -> list[Event]:
+        """The closing events for the final `response` (its output read from the stored
+        entries): an answer with nothing streamed is still its (empty) message."""
+        status = response["status"]
+        events = []
+        if not self.output:
+            empty = [item for item in response["output"] if item["type"] == "message"]
+            events += self._open_message(empty[0]["id"] if empty else "msg_empty")
         events += self._close_message(status)
         kind = "response.completed" if status == "completed" else "response.incomplete"
-        response = self.final(status, reason)
         return [*events, self._event(kind, response=response)]
-
-    def final(self, status: str, reason: str | None) -> dict[str, Any]:
-        usage = usage_object(self.usage.prompt_tokens, self.usage.completion_tokens)
-        return self.render(status, self.output, usage, None, reason)
 
     def fail(self, error: SouverainError) -> list[Event]:
         code = "rate_limit_exceeded" if isinstance(error, RateLimited) else "server_error"
@@ -92,8 +108,8 @@ class ResponseEvents:
         index = len(self.output) - 1
         return {"item_id": self.output[index]["id"], "output_index": index, "content_index": 0}
 
-    def _open_message(self) -> list[Event]:
-        item = message_item(item_id("msg"), "", "in_progress")
+    def _open_message(self, entry_id: str) -> list[Event]:
+        item = message_item(entry_id, "", "in_progress")
         self.output.append(item)
         self._text = []
         return [
@@ -115,22 +131,3 @@ class ResponseEvents:
             self._event("response.output_item.done", output_index=where["output_index"],
                         item=item),
         ]  # fmt: skip
-
-    def _function_call(self, call: dict[str, Any]) -> list[Event]:
-        function = call.get("function") or {}
-        name, arguments = function.get("name", ""), function.get("arguments") or "{}"
-        call_id = call.get("id") or new_tool_call_id()
-        fc_id = item_id("fc")
-        index = len(self.output)
-        self.output.append(function_call_item(fc_id, call_id, name, "", "in_progress"))
-        done = function_call_item(fc_id, call_id, name, arguments, "completed")
-        where = {"item_id": fc_id, "output_index": index}
-        events = [
-            self._event("response.output_item.added", output_index=index, item=self.output[index]),
-            self._event("response.function_call_arguments.delta", **where, delta=arguments),
-            self._event("response.function_call_arguments.done", **where, name=name,
-                        arguments=arguments),
-            self._event("response.output_item.done", output_index=index, item=done),
-        ]  # fmt: skip
-        self.output[index] = done
-        return events

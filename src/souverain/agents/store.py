@@ -1,9 +1,15 @@
-"""Stored responses: one row per response, scoped to its owner in its tenant.
+"""Stored responses: an index into the conversations that response chains run in.
 
-A response another owner made, or another tenant's, does not exist for the caller: every
-lookup filters on both, so a foreign id reads exactly like a missing one (404). Rows hold
-the caller's data (prompts, answers), so they can be deleted by their owner, erased by
-data subject (`erase_subject`) and dropped by age (`purge`).
+A response's items are entries of a conversation (agents/conversation_store.py); a row
+here says which conversation and which of its entries a response made, and keeps the
+response object without its items (instructions, settings, status, usage). Every lookup
+filters on tenant and owner, so a response another owner made, or another tenant's, does
+not exist for the caller (404), like a missing one.
+
+Rows and entries hold the caller's data, so they go together: `delete` removes a
+response's row and its entries (and their copies in conversations branched from it),
+`erase_subject` every response of one data subject, and `drop_orphans` the rows whose
+conversation is gone (deleted, erased, or past its retention).
 """
 
 from __future__ import annotations
@@ -15,20 +21,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, delete, select
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..context import Principal
-from ..store.tables import agent_responses
+from ..store.tables import agent_responses, conversation_entries, conversations
 
-# How far `previous_response_id` is followed back; a deleted link ends a chain too.
-MAX_CHAIN = 500
 MAX_OWNER_CHARS = 200  # the owner column holds 300
+RESPONSE_TAG = "_response"  # agents/response_items.py tags every entry a response wrote
 
 
 @dataclass(frozen=True, slots=True)
 class Owner:
-    """Whose responses these are: a user (any of their keys), else the key itself."""
+    """Whose responses and conversations these are: a user (any of their keys), else the
+    key itself."""
 
     tenant: str
     tenant_id: int | None
@@ -46,9 +52,10 @@ class Owner:
 class StoredResponse:
     id: str
     previous_id: str | None
+    conversation_id: str
+    entry_ids: list[str]  # its input entries, then its output entries
     classification: str | None
-    input_items: list[dict[str, Any]]
-    body: dict[str, Any]
+    body: dict[str, Any]  # the response object, `output` empty
 
 
 def subject_digest(subject: str) -> str:
@@ -64,8 +71,9 @@ class ResponseStore:
         owner: Owner,
         *,
         subject: str,
+        conversation_id: str,
+        entry_ids: Sequence[str],
         classification: str | None,
-        input_items: Sequence[dict[str, Any]],
         body: dict[str, Any],
     ) -> None:
         with self.database.begin() as conn:
@@ -79,71 +87,129 @@ class ResponseStore:
                     previous_id=body.get("previous_response_id"),
                     model=body["model"],
                     classification=classification,
-                    input_items=orjson.dumps(list(input_items)).decode(),
-                    body=orjson.dumps(body).decode(),
+                    body=orjson.dumps({**body, "output": []}).decode(),
                     created_at=time.time(),
+                    conversation_id=conversation_id,
+                    entries=orjson.dumps(list(entry_ids)).decode(),
                 )
             )
 
     def get(self, owner: Owner, response_id: str) -> StoredResponse | None:
+        """The response, while its conversation exists; None otherwise (or not the owner's)."""
         with self.database.connect() as conn:
-            row = conn.execute(select(agent_responses).where(_owned(owner, response_id))).first()
+            row = conn.execute(
+                select(agent_responses)
+                .join(conversations, conversations.c.id == agent_responses.c.conversation_id)
+                .where(_owned(owner, response_id))
+            ).first()
         if row is None:
             return None
         return StoredResponse(
             id=row.id,
             previous_id=row.previous_id,
+            conversation_id=row.conversation_id,
+            entry_ids=orjson.loads(row.entries),
             classification=row.classification,
-            input_items=orjson.loads(row.input_items),
             body=orjson.loads(row.body),
         )
 
-    def chain(self, owner: Owner, response_id: str) -> list[StoredResponse] | None:
-        """The response and those it continues, oldest first; None when it is missing.
-
-        A link that is gone (deleted, erased, expired) ends the chain there: what came
-        before it is no longer the caller's conversation.
-        """
-        first = self.get(owner, response_id)
-        if first is None:
-            return None
-        chain = [first]
-        while chain[-1].previous_id is not None and len(chain) < MAX_CHAIN:
-            previous = self.get(owner, chain[-1].previous_id)
-            if previous is None:
-                break
-            chain.append(previous)
-        chain.reverse()
-        return chain
+    def entries(self, stored: StoredResponse) -> list[dict[str, Any]]:
+        """The entries the response made that its conversation still holds, in order."""
+        with self.database.connect() as conn:
+            rows = conn.execute(
+                select(conversation_entries.c.body)
+                .where(
+                    conversation_entries.c.conversation_id == stored.conversation_id,
+                    conversation_entries.c.id.in_(stored.entry_ids),
+                )
+                .order_by(conversation_entries.c.ordinal)
+            ).all()
+        return [orjson.loads(row.body) for row in rows]
 
     def delete(self, owner: Owner, response_id: str) -> bool:
         with self.database.begin() as conn:
-            result = conn.execute(delete(agent_responses).where(_owned(owner, response_id)))
-        return bool(result.rowcount)
+            gone = conn.execute(delete(agent_responses).where(_owned(owner, response_id)))
+            if gone.rowcount:
+                _forget(conn, owner, [response_id])
+        return bool(gone.rowcount)
 
     def erase_subject(self, subject: str, tenant: str | None) -> int:
-        """Delete every stored response of one data subject (in `tenant`, or everywhere)."""
-        condition = agent_responses.c.subject == subject_digest(subject)
+        """Delete every stored response of one data subject (in `tenant`, or everywhere),
+        with its entries, and the rows of the conversations made for that subject (whose
+        deletion follows: ConversationStore.erase_subject)."""
+        digest = subject_digest(subject)
+        mine = agent_responses.c.subject == digest
+        theirs = conversations.c.subject == digest
         if tenant is not None:
-            condition = and_(condition, agent_responses.c.tenant == tenant)
+            mine = and_(mine, agent_responses.c.tenant == tenant)
+            theirs = and_(theirs, conversations.c.tenant == tenant)
+        held = agent_responses.c.conversation_id.in_(select(conversations.c.id).where(theirs))
         with self.database.begin() as conn:
-            return int(conn.execute(delete(agent_responses).where(condition)).rowcount or 0)
+            rows = conn.execute(
+                select(
+                    agent_responses.c.id,
+                    agent_responses.c.tenant,
+                    agent_responses.c.tenant_id,
+                    agent_responses.c.owner,
+                ).where(or_(mine, held))
+            ).all()
+            by_owner: dict[Owner, list[str]] = {}
+            for row in rows:
+                by_owner.setdefault(Owner(row.tenant, row.tenant_id, row.owner), []).append(row.id)
+            for owner, ids in by_owner.items():
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    conn.execute(delete(agent_responses).where(agent_responses.c.id.in_(chunk)))
+                    _forget(conn, owner, chunk)
+        return len(rows)
 
-    def purge(self, older_than_s: float) -> int:
-        """Delete the responses stored more than `older_than_s` seconds ago."""
-        cutoff = time.time() - older_than_s
+    def drop_orphans(self) -> int:
+        """Delete the rows whose conversation is gone (deleted, erased, past retention)."""
         with self.database.begin() as conn:
             result = conn.execute(
-                delete(agent_responses).where(agent_responses.c.created_at < cutoff)
+                delete(agent_responses).where(
+                    agent_responses.c.conversation_id.not_in(select(conversations.c.id))
+                )
             )
         return int(result.rowcount or 0)
 
 
-def _owned(owner: Owner, response_id: str) -> ColumnElement[bool]:
-    tenant_id = agent_responses.c.tenant_id
+def _forget(conn: Connection, owner: Owner, response_ids: Sequence[str]) -> None:
+    """Delete the entries these responses wrote, wherever the owner's conversations hold
+    them (a branch holds copies), then the conversations left without any entry."""
+    owned = select(conversations.c.id).where(_owner_of(conversations, owner))
+    for response_id in response_ids:
+        tagged = and_(
+            conversation_entries.c.conversation_id.in_(owned),
+            conversation_entries.c.body.contains(
+                orjson.dumps({RESPONSE_TAG: response_id}).decode()[1:-1], autoescape=True
+            ),
+        )
+        touched = {
+            row.conversation_id
+            for row in conn.execute(select(conversation_entries.c.conversation_id).where(tagged))
+        }
+        if not touched:
+            continue
+        conn.execute(delete(conversation_entries).where(tagged))
+        for conversation_id in touched:
+            left = conn.execute(
+                select(func.count())
+                .select_from(conversation_entries)
+                .where(conversation_entries.c.conversation_id == conversation_id)
+            ).scalar_one()
+            if not left:
+                conn.execute(delete(conversations).where(conversations.c.id == conversation_id))
+
+
+def _owner_of(table: Any, owner: Owner) -> ColumnElement[bool]:
+    tenant_id = table.c.tenant_id
     return and_(
-        agent_responses.c.id == response_id,
-        agent_responses.c.tenant == owner.tenant,
+        table.c.tenant == owner.tenant,
         tenant_id.is_(None) if owner.tenant_id is None else tenant_id == owner.tenant_id,
-        agent_responses.c.owner == owner.owner,
+        table.c.owner == owner.owner,
     )
+
+
+def _owned(owner: Owner, response_id: str) -> ColumnElement[bool]:
+    return and_(agent_responses.c.id == response_id, _owner_of(agent_responses, owner))

@@ -1,8 +1,9 @@
 """`/v1/responses`: create (whole or streamed), retrieve, delete, list input items.
 
-Thin: the turn is run by agents/runtime.py through the pipeline; stored responses are
-read within the caller's scope (agents/store.py). Key scopes name this surface
-`responses`.
+Thin: the turn runs on the conversation runtime (agents/runtime.py: a response chain is
+a conversation, every model step a pipeline call); stored responses are read within the
+caller's scope from their index and their conversation's entries (agents/store.py). Key
+scopes name this surface `responses`.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..agents.events import Event
+from ..agents.response_items import listed_items, output_items
 from ..agents.runtime import ResponsesRuntime
 from ..agents.store import Owner, ResponseStore, StoredResponse
 from ..context import RequestContext
 from ..errors import InvalidRequest, NotFound
 from ..identity.rbac import require
 from ..protocol.responses import ResponsesRequest
-from ..state import AppState
 from .completions import decision_headers
 from .http import JSON, app_state, dumps, parse_body, query_int
 from .streaming import SSE_HEADERS
@@ -29,23 +30,20 @@ from .streaming import SSE_HEADERS
 ENDPOINT = "responses"
 
 
-def _runtime(state: AppState) -> ResponsesRuntime:
-    return ResponsesRuntime(state.pipeline, ResponseStore(state.database))
-
-
 async def create_response(request: Request) -> Response:
     state = app_state(request)
     ctx = await state.pipeline.open(request.headers, ENDPOINT)
     body = await parse_body(request, ResponsesRequest)
-    runtime = _runtime(state)
+    runtime = ResponsesRuntime(state)
     turn = await runtime.begin(ctx, body)
     if not body.stream:
-        return JSON(await runtime.complete(turn), headers=decision_headers(ctx))
+        answer = await runtime.complete(turn)
+        return JSON(answer, headers=decision_headers(turn.ctx))
     events = await runtime.stream(turn)
     return StreamingResponse(
         _frames(events),
         media_type="text/event-stream",
-        headers={**SSE_HEADERS, **decision_headers(ctx)},
+        headers={**SSE_HEADERS, **decision_headers(turn.ctx)},
     )
 
 
@@ -56,8 +54,10 @@ async def _frames(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
 
 
 async def get_response(request: Request) -> Response:
-    stored = await _stored(request)
-    return JSON(stored.body)
+    stored, entries = await _stored(request)
+    outputs = [value for value in entries if "_item" not in value]
+    body = {**stored.body, "output": output_items(outputs, stored.body["status"])}
+    return JSON(body)
 
 
 async def delete_response(request: Request) -> Response:
@@ -72,12 +72,12 @@ async def delete_response(request: Request) -> Response:
 
 async def list_input_items(request: Request) -> Response:
     """This response's own input items (not those of the responses it continues)."""
-    stored = await _stored(request)
+    _, entries = await _stored(request)
     limit = query_int(request, "limit", 20, minimum=1, maximum=100)
     order = request.query_params.get("order", "desc")
     if order not in ("asc", "desc"):
         raise InvalidRequest("order must be asc or desc", param="order")
-    items: list[dict[str, Any]] = list(stored.input_items)
+    items: list[dict[str, Any]] = listed_items(entries)
     if order == "desc":
         items.reverse()
     after = request.query_params.get("after")
@@ -102,7 +102,8 @@ async def _open(request: Request) -> RequestContext:
     return ctx
 
 
-async def _stored(request: Request) -> StoredResponse:
+async def _stored(request: Request) -> tuple[StoredResponse, list[dict[str, Any]]]:
+    """The caller's stored response and the entries it made (its input, then its output)."""
     state = app_state(request)
     ctx = await _open(request)
     response_id = request.path_params["response_id"]
@@ -113,7 +114,7 @@ async def _stored(request: Request) -> StoredResponse:
     state.pipeline.router.policy.check_readable(
         stored.classification, ctx.principal.max_classification
     )
-    return stored
+    return stored, await asyncio.to_thread(store.entries, stored)
 
 
 def _missing(response_id: str) -> NotFound:

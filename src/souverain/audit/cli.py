@@ -162,7 +162,10 @@ def purge(config_file: str | None, data_dir: str | None) -> None:
     # Conversations follow their tenant's payload retention (issue 14).
     days = {tenant: rule.retention_days for tenant, rule in settings.audit.payloads.items()}
     gone = ConversationStore(database).purge_by_retention(days)
-    click.echo(json.dumps({"purged": purged, "conversations_purged": gone}))
+    # Stored responses index conversations: the rows of those gone go too.
+    orphans = ResponseStore(database).drop_orphans()
+    click.echo(json.dumps({"purged": purged, "conversations_purged": gone,
+                           "stored_responses_purged": orphans}))  # fmt: skip
 
 
 def _log(settings: Settings, database: Engine) -> AuditLog:

@@ -294,7 +294,7 @@ library_chunks = Table(
     sqlite_autoincrement=True,
 )
 
-# Stored responses of the Responses API (agents/store.py, migrations 0007 and 0012): an
+# Stored responses of the Responses API (agents/store.py, migrations 0007 and 0013): an
 # index into the conversation each response chain runs in. One row per response created
 # with `store`, readable only by its owner in its tenant: which conversation holds it and
 # which of its entries it made (`entries`, JSON ids), and the response object without its
