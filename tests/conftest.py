@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from . import llama_server
+from . import llama_server, processes
 from .databases import database_url  # noqa: F401  (a fixture: SQLite and PostgreSQL)
 from .recording_upstream import RecordingUpstream
 
@@ -75,27 +74,15 @@ def start_server(
 
 
 def wait_ready(server: Server, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{server.log.read_text()}")
-        try:
-            if httpx.get(server.url + "/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
+    if processes.answers(server.process, server.url + "/readyz", timeout):
+        return
+    how = "exited early" if server.process.poll() is not None else f"not ready after {timeout}s"
     stop_server(server)
-    raise RuntimeError(f"server not ready after {timeout}s:\n{server.log.read_text()}")
+    raise RuntimeError(f"server {how}:\n{server.log.read_text()}")
 
 
 def stop_server(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    processes.stop(server.process)
 
 
 @pytest.fixture(scope="session")

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from souverain.backends.local_llama import embedded_gguf_path
+
+from . import processes
 
 CHAT_ALIAS = "smollm2"
 EMBED_ALIAS = "smollm2-embed"
@@ -82,24 +81,11 @@ def start_embeddings(log: Path, port: int) -> LlamaServer:
 
 def wait_ready(server: LlamaServer, timeout: float = 120) -> LlamaServer:
     """Until `/v1/models` answers; a server that exits or never answers fails with its log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            break
-        try:
-            if httpx.get(server.v1 + "/models", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+    if processes.answers(server.process, server.v1 + "/models", timeout, interval=0.2):
+        return server
     stop(server)
     raise RuntimeError(f"llama.cpp server did not start:\n{server.log.read_text()}")
 
 
 def stop(server: LlamaServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    processes.stop(server.process, grace=30)

@@ -6,13 +6,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from .conftest import free_port
+from .processes import answers
 
 pytestmark = pytest.mark.model
 
@@ -25,13 +25,8 @@ def serve(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
         stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    if answers(process, url + "/readyz"):
+        return process, url
     process.kill()
     raise RuntimeError(log.read_text())
 

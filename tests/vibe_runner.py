@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from aiohttp import web
 from souverain.backends.local_llama import embedded_gguf_path
 
 from .conftest import Server, free_port
+from .processes import answers
 from .recording_upstream import RecordingUpstream, _stream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -257,13 +257,8 @@ def start_llama_cpp_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/v1/models", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
+    if answers(process, url + "/v1/models", interval=0.2):
+        return process, url
     process.kill()
     raise RuntimeError(log.read_text())
 
