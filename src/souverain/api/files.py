@@ -30,6 +30,7 @@ from ..files.upload import ReceivedUpload, receive_upload
 from ..identity.rbac import require
 from ..protocol.files import FileUploadFields
 from .http import JSON, MAX_PAGE_NUMBER, app_state, query_int, validation_error
+from .middleware import RouteLimit
 
 ENDPOINT = "files"
 MULTIPART_OVERHEAD = 64 * 1024  # part headers and boundaries around the file
@@ -49,9 +50,11 @@ def file_routes() -> list[Route]:
     ]
 
 
-def upload_body_limits(config: FilesConfig) -> dict[tuple[str, str], int]:
-    """The request body limit of the upload route (api/middleware.py `BodyLimit`)."""
-    return {("POST", "/v1/files"): config.max_file_bytes + MULTIPART_OVERHEAD}
+def upload_body_limits(config: FilesConfig) -> dict[tuple[str, str], RouteLimit]:
+    """The request body limit of the upload route (api/middleware.py `BodyLimit`): the
+    file and its form around it; past it, the error names files.max_file_bytes."""
+    limit = config.max_file_bytes + MULTIPART_OVERHEAD
+    return {("POST", "/v1/files"): (limit, lambda: file_too_large(config.max_file_bytes))}
 
 
 async def _open(request: Request) -> tuple[FileStore, RequestContext]:

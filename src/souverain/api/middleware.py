@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,6 +15,8 @@ from ..errors import AuditUnavailable, InvalidRequest, PayloadTooLarge
 from ..observability.metrics import Metrics
 from .http import error_response
 
+# A route's own body limit: the bytes, and the error that names the setting.
+RouteLimit = tuple[int, Callable[[], PayloadTooLarge]]
 KNOWN_ROUTES = (
     "/v1/chat/completions",
     "/v1/fim/completions",
@@ -46,10 +48,14 @@ class RefuseNul:
 
 class BodyLimit:
     """413 for bodies over the limit, whether or not they declare a Content-Length.
-    `routes` gives some (method, path) pairs a limit of their own (file uploads)."""
+    `routes` gives some (method, path) pairs a limit of their own and the error that
+    names it (file uploads: files.max_file_bytes)."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, routes: Mapping[tuple[str, str], int] | None = None
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        routes: Mapping[tuple[str, str], RouteLimit] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -59,8 +65,11 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.routes.get((scope["method"], scope["path"]), self.max_bytes)
-        too_large = PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        own = self.routes.get((scope["method"], scope["path"]))
+        limit = own[0] if own else self.max_bytes
+        too_large = (
+            own[1]() if own else PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        )
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await error_response(too_large)(scope, receive, send)

@@ -154,7 +154,7 @@ async def receive_upload(
         "on_part_end": reader.on_part_end, "on_header_field": reader.on_header_field,
         "on_header_value": reader.on_header_value, "on_header_end": reader.on_header_end,
         "on_headers_finished": reader.on_headers_finished,
-    })  # fmt: skip
+    }, max_header_size=MAX_PART_HEADER_BYTES)  # fmt: skip
     file = await asyncio.to_thread(_spool_file, spool)
     try:
         async for chunk in body:
