@@ -29,7 +29,7 @@ def gateway(
     eu = upstream.deployment()
     onprem = upstream.deployment(jurisdiction="on-prem", operator="Us")
     us = upstream.deployment(jurisdiction="US", operator="US Cloud", retention_days=30)
-    config = {
+    config: dict[str, object] = {
         "models": [{"id": "cloud", "deployments": [{**eu, "name": "eu"}]},
                    {"id": "onprem", "deployments": [{**onprem, "name": "basement"}]},
                    {"id": "foreign", "deployments": [{**us, "name": "us"}]}],
@@ -146,13 +146,18 @@ def test_a_chain_that_read_restricted_data_stays_restricted(
 def test_another_tenants_previous_response_is_missing(gateway: Server) -> None:
     mine = sdk(gateway, user_key(gateway, "owner-a")).responses.create(model="cloud", input="à moi")
     stranger = user_key(gateway, "owner-b")
-    for response_id in (mine.id, "resp_" + "0" * 32):
+    for response_id in (mine.id, "resp_" + "0" * 32, "r" * 100_000, "résumé"):
         with pytest.raises(openai.NotFoundError) as missing:
             sdk(gateway, stranger).responses.create(
                 model="cloud", input="x", previous_response_id=response_id
             )
         assert missing.value.body["param"] == "previous_response_id"  # type: ignore[index]
     assert conversations(gateway, stranger) == {}
+    for path in ("resp_" + "é" * 50, mine.id.upper(), "r" * 5000):
+        for method in ("GET", "DELETE"):
+            answer = httpx.request(method, f"{gateway.v1}/responses/{path}", timeout=30,
+                                   headers={"Authorization": f"Bearer {stranger}"})  # fmt: skip
+            assert answer.status_code == 404, answer.text
 
 
 def test_store_false_leaves_nothing(gateway: Server, upstream: RecordingUpstream) -> None:
@@ -162,11 +167,13 @@ def test_store_false_leaves_nothing(gateway: Server, upstream: RecordingUpstream
     streamed = list(client.responses.create(model="cloud", input="flux", store=False, stream=True))
     assert streamed[-1].type == "response.completed"
     assert conversations(gateway, key) == {}
-    for response_id in (alone.id, streamed[-1].response.id):  # type: ignore[union-attr]
+    for response_id in (alone.id, streamed[-1].response.id):
         with pytest.raises(openai.NotFoundError):
             client.responses.retrieve(response_id)
     kept = client.responses.create(model="cloud", input="gardé")
-    client.responses.create(model="cloud", input="oublié", previous_response_id=kept.id, store=False)
+    client.responses.create(
+        model="cloud", input="oublié", previous_response_id=kept.id, store=False
+    )
     assert sent_texts(upstream) == ["gardé", "gardé", "oublié"]  # the chain was read
     [entries] = conversations(gateway, key).values()
     assert [e.get("content") for e in entries] == ["gardé", "gardé"]  # and not added to
@@ -212,6 +219,7 @@ def test_erasure_and_deletion_reach_the_entries(gateway: Server) -> None:
 
 def test_the_index_scopes_deletes_copies_erases_and_drops_orphans(database_url: str) -> None:
     from souverain.agents.conversation_store import Conversation, ConversationStore
+    from souverain.agents.items import item_id
     from souverain.agents.store import Owner, ResponseStore
     from souverain.store.database import open_database, upgrade
 
@@ -220,6 +228,7 @@ def test_the_index_scopes_deletes_copies_erases_and_drops_orphans(database_url: 
     index, talks = ResponseStore(engine), ConversationStore(engine)
     alice, bob = Owner("acme", 1, "user:1"), Owner("acme", 1, "user:2")
     serial = iter(range(1000))
+    resp_root, resp_right, resp_bob = item_id("resp"), item_id("resp"), item_id("resp")
 
     def entry(response_id: str, text: str) -> dict[str, Any]:
         return {"type": "message.input", "id": f"msg_{next(serial)}", "role": "user",
@@ -235,28 +244,28 @@ def test_the_index_scopes_deletes_copies_erases_and_drops_orphans(database_url: 
                    body={"id": response_id, "model": "m", "status": "completed", "output": []})  # fmt: skip
         return conversation.id
 
-    root = entry("resp_root", "racine")
-    main = keep(alice, "alice", "resp_root", root)
+    root = entry(resp_root, "racine")
+    main = keep(alice, "alice", resp_root, root)
     # A branch from resp_root: a copy of its entry (new id, same tag), then its own.
-    branch = keep(alice, "alice", "resp_right", entry("resp_right", "droite"),
+    branch = keep(alice, "alice", resp_right, entry(resp_right, "droite"),
                   copies=({**root, "id": f"msg_{next(serial)}"},))  # fmt: skip
-    theirs = keep(bob, "bob", "resp_bob", entry("resp_bob", "bob"))
+    theirs = keep(bob, "bob", resp_bob, entry(resp_bob, "bob"))
 
-    found = index.get(alice, "resp_root")
+    found = index.get(alice, resp_root)
     assert found is not None and found.conversation_id == main
     assert [e["content"] for e in index.entries(found)] == ["racine"]
     for stranger in (bob, Owner("acme", 9, "user:1"), Owner("globex", 2, "user:1")):
-        assert index.get(stranger, "resp_root") is None
-        assert index.delete(stranger, "resp_root") is False
-    assert index.delete(alice, "resp_root") is True
+        assert index.get(stranger, resp_root) is None
+        assert index.delete(stranger, resp_root) is False
+    assert index.delete(alice, resp_root) is True
     assert talks.get(alice, main) is None  # left without entries: gone
     assert [e["content"] for e in talks.entries(branch)] == ["droite"]  # the copy went too
 
     assert index.erase_subject("alice", "globex") == 0  # not in that tenant
     assert index.erase_subject("alice", "acme") == 1
-    assert index.get(alice, "resp_right") is None and talks.get(alice, branch) is None
-    assert index.get(bob, "resp_bob") is not None
+    assert index.get(alice, resp_right) is None and talks.get(alice, branch) is None
+    assert index.get(bob, resp_bob) is not None
     talks.delete(bob, theirs)  # through the Conversations API
-    assert index.get(bob, "resp_bob") is None  # its conversation is gone: so is it
+    assert index.get(bob, resp_bob) is None  # its conversation is gone: so is it
     assert index.drop_orphans() == 1
     engine.dispose()

@@ -15,6 +15,7 @@ conversation is gone (deleted, erased, or past its retention).
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ from ..store.tables import agent_responses, conversation_entries, conversations
 
 MAX_OWNER_CHARS = 200  # the owner column holds 300
 RESPONSE_TAG = "_response"  # agents/response_items.py tags every entry a response wrote
+# What agents/items.py `item_id("resp")` makes: any other id names no response, and is not
+# sent to the database (a NUL byte, 100 kB of text).
+RESPONSE_ID = re.compile(r"resp_[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,8 @@ class ResponseStore:
 
     def get(self, owner: Owner, response_id: str) -> StoredResponse | None:
         """The response, while its conversation exists; None otherwise (or not the owner's)."""
+        if not RESPONSE_ID.fullmatch(response_id):
+            return None
         with self.database.connect() as conn:
             row = conn.execute(
                 select(agent_responses)
@@ -127,6 +133,8 @@ class ResponseStore:
         return [orjson.loads(row.body) for row in rows]
 
     def delete(self, owner: Owner, response_id: str) -> bool:
+        if not RESPONSE_ID.fullmatch(response_id):
+            return False
         with self.database.begin() as conn:
             gone = conn.execute(delete(agent_responses).where(_owned(owner, response_id)))
             if gone.rowcount:

@@ -110,7 +110,7 @@ def _image_by_url(schema: dict[str, Any]) -> None:
 
 
 class InputImage(APIModel):
-    # Only images given by image_url are read (agents/items.py refuses the rest, 400).
+    # Only images given by image_url are read (agents/response_items.py refuses the rest, 400).
     model_config = ConfigDict(json_schema_extra=_image_by_url)
 
     type: Literal["input_image"]
@@ -157,7 +157,7 @@ class FunctionCallOutputItem(APIModel):
     type: Literal["function_call_output"]
     id: str | None = None
     call_id: str = Field(min_length=1)
-    # Only text comes back from a function (agents/items.py refuses other parts, 400).
+    # Only text comes back from a function (agents/response_items.py refuses other parts, 400).
     output: Annotated[str | list[ContentPart], _doc(TEXT_OUTPUT)]
     status: str | None = None
 
