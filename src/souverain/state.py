@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from .agents.conversation_cache import HistoryCache
 from .audit.log import AuditLog
 from .config import Settings
 from .identity.directory import Directory
@@ -37,3 +38,5 @@ class AppState:
     connectors: ConnectorService | None = None  # MCP connectors, made on first use
     batches: BatchService | None = None  # the Batch APIs (batch/), run as jobs (jobs/)
     started: bool = False
+    # Recent conversation histories, checked against the database on every read.
+    conversation_history: HistoryCache = field(default_factory=HistoryCache)

@@ -50,7 +50,7 @@ class ConversationLoop:
     def __init__(self, state: AppState) -> None:
         self.state = state
         self.pipeline = state.pipeline
-        self.store = ConversationStore(state.database)
+        self.store = ConversationStore(state.database, state.conversation_history)
 
     async def run(self, turn: Turn) -> AsyncIterator[events.Event]:
         first = True
@@ -257,7 +257,11 @@ class ConversationLoop:
         if not turn.confirmations:
             return
         stored = {value["id"]: value for value in turn.history}
-        for pending in conversation.pending:
+        decided = list(conversation.pending)  # each has its decision (TurnSetup.append)
+        # Claimed before any runs: of two requests deciding on one call, one runs it and
+        # the other is a 409. Calls another turn paused meanwhile stay pending.
+        await asyncio.to_thread(self.store.claim_decisions, conversation, set(turn.confirmations))
+        for pending in decided:
             decision = turn.confirmations[pending["tool_call_id"]]
             call_entry = stored.get(pending.get("entry_id", ""))
             status = "allowed" if decision == "allow" else "denied"
@@ -298,7 +302,6 @@ class ConversationLoop:
             index = len(turn.outputs) - 1
             yield events.tool_started(made, index)
             yield events.tool_done(made, index)
-        conversation.pending = []
 
     async def _handoff(self, turn: Turn, name: str, call_id: str) -> list[events.Event]:
         previous, target = turn.profile.agent, turn.toolbox.handoffs[name]

@@ -139,7 +139,7 @@ class Turn:
 class TurnSetup:
     def __init__(self, state: AppState) -> None:
         self.state = state
-        self.store = ConversationStore(state.database)
+        self.store = ConversationStore(state.database, state.conversation_history)
 
     @property
     def registry(self) -> AgentRegistry:
@@ -182,9 +182,10 @@ class TurnSetup:
     ) -> Turn:
         principal = ctx.principal
         approver_only = not body.inputs and principal.role in APPROVERS
-        conversation = await self._conversation(ctx, conversation_id, any_owner=approver_only)
+        conversation, history = await self._conversation(
+            ctx, conversation_id, any_owner=approver_only
+        )
         own = conversation.owner == Owner.of(principal)
-        history = await asyncio.to_thread(self.store.entries, conversation.id)
         confirmations: dict[str, str] = {
             c.tool_call_id: c.confirmation for c in body.tool_confirmations or []
         }
@@ -214,8 +215,7 @@ class TurnSetup:
     ) -> Turn:
         """A new conversation: this one's entries up to `from_entry_id` (included), then
         the new inputs. Its classification carries over: the level only rises."""
-        source = await self._conversation(ctx, conversation_id, any_owner=False)
-        entries = await asyncio.to_thread(self.store.entries, source.id)
+        source, entries = await self._conversation(ctx, conversation_id, any_owner=False)
         ids = [value["id"] for value in entries]
         if body.from_entry_id not in ids:
             raise NotFound(
@@ -326,18 +326,20 @@ class TurnSetup:
 
     async def _conversation(
         self, ctx: RequestContext, conversation_id: str, *, any_owner: bool
-    ) -> Conversation:
-        found = await asyncio.to_thread(
-            self.store.get, Owner.of(ctx.principal), conversation_id, any_owner=any_owner
+    ) -> tuple[Conversation, list[dict[str, Any]]]:
+        """The conversation in the caller's scope and its entries, read together."""
+        loaded = await asyncio.to_thread(
+            self.store.load, Owner.of(ctx.principal), conversation_id, any_owner=any_owner
         )
-        if found is None:
+        if loaded is None:
             raise missing(conversation_id)
+        found, history = loaded
         # A key is cleared for data up to its ceiling: it neither reads nor continues more.
         policy = self.state.pipeline.router.policy
         policy.check_ceiling(
             policy.classify(found.classification), ctx.principal.max_classification
         )
-        return found
+        return found, history
 
 
 def missing(conversation_id: str) -> NotFound:

@@ -8,22 +8,36 @@ only to approve or reject a pending tool call (`get(..., any_owner=True)`).
 Rows hold the caller's data in clear (prompts, answers, tool results), so they can be
 deleted by their owner, erased by data subject (`erase_subject`) and dropped by age
 (`purge`), like stored responses.
+
+A turn costs one read and one write: `load` reads the row and only the entries this
+process has not seen (conversation_cache.py, validated against the row's version in the
+same call), and `save` writes the row and the new entries in one transaction, merged
+with any concurrent turn's (conversation_writes.py).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, delete, func, select, update
+from sqlalchemy import Connection, Engine, and_, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..errors import Conflict
 from ..store.tables import conversation_entries, conversations
+from .conversation_cache import HistoryCache
+from .conversation_writes import (
+    Highest,
+    Loaded,
+    Written,
+    claim_decisions,
+    insert_new,
+    update_stored,
+)
 from .store import Owner, subject_digest
 
 MAX_ENTRIES = 10_000  # read back per conversation
@@ -43,110 +57,61 @@ class Conversation:
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     stored: bool = False  # a row exists
+    version: int = 0  # the row's when read or last written (conversation_writes.py)
+    entry_count: int = 0
+    loaded: Loaded | None = None  # what the row held then: the base of a merge
 
 
 class ConversationStore:
-    def __init__(self, database: Engine) -> None:
+    def __init__(self, database: Engine, cache: HistoryCache | None = None) -> None:
         self.database = database
+        self.cache = cache  # this process's copy of recent histories (conversation_cache.py)
 
     def save(
         self,
         conversation: Conversation,
         new_entries: Sequence[dict[str, Any]],
         changed: Sequence[dict[str, Any]] = (),
-        highest: Callable[[str | None, str | None], str | None] = lambda a, b: b,
+        highest: Highest = lambda a, b: b,
     ) -> None:
         """Insert or update the conversation, append its new entries and rewrite the
-        `changed` ones (a call's confirmation status), in one transaction.
+        `changed` ones (a call's confirmation status): one transaction, one commit.
 
         Two turns of one conversation may run at once (two tabs): each appends after
-        whatever the other stored (retried on the order's unique index), and the stored
-        classification becomes `highest(stored, ours)`, so a turn that began before the
-        other raised it never lowers it.
+        whatever the other stored, and the stored classification becomes
+        `highest(stored, ours)`, so a turn that began before the other raised it never
+        lowers it (conversation_writes.py).
         """
-        for attempt in range(3):
-            try:
-                return self._save(conversation, new_entries, changed, highest)
-            except IntegrityError:
-                if attempt == 2:
-                    raise Conflict("this conversation changed during the turn; try again") from None
-        return None
-
-    def _save(
-        self,
-        conversation: Conversation,
-        new_entries: Sequence[dict[str, Any]],
-        changed: Sequence[dict[str, Any]],
-        highest: Callable[[str | None, str | None], str | None],
-    ) -> None:
         conversation.updated_at = time.time()
-        if conversation.stored:
-            with self.database.connect() as conn:
-                stored = conn.execute(
-                    select(conversations.c.classification).where(
-                        conversations.c.id == conversation.id
-                    )
-                ).scalar_one_or_none()
-            conversation.classification = highest(stored, conversation.classification)
-        values = {
-            "agent_id": conversation.agent_id,
-            "agent_version": conversation.agent_version,
-            "model": conversation.model,
-            "settings": orjson.dumps(conversation.settings).decode(),
-            "classification": conversation.classification,
-            "pending": orjson.dumps(conversation.pending).decode()
-            if conversation.pending
-            else None,
-            "updated_at": conversation.updated_at,
-        }
+        before = conversation.version
+        try:
+            with self.database.begin() as conn:
+                if conversation.stored:
+                    written = update_stored(conn, conversation, new_entries, changed, highest)
+                else:
+                    written = insert_new(conn, conversation, new_entries)
+        except IntegrityError:  # an entry id or ordinal taken: nothing of the turn was kept
+            raise Conflict("this conversation changed during the turn; try again") from None
+        conversation.stored = True
+        self._remember(conversation, before, written, new_entries, changed)
+        conversation.version = written.version
+        conversation.entry_count = written.first_ordinal + len(new_entries)
+        conversation.loaded = _loaded(conversation)
+
+    def claim_decisions(self, conversation: Conversation, decided: set[str]) -> None:
+        """Take these pending calls off the conversation before they run: of two requests
+        deciding on one call, one wins and the other gets a 409 (conversation_writes.py).
+        The conversation keeps as pending whatever other calls are still stored so."""
+        before = conversation.version
         with self.database.begin() as conn:
-            if conversation.stored:
-                conn.execute(
-                    update(conversations)
-                    .where(conversations.c.id == conversation.id)
-                    .values(**values)
-                )
-            else:
-                owner = conversation.owner
-                conn.execute(
-                    conversations.insert().values(
-                        id=conversation.id,
-                        tenant=owner.tenant,
-                        tenant_id=owner.tenant_id,
-                        owner=owner.owner,
-                        subject=subject_digest(conversation.subject),
-                        created_at=conversation.created_at,
-                        **values,
-                    )
-                )
-                conversation.stored = True
-            start = conn.execute(
-                select(func.coalesce(func.max(conversation_entries.c.ordinal), -1)).where(
-                    conversation_entries.c.conversation_id == conversation.id
-                )
-            ).scalar_one()
-            rows = [
-                {
-                    "id": value["id"],
-                    "conversation_id": conversation.id,
-                    "ordinal": start + 1 + index,
-                    "type": value["type"],
-                    "body": orjson.dumps(value).decode(),
-                    "created_at": conversation.updated_at,
-                }
-                for index, value in enumerate(new_entries)
-            ]
-            if rows:
-                conn.execute(conversation_entries.insert(), rows)
-            for value in changed:
-                conn.execute(
-                    update(conversation_entries)
-                    .where(
-                        conversation_entries.c.conversation_id == conversation.id,
-                        conversation_entries.c.id == value["id"],
-                    )
-                    .values(body=orjson.dumps(value).decode())
-                )
+            version, remaining = claim_decisions(conn, conversation, decided)
+        conversation.pending = remaining
+        conversation.version = version
+        conversation.loaded = _loaded(conversation)
+        cached = self.cache.get(conversation.id) if self.cache is not None else None
+        if cached is not None and cached.version == before and version == before + 1:
+            assert self.cache is not None  # the claim changed no entry: the copy holds
+            self.cache.put(conversation.id, version, cached.entries, cached.chars)
 
     def get(
         self, owner: Owner, conversation_id: str, *, any_owner: bool = False
@@ -155,17 +120,97 @@ class ConversationStore:
             row = conn.execute(
                 select(conversations).where(_scoped(owner, conversation_id, any_owner))
             ).first()
+        if row is None:
+            self._forget([conversation_id])
         return None if row is None else _conversation(row)
 
-    def entries(self, conversation_id: str) -> list[dict[str, Any]]:
+    def load(
+        self, owner: Owner, conversation_id: str, *, any_owner: bool = False
+    ) -> tuple[Conversation, list[dict[str, Any]]] | None:
+        """The conversation (in the caller's scope, as `get`) and its entries, read
+        together: the history is exactly the one of the row's version."""
         with self.database.connect() as conn:
-            rows = conn.execute(
-                select(conversation_entries.c.body)
-                .where(conversation_entries.c.conversation_id == conversation_id)
-                .order_by(conversation_entries.c.ordinal)
-                .limit(MAX_ENTRIES)
-            ).all()
-        return [orjson.loads(row.body) for row in rows]
+            row = conn.execute(
+                select(conversations).where(_scoped(owner, conversation_id, any_owner))
+            ).first()
+            if row is None:
+                self._forget([conversation_id])
+                return None
+            history = self._history(conn, row.id, row.version, row.entry_count, row.rewritten)
+        return _conversation(row), history
+
+    def entries(self, conversation_id: str) -> list[dict[str, Any]]:
+        """The conversation's entries in order (the caller has checked its scope)."""
+        counters = select(
+            conversations.c.version, conversations.c.entry_count, conversations.c.rewritten
+        ).where(conversations.c.id == conversation_id)
+        with self.database.connect() as conn:
+            row = conn.execute(counters).first()
+            if row is None:
+                self._forget([conversation_id])
+                return []
+            return self._history(conn, conversation_id, row.version, row.entry_count, row.rewritten)
+
+    def _history(
+        self, conn: Connection, conversation_id: str, version: int, count: int, rewritten: int
+    ) -> list[dict[str, Any]]:
+        """The entries of the row's version: this process's copy when it is that version,
+        topped up with the entries added since when no old entry was rewritten since;
+        else read whole. Entries below the row's `entry_count` were committed with it or
+        before, so the range read matches the version read."""
+        limit = min(count, MAX_ENTRIES)
+        cached = self.cache.get(conversation_id) if self.cache is not None else None
+        if cached is not None and cached.version == version:
+            return cached.copies()
+        kept: tuple[dict[str, Any], ...] = ()
+        chars = 0
+        if cached is not None and rewritten <= cached.version and len(cached.entries) <= limit:
+            kept, chars = cached.entries, cached.chars
+        rows = conn.execute(
+            select(conversation_entries.c.body)
+            .where(
+                conversation_entries.c.conversation_id == conversation_id,
+                conversation_entries.c.ordinal >= len(kept),
+                conversation_entries.c.ordinal < limit,
+            )
+            .order_by(conversation_entries.c.ordinal)
+        ).all()
+        history = [*(dict(value) for value in kept), *(orjson.loads(row.body) for row in rows)]
+        if self.cache is not None and len(history) == limit:  # else deleted meanwhile
+            chars += sum(len(row.body) for row in rows)
+            self.cache.put(conversation_id, version, history, chars)
+        return history
+
+    def _remember(
+        self,
+        conversation: Conversation,
+        before: int,
+        written: Written,
+        new_entries: Sequence[dict[str, Any]],
+        changed: Sequence[dict[str, Any]],
+    ) -> None:
+        """After a write that no other came between: the copy of the version before, plus
+        what the write did, is the copy of the version after."""
+        if self.cache is None or not written.alone:
+            return
+        if before == 0:
+            base: tuple[dict[str, Any], ...] = ()
+            chars = 0
+        else:
+            cached = self.cache.get(conversation.id)
+            if cached is None or cached.version != before:
+                return
+            base, chars = cached.entries, cached.chars
+        if written.first_ordinal != len(base):
+            return
+        rewrites = {value["id"]: value for value in changed}
+        history = [rewrites.get(value["id"], value) for value in base]
+        history.extend(new_entries)
+        self.cache.put(conversation.id, written.version, history, chars + written.chars)
+
+    def _forget(self, conversation_ids: Sequence[str]) -> None:
+        if self.cache is not None:
+            self.cache.drop(conversation_ids)
 
     def list(
         self, owner: Owner, *, page: int, page_size: int, metadata: dict[str, Any] | None
@@ -187,6 +232,7 @@ class ConversationStore:
         return found
 
     def delete(self, owner: Owner, conversation_id: str) -> bool:
+        self._forget([conversation_id])
         with self.database.begin() as conn:
             result = conn.execute(
                 delete(conversations).where(_scoped(owner, conversation_id, False))
@@ -241,6 +287,7 @@ class ConversationStore:
                     )
                 )
                 conn.execute(delete(conversations).where(conversations.c.id.in_(chunk)))
+        self._forget(ids)
         return len(ids)
 
 
@@ -258,7 +305,7 @@ def _scoped(owner: Owner, conversation_id: str | None, any_owner: bool) -> Colum
 
 
 def _conversation(row: Any) -> Conversation:
-    return Conversation(
+    conversation = Conversation(
         id=row.id,
         owner=Owner(row.tenant, row.tenant_id, row.owner),
         subject="",  # only its digest is kept
@@ -271,6 +318,19 @@ def _conversation(row: Any) -> Conversation:
         created_at=row.created_at,
         updated_at=row.updated_at,
         stored=True,
+        version=row.version,
+        entry_count=row.entry_count,
+    )
+    conversation.loaded = _loaded(conversation)
+    return conversation
+
+
+def _loaded(conversation: Conversation) -> Loaded:
+    return Loaded(
+        agent_id=conversation.agent_id,
+        agent_version=conversation.agent_version,
+        model=conversation.model,
+        pending_ids=frozenset(value["tool_call_id"] for value in conversation.pending),
     )
 
 

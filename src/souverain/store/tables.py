@@ -407,6 +407,13 @@ conversations = Table(
     Column("pending", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # Migration 0014 (agents/conversation_writes.py): bumped by every write, so a turn's
+    # write is conditional on the version it read and a cached history is checked by it;
+    # `entry_count` is the next entry's ordinal; `rewritten` the version at which an old
+    # entry (a call's confirmation status) last changed.
+    Column("version", Integer, nullable=False, server_default="0"),
+    Column("entry_count", Integer, nullable=False, server_default="0"),
+    Column("rewritten", Integer, nullable=False, server_default="0"),
 )
 Index("conversations_owner", conversations.c.tenant, conversations.c.owner)
 Index("conversations_updated", conversations.c.updated_at)
