@@ -75,6 +75,11 @@ BEYOND_JSON_SCHEMA: dict[str, frozenset[str]] = {
     # a page token this server gave (an opaque cursor)
     "GET /v1/libraries": frozenset({"page_token"}),
     "GET /v1/agents/pages": frozenset({"page_token"}),
+    # a batch's window and its files are at most the configuration's
+    # (batch.max_timeout_hours, batch.max_input_files); `after` is a batch id the caller has
+    "POST /v1/batches": frozenset({"completion_window"}),
+    "POST /v1/batch/jobs": frozenset({"timeout_hours", "input_files"}),
+    "GET /v1/batches": frozenset({"after"}),
     # a conversation starts with an agent or a model (not both), instructions and tools go
     # with a model, a version with an agent; entries must follow the conversation's state
     "POST /v1/conversations": frozenset(

@@ -47,6 +47,16 @@ async def _open(request: Request) -> tuple[BatchService, RequestContext]:
     return state.batches, ctx
 
 
+def _only(request: Request, *known: str) -> None:
+    """A query parameter the route does not read is refused, not silently ignored."""
+    for name in request.query_params:
+        if name not in known:
+            raise InvalidRequest(
+                f"unknown query parameter {name[:100]!r} (this route reads {', '.join(known)})",
+                param=name[:100],
+            )
+
+
 def _id(request: Request, name: str) -> str:
     value: str = request.path_params[name]
     if len(value) > MAX_ID_CHARS:
@@ -75,6 +85,7 @@ async def create_batch(request: Request) -> Response:
 
 async def list_batches(request: Request) -> Response:
     service, ctx = await _open(request)
+    _only(request, "after", "limit")
     limit = query_int(request, "limit", 20, minimum=1, maximum=100)
     after = request.query_params.get("after")
     before = None
@@ -131,9 +142,18 @@ async def create_job(request: Request) -> Response:
 
 async def list_jobs(request: Request) -> Response:
     service, ctx = await _open(request)
+    # The SDK sends created_by_me=false and order_by=-created by default; a caller sees
+    # only its own jobs whatever created_by_me says.
+    _only(request, "page", "page_size", "created_by_me", "order_by")
     page = query_int(request, "page", 0, maximum=MAX_PAGE_NUMBER)
     size = query_int(request, "page_size", 100, minimum=1, maximum=1000)
-    views, total = await service.list(ctx, before=None, offset=page * size, limit=size)
+    if request.query_params.get("created_by_me", "false") not in ("true", "false"):
+        raise InvalidRequest("created_by_me is true or false", param="created_by_me")
+    order = request.query_params.get("order_by", "-created")
+    if order not in ("-created", "created"):
+        raise InvalidRequest('order_by is "-created" or "created"', param="order_by")
+    views, total = await service.list(ctx, before=None, offset=page * size, limit=size,
+                                      oldest_first=order == "created")  # fmt: skip
     return JSON({"object": "list", "data": [render_mistral(v) for v in views], "total": total})
 
 

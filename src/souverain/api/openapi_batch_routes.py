@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from ..batch.protocol import BatchCreate, BatchJobCreate
-from .openapi_spec import PAGE, Operation, op
+from .openapi_spec import PAGE, Operation, Param, op
 from .openapi_spec import int_param as _int
 from .openapi_spec import text_param as _text
 
@@ -81,6 +81,7 @@ BATCH_OPERATIONS: dict[str, Operation] = {
         USE,
         tag="batches",
         body=BatchCreate,
+        errors=(404,),
         ok=BatchObject,
     ),
     f"GET {B}": op(
@@ -98,14 +99,32 @@ BATCH_OPERATIONS: dict[str, Operation] = {
         "Cancel a batch; what was done is kept (OpenAI)", USE, tag="batches", ok=BatchObject
     ),
     f"POST {J}": op(
-        "Create a batch job (Mistral)", USE, tag="batches", body=BatchJobCreate, ok=BatchJobObject
+        "Create a batch job (Mistral)",
+        USE,
+        tag="batches",
+        body=BatchJobCreate,
+        errors=(404,),
+        ok=BatchJobObject,
     ),
     f"GET {J}": op(
         "The caller's batch jobs, newest first (Mistral)",
         USE,
         tag="batches",
         ok=BatchJobPage,
-        query=(PAGE, _int("page_size", "Jobs per page.", minimum=1, maximum=1000)),
+        query=(
+            PAGE,
+            _int("page_size", "Jobs per page.", minimum=1, maximum=1000),
+            Param(
+                "created_by_me",
+                {"type": "string", "enum": ["true", "false"]},
+                "Accepted as the SDK sends it: a caller sees only its own jobs.",
+            ),
+            Param(
+                "order_by",
+                {"type": "string", "enum": ["-created", "created"]},
+                "Newest first (default) or oldest first.",
+            ),
+        ),
     ),
     f"GET {J}/{{job_id}}": op("A batch job (Mistral)", USE, tag="batches", ok=BatchJobObject),
     f"POST {J}/{{job_id}}/cancel": op(

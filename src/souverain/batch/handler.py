@@ -118,7 +118,10 @@ class BatchHandler:
         written = await asyncio.to_thread(self._assemble, job, ranges)
         result.update(written)
         status = "cancelled" if job.cancel_requested else "expired" if expired else "succeeded"
-        await self._finish(job, control, status, result)
+        if await self._finish(job, control, status, result):
+            # Kept until the files are stored and the batch says so: a finalization
+            # interrupted before that is done again from them.
+            await asyncio.to_thread(self.lines.forget, job.id)
 
     def _assemble(self, job: JobRow, ranges: list[JobRow]) -> dict[str, Any]:
         """Both files, in line order; their ids and the counts."""
@@ -185,8 +188,8 @@ class BatchHandler:
 
     async def _finish(
         self, job: JobRow, control: JobControl, status: str, result: dict[str, Any]
-    ) -> None:
-        await asyncio.to_thread(self.jobs.finish, job.id, control.replica, status,
+    ) -> bool:
+        return await asyncio.to_thread(self.jobs.finish, job.id, control.replica, status,
                                 result={**job.result, **result})  # fmt: skip
 
 

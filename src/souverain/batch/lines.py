@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -48,6 +48,11 @@ class LineStore:
         statement = make(batch_lines).values(**values).on_conflict_do_nothing()
         with self.engine.begin() as conn:
             return bool(conn.execute(statement).rowcount)
+
+    def forget(self, batch_id: str) -> None:
+        """Drop a finished batch's answers: its output and error files hold them now."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(batch_lines).where(batch_lines.c.batch_id == batch_id))
 
     def answered(self, batch_id: str, first: int, last: int) -> set[int]:
         """Lines in [first, last] that have their answer already."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -11,6 +11,9 @@ from .lines_format import Api
 from .service import BatchView
 
 Metadata = dict[str, str]
+FileId = Annotated[str, Field(min_length=1, max_length=200)]
+# The endpoints a batch line may call (batch/settings.py BATCH_ENDPOINTS).
+Endpoint = Literal["/v1/chat/completions", "/v1/embeddings", "/v1/fim/completions"]
 
 
 class BatchCreate(StrictModel):
@@ -19,7 +22,7 @@ class BatchCreate(StrictModel):
     model_config = ConfigDict(strict=True, extra="allow")
 
     input_file_id: str = Field(min_length=1, max_length=200)
-    endpoint: str = Field(min_length=1, max_length=200)
+    endpoint: Endpoint
     completion_window: str = Field(pattern=r"^[0-9]{1,4}h$", max_length=5)
     metadata: Metadata | None = Field(default=None, max_length=16)
     output_expires_after: dict[str, Any] | None = None  # accepted; results follow files'
@@ -31,8 +34,8 @@ class BatchJobCreate(StrictModel):
 
     model_config = ConfigDict(strict=True, extra="allow")
 
-    input_files: list[str] = Field(min_length=1, max_length=1000)
-    endpoint: str = Field(min_length=1, max_length=200)
+    input_files: list[FileId] = Field(min_length=1, max_length=1000)
+    endpoint: Endpoint
     model: str = Field(min_length=1, max_length=200)
     metadata: Metadata | None = Field(default=None, max_length=16)
     timeout_hours: int = Field(default=24, ge=1, le=8760)

@@ -139,12 +139,18 @@ class BatchService:
         return view
 
     async def list(
-        self, ctx: RequestContext, *, before: float | None, offset: int, limit: int
+        self,
+        ctx: RequestContext,
+        *,
+        before: float | None,
+        offset: int,
+        limit: int,
+        oldest_first: bool = False,
     ) -> tuple[list[BatchView], int]:
         owner = Owner.of(ctx.principal)
         rows, total = await asyncio.to_thread(
             self.jobs.owned, BATCH_KIND, owner.tenant, owner.owner,
-            before=before, offset=offset, limit=limit,
+            before=before, offset=offset, limit=limit, oldest_first=oldest_first,
         )  # fmt: skip
         return [await self._view(job) for job in rows], total
 

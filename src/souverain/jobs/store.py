@@ -136,6 +136,7 @@ class JobStore:
         before: float | None = None,
         offset: int = 0,
         limit: int = 20,
+        oldest_first: bool = False,
     ) -> tuple[list[JobRow], int]:
         """An owner's jobs of one kind, newest first, and how many there are in all."""
         mine = and_(jobs.c.kind == kind, jobs.c.tenant == tenant, jobs.c.owner == owner)
@@ -143,11 +144,7 @@ class JobStore:
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(jobs).where(mine)).scalar_one()
             rows = conn.execute(
-                select(jobs)
-                .where(page)
-                .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
-                .offset(offset)
-                .limit(limit)
+                select(jobs).where(page).order_by(*_order(oldest_first)).offset(offset).limit(limit)
             ).all()
         return [_row(row) for row in rows], int(total)
 
@@ -309,6 +306,12 @@ class JobStore:
     @property
     def _sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
+
+
+def _order(oldest_first: bool) -> tuple[Any, Any]:
+    if oldest_first:
+        return jobs.c.created_at.asc(), jobs.c.id.asc()
+    return jobs.c.created_at.desc(), jobs.c.id.desc()
 
 
 def _held(job_id: str, replica: str) -> ColumnElement[bool]:
