@@ -75,6 +75,10 @@ BEYOND_JSON_SCHEMA: dict[str, frozenset[str]] = {
     # a page token this server gave (an opaque cursor)
     "GET /v1/libraries": frozenset({"page_token"}),
     "GET /v1/agents/pages": frozenset({"page_token"}),
+    # a file id of the caller's (OpenAI's cursor); expires_after's anchor and seconds go
+    # together (dependentRequired, which generators may not follow)
+    "GET /v1/files": frozenset({"after"}),
+    "POST /v1/files": frozenset({"expires_after"}),
     # a batch's window and its files are at most the configuration's
     # (batch.max_timeout_hours, batch.max_input_files); `after` is a batch id the caller has
     "POST /v1/batches": frozenset({"completion_window"}),

@@ -24,17 +24,27 @@ from ..context import RequestContext
 from ..errors import InvalidRequest, NotFound, SouverainError
 from ..files.names import content_disposition
 from ..files.settings import FilesConfig
-from ..files.shapes import SAMPLE_TYPES, SOURCES, file_deleted, file_list, file_object
+from ..files.shapes import (
+    SAMPLE_TYPE_VALUES,
+    SAMPLE_TYPES,
+    SOURCE_VALUES,
+    SOURCES,
+    file_deleted,
+    file_list,
+    file_object,
+)
 from ..files.store import ALL_PURPOSES, FileRecord, FileStore, file_too_large
 from ..files.upload import ReceivedUpload, receive_upload
 from ..identity.rbac import require
-from ..protocol.files import FileUploadFields
+from ..protocol.files import FORM_FIELDS, FileUploadFields
 from .http import JSON, MAX_PAGE_NUMBER, app_state, query_int, validation_error
 from .middleware import RouteLimit
 
 ENDPOINT = "files"
 MULTIPART_OVERHEAD = 64 * 1024  # part headers and boundaries around the file
 MAX_LISTED = 10_000  # OpenAI's largest `limit`
+MAX_SEARCH_CHARS = 300
+MAX_FILTER_VALUES, MAX_FILTER_CHARS = 20, 200  # a repeatable filter's values
 
 
 def file_routes() -> list[Route]:
@@ -83,7 +93,11 @@ async def upload(request: Request) -> Response:
         await asyncio.to_thread(store.check_quota, ctx.principal.tenant, expected)
     spool = app_state(request).settings.data_dir / "uploads"
     received = await receive_upload(
-        request.headers.get("content-type", ""), request.stream(), config.max_file_bytes, spool
+        request.headers.get("content-type", ""),
+        request.stream(),
+        config.max_file_bytes,
+        spool,
+        FORM_FIELDS,
     )
     try:
         form = _form(received, config.purposes)
@@ -105,6 +119,7 @@ def _form(received: ReceivedUpload, allowed: tuple[str, ...]) -> FileUploadField
         fields = FileUploadFields.model_validate(received.fields)
     except ValidationError as exc:
         raise validation_error(exc) from None
+    fields.check()
     if fields.purpose not in allowed:  # the configuration may allow fewer (files.purposes)
         raise InvalidRequest(f"purpose must be one of {', '.join(allowed)} on this gateway",
                              param="purpose")  # fmt: skip
@@ -117,37 +132,40 @@ async def list_files(request: Request) -> Response:
     order: Literal["asc", "desc"] = "asc" if params.get("order") == "asc" else "desc"
     if params.get("order") not in (None, "", "asc", "desc"):
         raise InvalidRequest("order must be asc or desc", param="order")
-    purposes = [p for p in params.getlist("purpose") if p]
-    for purpose in purposes:
-        if purpose not in ALL_PURPOSES:
-            raise InvalidRequest(f"purpose must be one of {', '.join(ALL_PURPOSES)}",
-                                 param="purpose")  # fmt: skip
-    sources = _sources(params.getlist("source"))
-    sample_types = [s for s in params.getlist("sample_type") if s]
+    if params.get("include_total") not in (None, "true", "false"):
+        raise InvalidRequest("include_total must be true or false", param="include_total")
+    purposes = _many(request, "purpose", ALL_PURPOSES)
+    public_sources = {public: ours for ours, public in SOURCES.items()}
+    sources = [public_sources.get(v, v) for v in _many(request, "source", SOURCE_VALUES)]
+    sample_types = _many(request, "sample_type", SAMPLE_TYPE_VALUES)
     page_size = query_int(request, "page_size", 100, minimum=1, maximum=MAX_LISTED)
     limit = query_int(request, "limit", page_size, minimum=1, maximum=MAX_LISTED)
     page = query_int(request, "page", 0, minimum=0, maximum=MAX_PAGE_NUMBER)
     search = params.get("search") or None
-    if search is not None and len(search) > 300:
-        raise InvalidRequest("search is longer than 300 characters", param="search")
+    if search is not None and len(search) > MAX_SEARCH_CHARS:
+        raise InvalidRequest(f"search is longer than {MAX_SEARCH_CHARS} characters",
+                             param="search")  # fmt: skip
     after = await _after(store, ctx, params.get("after") or None)
     found = await asyncio.to_thread(
         store.list, ctx.principal, purposes=_with_sample_types(purposes, sample_types),
-        search=search, sources=sources, mimetypes=[m for m in params.getlist("mimetypes") if m],
+        search=search, sources=sources, mimetypes=_many(request, "mimetypes"),
         order=order, after=after, offset=0 if after else page * limit, limit=limit,
     )  # fmt: skip
     return JSON(file_list(found))
 
 
-def _sources(values: list[str]) -> list[str]:
-    """Mistral's `source` values (upload, mistral, repository) as the store names them."""
-    stored = {public: ours for ours, public in SOURCES.items()}
-    found = []
-    for value in (v for v in values if v):
-        if value not in (*stored, "repository"):
-            raise InvalidRequest("source must be upload, repository or mistral", param="source")
-        found.append(stored.get(value, "repository"))  # no file comes from a repository
-    return found
+def _many(request: Request, name: str, allowed: tuple[str, ...] | None = None) -> list[str]:
+    """A repeatable filter (`?source=upload&source=mistral`): each value one of `allowed`,
+    or any text of 1 to MAX_FILTER_CHARS characters."""
+    values = request.query_params.getlist(name)
+    if len(values) > MAX_FILTER_VALUES:
+        raise InvalidRequest(f"{name} is given more than {MAX_FILTER_VALUES} times", param=name)
+    for value in values:
+        if allowed is not None and value not in allowed:
+            raise InvalidRequest(f"{name} must be one of {', '.join(allowed)}", param=name)
+        if not 1 <= len(value) <= MAX_FILTER_CHARS:
+            raise InvalidRequest(f"{name} must be 1 to {MAX_FILTER_CHARS} characters", param=name)
+    return values
 
 
 def _with_sample_types(purposes: list[str], sample_types: list[str]) -> list[str]:

@@ -8,8 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..files.shapes import SAMPLE_TYPE_VALUES, SOURCE_VALUES
 from ..files.store import ALL_PURPOSES
 from ..protocol.files import FileUploadFields
+from .files import MAX_FILTER_CHARS, MAX_FILTER_VALUES, MAX_SEARCH_CHARS
 from .openapi_spec import Operation, Param, op
 from .openapi_spec import int_param as _int
 from .openapi_spec import text_param as _text
@@ -63,10 +65,11 @@ TAG = "files"
 
 
 def _many(name: str, description: str, values: tuple[str, ...] | None = None) -> Param:
-    item: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 200}
+    item: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": MAX_FILTER_CHARS}
     if values is not None:
         item = {"type": "string", "enum": list(values)}
-    return Param(name, {"type": "array", "items": item, "maxItems": 20}, description)
+    schema = {"type": "array", "items": item, "maxItems": MAX_FILTER_VALUES}
+    return Param(name, schema, description)
 
 
 FILE_OPERATIONS: dict[str, Operation] = {
@@ -89,19 +92,15 @@ FILE_OPERATIONS: dict[str, Operation] = {
         errors=(404,),
         query=(
             _many("purpose", "Only files of these purposes.", ALL_PURPOSES),
-            _text("search", "Words in the file name."),
+            _text("search", "Words in the file name.", maxLength=MAX_SEARCH_CHARS),
             _text("after", "OpenAI's cursor: a file id from the previous page."),
             _int("limit", "Files per page (OpenAI), 1 to 10,000.", minimum=1, maximum=10_000),
             Param("order", {"type": "string", "enum": ["asc", "desc"]}),
             _int("page", "Mistral's page, from 0.", maximum=1_000_000),
             _int("page_size", "Files per page (Mistral).", minimum=1, maximum=10_000),
             Param("include_total", {"type": "boolean"}, "Always included."),
-            _many(
-                "sample_type",
-                "Mistral's sample types.",
-                ("pretrain", "instruct", "batch_request", "batch_result", "batch_error"),
-            ),
-            _many("source", "Mistral's sources.", ("upload", "repository", "mistral")),
+            _many("sample_type", "Mistral's sample types.", SAMPLE_TYPE_VALUES),
+            _many("source", "Mistral's sources.", SOURCE_VALUES),
             _many("mimetypes", "Only files with these content types."),
         ),
     ),

@@ -12,9 +12,11 @@ from .store import FilePage, FileRecord
 # batch_result, batch_error).
 SAMPLE_TYPES = {"batch": "batch_request", "batch_output": "batch_result",
                 "batch_error": "batch_error"}  # fmt: skip
+SAMPLE_TYPE_VALUES = ("pretrain", "instruct", "batch_request", "batch_result", "batch_error")
 # Mistral's `source` (upload, repository, mistral): what the gateway wrote is "mistral",
 # the value its API gives the files the service made itself.
 SOURCES = {"upload": "upload", "gateway": "mistral"}
+SOURCE_VALUES = ("upload", "repository", "mistral")
 
 
 def file_object(record: FileRecord) -> dict[str, Any]:

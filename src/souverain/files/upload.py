@@ -28,7 +28,7 @@ from ..errors import InvalidRequest, SouverainError
 from .store import file_too_large
 
 FILE_FIELD = "file"
-MAX_FIELDS = 16  # purpose, expires_after[...], expiry, visibility: a handful
+MAX_PARTS = 64  # the fields read are a handful; others are skipped, but counted
 MAX_FIELD_BYTES = 4096  # a form field's value (not the file)
 MAX_PART_HEADER_BYTES = 16 * 1024  # one part's headers together
 
@@ -48,6 +48,7 @@ class ReceivedUpload:
 class _Part:
     name: str = ""
     is_file: bool = False
+    skipped: bool = False  # a field this upload does not read: its bytes are dropped
     filename: str | None = None
     content_type: str | None = None
     value: bytearray = field(default_factory=bytearray)
@@ -56,8 +57,9 @@ class _Part:
 class _FormReader:
     """python-multipart's callbacks: they only record; the caller writes to disk."""
 
-    def __init__(self, max_file_bytes: int) -> None:
+    def __init__(self, max_file_bytes: int, fields: frozenset[str]) -> None:
         self.max_file_bytes = max_file_bytes
+        self.known = fields
         self.fields: dict[str, str] = {}
         self.part = _Part()
         self.file_part: _Part | None = None
@@ -71,8 +73,8 @@ class _FormReader:
 
     def on_part_begin(self) -> None:
         self.parts += 1
-        if self.parts > MAX_FIELDS:
-            raise InvalidRequest(f"the form has more than {MAX_FIELDS} parts")
+        if self.parts > MAX_PARTS:
+            raise InvalidRequest(f"the form has more than {MAX_PARTS} parts")
         self.part, self.headers, self.header_bytes = _Part(), {}, 0
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
@@ -115,6 +117,8 @@ class _FormReader:
             raise InvalidRequest(
                 f"the field {FILE_FIELD!r} must be a file part (with a filename)", param=FILE_FIELD
             )
+        else:
+            part.skipped = part.name not in self.known  # unknown fields are ignored
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self.part
@@ -124,6 +128,8 @@ class _FormReader:
                 raise file_too_large(self.max_file_bytes)
             self.pending.append(data[start:end])
             return
+        if part.skipped:
+            return
         part.value += data[start:end]
         if len(part.value) > MAX_FIELD_BYTES:
             raise InvalidRequest(f"the field {part.name!r} passes {MAX_FIELD_BYTES} bytes",
@@ -131,7 +137,7 @@ class _FormReader:
 
     def on_part_end(self) -> None:
         part = self.part
-        if part.is_file:
+        if part.is_file or part.skipped:
             return
         if part.name in self.fields:
             raise InvalidRequest(f"the field {part.name!r} is sent twice", param=part.name)
@@ -139,16 +145,21 @@ class _FormReader:
 
 
 async def receive_upload(
-    headers_content_type: str, body: AsyncIterator[bytes], max_file_bytes: int, spool: Path
+    headers_content_type: str,
+    body: AsyncIterator[bytes],
+    max_file_bytes: int,
+    spool: Path,
+    fields: frozenset[str],
 ) -> ReceivedUpload:
-    """Parse a multipart/form-data body as it arrives; refuse a file over the limit at once."""
+    """Parse a multipart/form-data body as it arrives; refuse a file over the limit at once.
+    Text fields named in `fields` are read (each once); others are skipped unread."""
     media_type, options = parse_options_header(headers_content_type)
     if media_type != b"multipart/form-data":
         raise InvalidRequest(f"send the file as multipart/form-data, in a field named {FILE_FIELD}")
     boundary = options.get(b"boundary")
     if not boundary or len(boundary) > 200:
         raise InvalidRequest("the multipart Content-Type has no usable boundary")
-    reader = _FormReader(max_file_bytes)
+    reader = _FormReader(max_file_bytes, fields)
     parser = MultipartParser(boundary, {
         "on_part_begin": reader.on_part_begin, "on_part_data": reader.on_part_data,
         "on_part_end": reader.on_part_end, "on_header_field": reader.on_header_field,

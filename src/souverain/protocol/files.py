@@ -13,10 +13,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..errors import InvalidRequest
 from ..files.settings import UploadPurpose
 
 MIN_EXPIRY_S, MAX_EXPIRY_S = 3600, 2_592_000  # OpenAI's bounds: an hour to 30 days
 MAX_EXPIRY_HOURS = MAX_EXPIRY_S // 3600
+OPTIONAL_FIELDS = ("expires_after[anchor]", "expires_after[seconds]", "expiry")
+FORM_FIELDS = frozenset({"purpose", "visibility", *OPTIONAL_FIELDS})  # the others are skipped
 
 
 class FileUploadFields(BaseModel):
@@ -48,17 +51,19 @@ class FileUploadFields(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _unset_expiry(cls, data: Any) -> Any:
-        """The mistralai SDK writes an explicit `expiry=None` as the text "null"."""
-        if isinstance(data, dict) and data.get("expiry") in ("", "null"):
-            return {key: value for key, value in data.items() if key != "expiry"}
+    def _unset_fields(cls, data: Any) -> Any:
+        """A form cannot send null: the mistralai SDK writes an explicit `expiry=None` as
+        the text "null", so an empty or "null" optional field reads as absent."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items()
+                    if not (key in OPTIONAL_FIELDS and value in ("", "null"))}  # fmt: skip
         return data
 
-    @model_validator(mode="after")
-    def _anchor_with_seconds(self) -> FileUploadFields:
+    def check(self) -> None:
+        """Rules between fields (400 naming the field), beyond what each field says."""
         if (self.anchor is None) != (self.seconds is None):
-            raise ValueError("expires_after needs both anchor and seconds")
-        return self
+            raise InvalidRequest("expires_after needs both anchor and seconds",
+                                 param="expires_after")  # fmt: skip
 
     def lifetime_s(self) -> int | None:
         if self.seconds is not None:
