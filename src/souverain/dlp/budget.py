@@ -80,6 +80,12 @@ def charge(units: int) -> None:
         raise ScanTooCostly()
 
 
+def remaining() -> int | None:
+    """What is left of the current request's budget; None outside one."""
+    left: int | None = getattr(_local, "left", None)
+    return left
+
+
 @contextmanager
 def request_budget(limit: int = WORK_LIMIT) -> Iterator[None]:
     """Bounds the scans run in this thread inside the block (nested blocks share the outer

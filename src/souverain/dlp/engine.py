@@ -42,10 +42,12 @@ class Scanner(Protocol):
 
 
 def build_scanner(config: DlpConfig) -> Scanner:
-    """The built-in detectors plus the configured dictionaries and patterns."""
+    """The built-in detectors plus the configured dictionaries and patterns; a text
+    scanned before is not scanned again (scan_cache.py: a conversation's history)."""
     from .detectors import DictionaryDetector, RegexDetector, default_detectors
     from .detectors import Scanner as DetectorScanner
     from .normalize import warm_up
+    from .scan_cache import CachingScanner
 
     warm_up()
 
@@ -63,7 +65,7 @@ def build_scanner(config: DlpConfig) -> Scanner:
             raise ConfigError(
                 "dlp.person_names needs the optional extra: pip install 'souverain[names]'"
             ) from None
-    return DetectorScanner(detectors)
+    return CachingScanner(DetectorScanner(detectors))
 
 
 class DlpEngine:
