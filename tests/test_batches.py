@@ -13,6 +13,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -235,6 +236,28 @@ def test_a_mistral_batch_job(gateway: Server) -> None:
     assert answers[3]["response"]["body"]["choices"][0]["message"]["content"] == "mistral 3"
     listed = client.batch.jobs.list(page_size=100)
     assert job.id in [item.id for item in listed.data or []]
+
+
+def test_the_cli_submits_follows_and_downloads(gateway: Server, tmp_path: Path) -> None:
+    source = tmp_path / "requests.jsonl"
+    source.write_text("\n".join(json.dumps({"custom_id": f"cli-{n}", "body": {
+        "messages": [{"role": "user", "content": f"from the cli {n}"}]}}) for n in range(5)))  # fmt: skip
+    target = tmp_path / "out.jsonl"
+    env = {"SOUVERAIN_URL": gateway.url, "SOUVERAIN_API_KEY": ADMIN_KEY}
+    runner = CliRunner()
+    submitted = runner.invoke(cli, ["batch", "submit", str(source), "--model", "cloud", "--wait",
+                                    "--output", str(target)], env=env)  # fmt: skip
+    assert submitted.exit_code == 0, submitted.output
+    summary = json.loads(submitted.stdout[submitted.stdout.index("{") :])
+    assert summary["status"] == "SUCCESS" and summary["succeeded_requests"] == 5
+    answers = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [a["custom_id"] for a in answers] == [f"cli-{n}" for n in range(5)]
+    listed = runner.invoke(cli, ["batch", "list"], env=env)
+    assert summary["id"] in listed.output and "5/5" in listed.output
+    shown = runner.invoke(cli, ["batch", "get", summary["id"]], env=env)
+    assert json.loads(shown.output)["output_file"] == summary["output_file"]
+    missing = runner.invoke(cli, ["batch", "cancel", "batch_nope"], env=env)
+    assert missing.exit_code != 0 and "404" in missing.output
 
 
 # ---- what is refused, and why ---------------------------------------------------------------

@@ -197,6 +197,7 @@ def providers_list(url: str, key: str) -> None:
 
 def _register_subcommands() -> None:
     from .audit.cli import audit
+    from .batch.cli import batch
     from .cli_chat import chat
     from .cli_connectors import connectors
     from .dlp.cli import dlp
@@ -208,6 +209,7 @@ def _register_subcommands() -> None:
         cli.add_command(command)
     cli.add_command(chat)  # issue 14: souverain chat
     cli.add_command(connectors)  # issue 14: MCP connectors
+    cli.add_command(batch)  # issue 15: batch jobs
 
 
 _register_subcommands()
