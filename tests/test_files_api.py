@@ -11,8 +11,6 @@ The servers serve no model (`models: []`): files need none, and they start in se
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
 import random
 import socket
@@ -26,18 +24,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from click.testing import CliRunner
 from mistralai.client import Mistral
 from mistralai.client.errors import SDKError
-from sqlalchemy import select
-
-from souverain.cli import cli
-from souverain.context import Principal
-from souverain.errors import StorageQuotaExceeded
-from souverain.files.settings import FilesConfig
-from souverain.files.store import CHUNK_BYTES, FileStore, iter_lines
-from souverain.store.database import open_database, upgrade
-from souverain.store.tables import file_chunks
 
 from .conftest import ADMIN_KEY, Server, start_server, stop_server
 from .databases import server_database
@@ -474,71 +462,3 @@ def test_erasing_a_subject_deletes_its_files(world: World) -> None:
         world.openai("erin").files.retrieve(gone.id)
     assert world.openai("bob").files.retrieve(kept.id).id == kept.id
     world.openai("bob").files.delete(kept.id)
-
-
-# ---- the store, as batches use it -----------------------------------------------------------
-
-
-def _principal(key_id: int, tenant: str = "acme") -> Principal:
-    return Principal(key_id=key_id, name=f"k{key_id}", role="user", tenant=tenant,
-                     subject=f"key:{key_id}")  # fmt: skip
-
-
-def test_uploads_at_once_cannot_pass_the_quota_together(database_url: str) -> None:
-    """Eight uploads at once, room for one: exactly one is stored, on SQLite and PostgreSQL
-    (the sum is read after the new row, under the tenant's lock)."""
-    engine = open_database(database_url)
-    upgrade(engine)
-    store = FileStore(engine, FilesConfig(max_file_bytes=2048, tenant_quota_bytes=3000))
-    outcomes: list[str] = []
-
-    def add(key_id: int) -> None:
-        try:
-            store.add(_principal(key_id), "batch", "a.bin", io.BytesIO(b"x" * 2000))
-            outcomes.append("stored")
-        except StorageQuotaExceeded:
-            outcomes.append("refused")
-
-    threads = [threading.Thread(target=add, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(outcomes) == ["refused"] * 7 + ["stored"]
-    assert store.usage("acme") == 2000
-    engine.dispose()
-
-
-def test_a_file_is_read_back_line_by_line_across_chunks(tmp_path: Path) -> None:
-    engine = open_database(f"sqlite:///{tmp_path / 'files.db'}")
-    upgrade(engine)
-    store = FileStore(engine, FilesConfig())
-    lines = [
-        f'{{"custom_id": "{n}", "pad": "{"p" * (n * 7 % 9000)}"}}\n'.encode() for n in range(900)
-    ]
-    lines[-1] = lines[-1].rstrip(b"\n")  # a last line without its newline
-    record = store.add(_principal(1), "batch", "in.jsonl", io.BytesIO(b"".join(lines)))
-    assert record.num_lines == 900 and record.bytes > 2 * CHUNK_BYTES
-    assert list(iter_lines(store.read(record.id))) == lines
-    engine.dispose()
-
-
-def test_cli_erase_deletes_the_subjects_files(tmp_path: Path) -> None:
-    """`souverain audit erase --subject` deletes that subject's files, no one else's."""
-    data = tmp_path / "data"
-    data.mkdir()
-    engine = open_database(f"sqlite:///{data / 'souverain.db'}")
-    upgrade(engine)
-    store = FileStore(engine, FilesConfig())
-    erin, bob = _principal(7), _principal(8)
-    gone = store.add(erin, "batch", "erin.jsonl", io.BytesIO(LINES))
-    kept = store.add(bob, "batch", "bob.jsonl", io.BytesIO(LINES))
-    result = CliRunner().invoke(cli, ["audit", "erase", "--subject", "key:7", "--data-dir",
-                                      str(data)])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["files_deleted"] == 1
-    assert store.get(erin, gone.id) is None and store.get(bob, kept.id) == kept
-    with engine.connect() as conn:  # the chunks went with the row
-        left = conn.execute(select(file_chunks.c.file_id).distinct()).scalars().all()
-    assert left == [kept.id]
-    engine.dispose()
