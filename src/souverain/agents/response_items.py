@@ -14,9 +14,10 @@ Answers come back the other way: a `message.output` entry is a `message` output 
 so `GET /v1/responses/{id}` shows the ids the turn returned.
 
 Each input entry keeps the item as the client gave it under `_item` (ids, part types),
-for `input_items`; each entry a response wrote is tagged `_response` with its id, so its
-copies in a branched conversation are found when it is deleted or erased. Keys starting
-with `_` never leave the gateway (conversation_entries.py `public`).
+for `input_items`, and is tagged `_response` with the response's id (as are the copies
+of all its entries in a branched conversation: agents/runtime.py), so that deleting or
+erasing the response finds them. Keys starting with `_` never leave the gateway
+(conversation_entries.py `public`).
 """
 
 from __future__ import annotations
@@ -41,8 +42,7 @@ from ..protocol.responses import (
 )
 from .conversation_entries import entry
 from .items import item_id
-
-RESPONSE_TAG = "_response"
+from .store import RESPONSE_TAG
 
 
 def input_entries(value: str | Sequence[InputItem], response_id: str) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ from .conversation_tools import bind
 from .events import Event, ResponseEvents
 from .items import item_id
 from .response_items import finish_status, input_entries, output_items
-from .store import Owner, ResponseStore
+from .store import RESPONSE_TAG, Owner, ResponseStore
 
 if TYPE_CHECKING:
     from ..state import AppState
@@ -188,8 +188,15 @@ class ResponsesRuntime:
             raise NotFound(f"no response {previous[:80]!r} was found", param="previous_response_id")
         if ids[-1] == last:  # its conversation's latest: append
             return found, entries, []
-        kept = entries[: ids.index(last) + 1]
-        copies = [{**value, "id": item_id(PREFIXES[value["type"]])} for value in kept]
+        # A branch: copies of the entries up to that response, each tagged with the
+        # response that made it, so that deleting or erasing that response reaches the copy.
+        made_by = await asyncio.to_thread(self.responses.entry_owners, found.id)
+        copies = []
+        for value in entries[: ids.index(last) + 1]:
+            copy = {**value, "id": item_id(PREFIXES[value["type"]])}
+            if value["id"] in made_by:
+                copy[RESPONSE_TAG] = made_by[value["id"]]
+            copies.append(copy)
         branch = _new_conversation(owner, subject, request, found.classification)
         return branch, [], copies
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
+from sqlalchemy import Connection, Engine, Row, Select, and_, delete, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..context import Principal
@@ -136,10 +136,10 @@ class ResponseStore:
         if not RESPONSE_ID.fullmatch(response_id):
             return False
         with self.database.begin() as conn:
-            gone = conn.execute(delete(agent_responses).where(_owned(owner, response_id)))
-            if gone.rowcount:
-                _forget(conn, owner, [response_id])
-        return bool(gone.rowcount)
+            rows = conn.execute(_made(_owned(owner, response_id))).all()
+            conn.execute(delete(agent_responses).where(_owned(owner, response_id)))
+            _forget(conn, owner, rows)
+        return bool(rows)
 
     def erase_subject(self, subject: str, tenant: str | None) -> int:
         """Delete every stored response of one data subject (in `tenant`, or everywhere),
@@ -153,23 +153,27 @@ class ResponseStore:
             theirs = and_(theirs, conversations.c.tenant == tenant)
         held = agent_responses.c.conversation_id.in_(select(conversations.c.id).where(theirs))
         with self.database.begin() as conn:
-            rows = conn.execute(
-                select(
-                    agent_responses.c.id,
-                    agent_responses.c.tenant,
-                    agent_responses.c.tenant_id,
-                    agent_responses.c.owner,
-                ).where(or_(mine, held))
-            ).all()
-            by_owner: dict[Owner, list[str]] = {}
+            rows = conn.execute(_made(or_(mine, held))).all()
+            by_owner: dict[Owner, list[Row[Any]]] = {}
             for row in rows:
-                by_owner.setdefault(Owner(row.tenant, row.tenant_id, row.owner), []).append(row.id)
-            for owner, ids in by_owner.items():
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start : start + 500]
-                    conn.execute(delete(agent_responses).where(agent_responses.c.id.in_(chunk)))
+                by_owner.setdefault(Owner(row.tenant, row.tenant_id, row.owner), []).append(row)
+            for owner, made in by_owner.items():
+                for start in range(0, len(made), 500):
+                    chunk = made[start : start + 500]
+                    ids = [row.id for row in chunk]
+                    conn.execute(delete(agent_responses).where(agent_responses.c.id.in_(ids)))
                     _forget(conn, owner, chunk)
         return len(rows)
+
+    def entry_owners(self, conversation_id: str) -> dict[str, str]:
+        """Which response made each entry of a conversation (entry id -> response id)."""
+        with self.database.connect() as conn:
+            rows = conn.execute(
+                select(agent_responses.c.id, agent_responses.c.entries).where(
+                    agent_responses.c.conversation_id == conversation_id
+                )
+            ).all()
+        return {entry_id: row.id for row in rows for entry_id in orjson.loads(row.entries)}
 
     def drop_orphans(self) -> int:
         """Delete the rows whose conversation is gone (deleted, erased, past retention)."""
@@ -182,32 +186,54 @@ class ResponseStore:
         return int(result.rowcount or 0)
 
 
-def _forget(conn: Connection, owner: Owner, response_ids: Sequence[str]) -> None:
-    """Delete the entries these responses wrote, wherever the owner's conversations hold
-    them (a branch holds copies), then the conversations left without any entry."""
+def _made(condition: ColumnElement[bool]) -> Select[Any]:
+    """The rows' owner, conversation and entries: what `_forget` needs."""
+    columns = agent_responses.c
+    return select(
+        columns.id, columns.tenant, columns.tenant_id, columns.owner,
+        columns.conversation_id, columns.entries,
+    ).where(condition)  # fmt: skip
+
+
+def _forget(conn: Connection, owner: Owner, rows: Sequence[Row[Any]]) -> None:
+    """Delete the entries these responses made: in their own conversation by id, and
+    their copies in conversations branched from it (tagged with the response's id, by
+    agents/runtime.py) wherever the owner's conversations hold them; then the
+    conversations left without any entry."""
     owned = select(conversations.c.id).where(_owner_of(conversations, owner))
-    for response_id in response_ids:
-        tagged = and_(
-            conversation_entries.c.conversation_id.in_(owned),
-            conversation_entries.c.body.contains(
-                orjson.dumps({RESPONSE_TAG: response_id}).decode()[1:-1], autoescape=True
+    touched: set[str] = set()
+    for row in rows:
+        tag = orjson.dumps({RESPONSE_TAG: row.id}).decode()[1:-1]
+        made = or_(
+            and_(
+                conversation_entries.c.conversation_id == row.conversation_id,
+                conversation_entries.c.id.in_(orjson.loads(row.entries)),
+            ),
+            and_(
+                conversation_entries.c.conversation_id.in_(owned),
+                conversation_entries.c.body.contains(tag, autoescape=True),
             ),
         )
-        touched = {
-            row.conversation_id
-            for row in conn.execute(select(conversation_entries.c.conversation_id).where(tagged))
-        }
-        if not touched:
-            continue
-        conn.execute(delete(conversation_entries).where(tagged))
-        for conversation_id in touched:
-            left = conn.execute(
-                select(func.count())
-                .select_from(conversation_entries)
-                .where(conversation_entries.c.conversation_id == conversation_id)
-            ).scalar_one()
-            if not left:
-                conn.execute(delete(conversations).where(conversations.c.id == conversation_id))
+        found = conn.execute(select(conversation_entries.c.conversation_id).where(made))
+        touched |= {found_row.conversation_id for found_row in found}
+        conn.execute(delete(conversation_entries).where(made))
+    if not touched:
+        return
+    # Old entries changed: a new version, at which they were rewritten, so that no
+    # replica's cached history (agents/conversation_cache.py) still holds them.
+    conn.execute(
+        update(conversations)
+        .where(conversations.c.id.in_(touched))
+        .values(version=conversations.c.version + 1, rewritten=conversations.c.version + 1)
+    )
+    for conversation_id in touched:
+        left = conn.execute(
+            select(func.count())
+            .select_from(conversation_entries)
+            .where(conversation_entries.c.conversation_id == conversation_id)
+        ).scalar_one()
+        if not left:
+            conn.execute(delete(conversations).where(conversations.c.id == conversation_id))
 
 
 def _owner_of(table: Any, owner: Owner) -> ColumnElement[bool]:
