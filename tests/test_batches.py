@@ -24,7 +24,10 @@ from click.testing import CliRunner
 from mistralai.client import Mistral
 from sqlalchemy import create_engine, text
 
+from souverain.batch.lane import BatchLane
 from souverain.cli import cli
+from souverain.config import ModelConfig
+from souverain.routing.models import ServedModel
 
 from .conftest import ADMIN_KEY, Server, start_server, stop_server
 from .databases import postgres_database
@@ -64,7 +67,7 @@ def gateway_config(
             {"id": "vectors", "type": "embeddings", "deployments": [up.deployment(name="vec")]},
         ],
         "jobs": {"lease_s": 2, "check_s": 0.3, "poll_s": 0.1},
-        "batch": {"range_lines": 5, "max_lines": 200, **batch},
+        "batch": {"range_lines": 5, "max_lines": 200, "lane_concurrency": 4, **batch},
     }
     if database_url:
         config["database_url"] = database_url
@@ -258,6 +261,50 @@ def test_the_cli_submits_follows_and_downloads(gateway: Server, tmp_path: Path) 
     assert json.loads(shown.output)["output_file"] == summary["output_file"]
     missing = runner.invoke(cli, ["batch", "cancel", "batch_nope"], env=env)
     assert missing.exit_code != 0 and "404" in missing.output
+
+
+class Engine:
+    """Stands for a deployment's engine: only its reported depth is read by the lane."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+
+    def queue_depth(self) -> int:
+        return self.depth
+
+
+def test_the_lane_lets_interactive_calls_go_first() -> None:
+    engine = Engine()
+    served = ServedModel(config=ModelConfig(id="m", deployments=[{"engine": "openai",
+                         "base_url": "http://127.0.0.1:9/v1"}]), backends=[engine])  # type: ignore[list-item]  # fmt: skip
+
+    class Catalog:
+        def get(self, name: str) -> ServedModel:
+            return served
+
+    lane = BatchLane(Catalog(), share=1)  # type: ignore[arg-type]
+    order: list[str] = []
+
+    async def line(name: str, hold: float) -> None:
+        async with lane.admitted("m"):
+            engine.depth += 1  # the engine counts the line while it runs
+            order.append(name)
+            await asyncio.sleep(hold)
+            engine.depth -= 1
+
+    async def run() -> None:
+        engine.depth = 1  # an interactive call in flight: batch lines wait
+        first = asyncio.create_task(line("a", 0.1))
+        second = asyncio.create_task(line("b", 0.0))
+        await asyncio.sleep(0.2)
+        assert order == []
+        engine.depth = 0  # it ended: one line at a time (share 1)
+        await asyncio.sleep(0.05)
+        assert order == ["a"] and lane.interactive(served) == 0
+        await asyncio.gather(first, second)
+        assert order == ["a", "b"]
+
+    asyncio.run(run())
 
 
 # ---- what is refused, and why ---------------------------------------------------------------

@@ -6,7 +6,8 @@ the submitter's model scopes, quotas, classification claim, data-loss prevention
 policy, routing, usage row and audit leaf. A line refused for rate or capacity (429,
 503) waits and is tried again, for up to `batch.retry_s`: a batch is not in a hurry,
 and a refusal there would only move the line to the error file. Any other refusal is
-the line's answer, in the error file, in the endpoint's error shape.
+the line's answer, in the error file, in the endpoint's error shape. Each call first
+waits for its turn in the batch lane (batch/lane.py): interactive traffic goes first.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..protocol.chat import ChatCompletionRequest, render_completion
 from ..protocol.embeddings import EmbeddingRequest, render_embeddings
 from ..protocol.fim import FIMCompletionRequest
 from ..protocol.token_ids import load_off_the_loop
+from .lane import BatchLane
 from .settings import BATCH_ENDPOINTS
 
 SCHEMAS: dict[str, type[BaseModel]] = {
@@ -52,8 +54,9 @@ class Submitter:
 
 
 class LineCaller:
-    def __init__(self, pipeline: Pipeline, retry_s: float) -> None:
+    def __init__(self, pipeline: Pipeline, lane: BatchLane, retry_s: float) -> None:
         self.pipeline = pipeline
+        self.lane = lane
         self.retry_s = retry_s
 
     async def answer(
@@ -69,7 +72,8 @@ class LineCaller:
             ctx = RequestContext(endpoint="batch", principal=submitter.principal)
             ctx.claims.append(submitter.claim)
             try:
-                return await self._call(ctx, BATCH_ENDPOINTS[endpoint], body)
+                async with self.lane.admitted(body.get("model"), stop):  # interactive first
+                    return await self._call(ctx, BATCH_ENDPOINTS[endpoint], body)
             except (RateLimited, EngineOverloaded) as exc:
                 pause = max(RETRY_PAUSE_S, exc.retry_after or 0.0)
                 if time.monotonic() + pause > deadline or (stop is not None and stop.is_set()):

@@ -24,6 +24,7 @@ from ..library.embedder import principal_to_json
 from ..pipeline import Pipeline
 from .execute import LineCaller
 from .handler import BATCH_KIND, BatchHandler
+from .lane import BatchLane
 from .lines import LineCounts, LineStore
 from .lines_format import Api
 from .ranges import RANGE_KIND, RangeHandler
@@ -66,7 +67,8 @@ class BatchService:
         self.runner: JobRunner | None = None  # set when the app starts its runner
 
     def handlers(self) -> dict[str, JobHandler]:
-        caller = LineCaller(self.pipeline, self.config.retry_s)
+        lane = BatchLane(self.pipeline.catalog, self.config.lane_concurrency)
+        caller = LineCaller(self.pipeline, lane, self.config.retry_s)
         return {
             BATCH_KIND: BatchHandler(self.config, self.jobs, self.lines, self.files, self.pipeline),
             RANGE_KIND: RangeHandler(self.config, self.jobs, self.lines, self.files, caller),

@@ -36,6 +36,13 @@ class BatchConfig(BaseModel):
         description="Lines per unit of work: replicas share a batch range by range, and a "
         "dead replica's range is redone from its first unanswered line.",
     )
+    lane_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=1024,
+        description="Batch lines running at once per model in one replica; they also wait "
+        "while interactive calls are in flight on the model (batch/lane.py).",
+    )
     max_timeout_hours: int = Field(
         default=168, ge=1, le=8760, description="The longest completion window accepted."
     )
