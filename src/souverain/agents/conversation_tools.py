@@ -63,7 +63,13 @@ class Toolbox:
                     "function": {
                         "name": name,
                         "description": f"Hand the conversation over to {about[:500]}",
-                        "parameters": {"type": "object", "properties": {}},
+                        # No arguments, and none other allowed: an open object let a
+                        # constrained model write properties until max_tokens.
+                        "parameters": {
+                            "type": "object",
+                            "properties": {},
+                            "additionalProperties": False,
+                        },
                     },
                 }
             )
