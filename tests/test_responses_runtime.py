@@ -145,6 +145,10 @@ def test_a_chain_that_read_restricted_data_stays_restricted(
         model="onprem", input="Bonjour", previous_response_id=secret.id
     )
     assert raw.headers["x-souverain-classification"] == "restricted"
+    # A branch (from the first response, no longer the latest) keeps the level too.
+    with pytest.raises(openai.PermissionDeniedError):
+        client.responses.create(model="foreign", input="Ailleurs", previous_response_id=secret.id)
+    assert len(upstream.received) == before + 1
 
 
 def test_another_tenants_previous_response_is_missing(gateway: Server) -> None:
