@@ -418,6 +418,7 @@ def test_no_field_carries_an_identifier_upstream(
 BAD: list[tuple[dict[str, Any], str | None]] = [
     ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
     ({"tools": [{"type": "function"}]}, "tools[0].name"),
+    ({"tools": [ECHO_TOOL, ECHO_TOOL]}, "tools[1]"),
     ({"background": True}, "background"),
     ({"reasoning": {"effort": "high"}}, "reasoning"),
     ({"include": ["file_search_call.results"]}, "include"),
