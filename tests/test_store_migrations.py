@@ -14,8 +14,8 @@ from souverain.cli import cli
 from souverain.identity.keys import KeyStore
 from souverain.store.database import current_revision, open_database, upgrade
 
-HEAD = "0011"
-ALL = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011"]
+HEAD = "0014"
+ALL = [f"{n:04d}" for n in range(1, 15)]  # 0011 files, 0012 jobs, 0013-0014 responses
 
 
 def _engine(database_url: str):  # type: ignore[no-untyped-def]
