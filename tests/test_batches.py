@@ -67,8 +67,11 @@ def gateway_config(
             {"id": "vectors", "type": "embeddings", "deployments": [up.deployment(name="vec")]},
         ],
         "jobs": {"lease_s": 2, "check_s": 0.3, "poll_s": 0.1},
-        "batch": {"range_lines": 5, "max_lines": 200, "lane_concurrency": 4, **batch},
-    }
+        "batch": {"range_lines": 5, "max_lines": 200, "max_line_bytes": 4096,
+                  "lane_concurrency": 4, **batch},
+        # what leaves for the upstream (an EU cloud) is pseudonymized, batch lines included
+        "dlp": {"destinations": [{"operators": ["EU Cloud"], "actions": {"*": "pseudonymize"}}]},
+    }  # fmt: skip
     if database_url:
         config["database_url"] = database_url
     return config
@@ -126,11 +129,11 @@ def lines_of(client: openai.OpenAI, file_id: str | None) -> list[dict[str, Any]]
     return [json.loads(line) for line in client.files.content(file_id).text.splitlines()]
 
 
-def key_in(server: Server, tenant: str) -> str:
+def key_in(server: Server, tenant: str, **fields: Any) -> str:
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     httpx.post(server.url + "/admin/v1/tenants", json={"name": tenant}, headers=admin, timeout=30)
-    created = httpx.post(server.url + "/admin/v1/keys", headers=admin, timeout=30,
-                         json={"name": f"{tenant}-key", "tenant": tenant, "role": "developer"})  # fmt: skip
+    body = {"name": f"{tenant}-key", "tenant": tenant, "role": "developer", **fields}
+    created = httpx.post(server.url + "/admin/v1/keys", headers=admin, timeout=30, json=body)
     assert created.status_code in (200, 201), created.text
     return str(created.json()["key"])
 
@@ -341,10 +344,42 @@ def test_limits_of_the_batch_section(gateway: Server) -> None:
         input_file_id=upload(client, too_many), endpoint=CHAT, completion_window="24h").id)  # fmt: skip
     assert batch.status == "failed" and batch.errors and batch.errors.data
     assert batch.errors.data[0].code == "too_many_requests" and batch.errors.data[0].line == 201
+    nested = json.dumps(
+        chat_line("deep", "x") | {"body": {"model": "cloud", "x": [[[[[[1]]]]]] * 2}}
+    )
+    deep = "[" * 200 + "]" * 200
+    odd = [chat_line("ok", "x"), "x" * 5000, deep, b"\xff\xfe{}".decode("latin-1"), nested]
+    batch = finished(client, client.batches.create(input_file_id=upload(client, odd),
+                                                   endpoint=CHAT, completion_window="24h").id)  # fmt: skip
+    assert batch.errors and batch.errors.data
+    assert [(e.line, e.code) for e in batch.errors.data] == [
+        (2, "line_too_long"), (3, "invalid_json_line"), (4, "invalid_json_line")]  # fmt: skip
     empty = client.files.create(file=("e.jsonl", io.BytesIO(b"\n\n")), purpose="batch").id
     batch = finished(client, client.batches.create(input_file_id=empty, endpoint=CHAT,
                                                    completion_window="24h").id)  # fmt: skip
     assert batch.errors and batch.errors.data and batch.errors.data[0].code == "empty_file"
+
+
+def test_each_line_is_a_pipeline_call_as_the_submitter(
+    gateway: Server, upstream: SlowUpstream
+) -> None:
+    client = oai(gateway)
+    before = len(upstream.received)
+    lines = [chat_line("pii", "write to jeanne.martin@example.fr please")]
+    batch = finished(client, client.batches.create(input_file_id=upload(client, lines),
+                                                   endpoint=CHAT, completion_window="24h").id)  # fmt: skip
+    (answer,) = lines_of(client, batch.output_file_id)
+    sent = json.dumps(upstream.received[before:])
+    assert "jeanne.martin@example.fr" not in sent  # DLP: the upstream got a pseudonym
+    content = answer["response"]["body"]["choices"][0]["message"]["content"]
+    assert "jeanne.martin@example.fr" in content  # ... restored in the answer
+    # A key scoped to another model may not batch this one: its scopes apply per line.
+    scoped = oai(gateway, key_in(gateway, "scoped", models=["other"]))
+    mine = upload(scoped, [chat_line("s", "x")])
+    batch = finished(scoped, scoped.batches.create(input_file_id=mine, endpoint=CHAT,
+                                                   completion_window="24h").id)  # fmt: skip
+    assert batch.status == "failed" and batch.errors and batch.errors.data
+    assert batch.errors.data[0].code == "model_not_found"
 
 
 def test_create_refuses_clearly(gateway: Server) -> None:

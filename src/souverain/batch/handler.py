@@ -112,9 +112,9 @@ class BatchHandler:
         await asyncio.to_thread(self.jobs.update_held, job.id, control.replica,
                                 stage="finalizing", result=result)  # fmt: skip
         ranges = await asyncio.to_thread(self.jobs.children, job.id)
-        expired = any(r.status == "expired" for r in ranges) or (
-            job.expires_at is not None and time.time() > job.expires_at
-        )
+        # A range ends `expired` at its first line past the window: a batch whose lines
+        # were all answered is complete even if it is finalized after the window.
+        expired = any(r.status == "expired" for r in ranges)
         written = await asyncio.to_thread(self._assemble, job, ranges)
         result.update(written)
         status = "cancelled" if job.cancel_requested else "expired" if expired else "succeeded"

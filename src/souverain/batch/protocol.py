@@ -74,7 +74,9 @@ def _at(value: Any) -> int | None:
 def render_openai(view: BatchView) -> dict[str, Any]:
     job, result = view.job, view.job.result
     status = openai_status(view)
-    errors = result.get("errors")
+    errors = list(result.get("errors") or [])
+    if job.status == "failed" and job.error:  # given up, or an unexpected failure
+        errors.append({"code": "batch_failed", "message": job.error, "line": None, "param": None})
     return {
         "id": job.id,
         "object": "batch",
