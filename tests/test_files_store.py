@@ -9,12 +9,14 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from souverain.cli import cli
+from souverain.config import load_settings
 from souverain.context import Principal
-from souverain.errors import StorageQuotaExceeded
+from souverain.errors import ConfigError, StorageQuotaExceeded
 from souverain.files.settings import FilesConfig
 from souverain.files.store import CHUNK_BYTES, FileStore, iter_lines
 from souverain.store.database import open_database, upgrade
@@ -86,3 +88,13 @@ def test_cli_erase_deletes_the_subjects_files(tmp_path: Path) -> None:
         left = conn.execute(select(file_chunks.c.file_id).distinct()).scalars().all()
     assert left == [kept.id]
     engine.dispose()
+
+
+def test_the_files_settings_are_checked_at_start_up() -> None:
+    env = {"SOUVERAIN_FILES__MAX_FILE_BYTES": "4096", "SOUVERAIN_FILES__TENANT_QUOTA_BYTES": "8192"}
+    files = load_settings(environ=env).files
+    assert (files.max_file_bytes, files.tenant_quota_bytes) == (4096, 8192)
+    with pytest.raises(ConfigError, match=r"files: .*max_file_bytes is larger than tenant_quota"):
+        load_settings(environ={**env, "SOUVERAIN_FILES__MAX_FILE_BYTES": "10000"})
+    with pytest.raises(ConfigError, match=r"files: .*'homework' is not one of"):
+        load_settings(overrides={"files.purposes": ["batch", "homework"]}, environ={})
