@@ -2,9 +2,10 @@
 
 An agent loop that calls tools can go on for as long as the model keeps asking: a limit
 ends it. The tenant's defaults (config `agents:`) are a ceiling; an agent's own `limits`
-may only lower them. A reached limit ends the turn with 400 `agent_limit_reached`
-naming the limit (not 429: an SDK would retry the same turn and hit it again); the
-entries produced until then are kept in the conversation.
+may only lower them. Once the turn has made its `max_tool_calls`, the next model step is
+offered no tool and answers (conversation_loop.py); otherwise a reached limit ends the
+turn with 400 `agent_limit_reached` naming the limit (not 429: an SDK would retry the
+same turn and hit it again); the entries produced until then are kept in the conversation.
 """
 
 from __future__ import annotations

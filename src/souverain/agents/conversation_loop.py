@@ -12,7 +12,9 @@ A step's tool calls: a function tool's call ends the turn (`function.call` entri
 client runs it and appends the result); a server-side tool runs here (`tool.execution`),
 or pauses the turn when it requires approval; a handoff tool moves the conversation to
 that agent (`agent.handoff`), which answers next in the same turn. The turn ends when a
-step calls no tool, or at a limit (conversation_limits.py). A forced `tool_choice`
+step calls no tool, or at a limit (conversation_limits.py); once the turn has made its
+`max_tool_calls`, the next step is offered no tool call (`tool_choice: none`) and answers
+with what it has, rather than the turn failing there. A forced `tool_choice`
 (`any`, `required`) holds for the turn's first step only; later steps choose (`auto`),
 or a forced choice would call tools until the limit.
 
@@ -81,8 +83,10 @@ class ConversationLoop:
                     raise LimitReached("max_steps", turn.limits.max_steps)
                 counts["steps"] += 1
                 calls: list[dict[str, Any]] = []
+                # Tool calls spent: the step is offered none and answers with what it has.
+                spent = 0 < turn.limits.max_tool_calls <= counts["tools"]
                 async for item in _bounded(
-                    self._step(turn, calls, counts["steps"]), deadline, turn
+                    self._step(turn, calls, counts["steps"], spent), deadline, turn
                 ):
                     yield item
                 if not calls:
@@ -104,7 +108,7 @@ class ConversationLoop:
         await self._save(turn)
 
     async def _step(
-        self, turn: Turn, calls: list[dict[str, Any]], number: int
+        self, turn: Turn, calls: list[dict[str, Any]], number: int, tools_spent: bool
     ) -> AsyncIterator[events.Event]:
         conversation = turn.conversation
         ctx = RequestContext(
@@ -113,7 +117,7 @@ class ConversationLoop:
             request_id=turn.ctx.request_id,
             claims=[*turn.ctx.claims, conversation.classification],
         )
-        chat = turn.chat_request(number)
+        chat = turn.chat_request(number, tools_spent=tools_spent)
         call = await self.pipeline.prepare(ctx, "chat", chat)
         turn.step_ctx = ctx
         profile = turn.profile
@@ -265,11 +269,11 @@ class ConversationLoop:
             decision = turn.confirmations[pending["tool_call_id"]]
             call_entry = stored.get(pending.get("entry_id", ""))
             status = "allowed" if decision == "allow" else "denied"
+            counts["tools"] += 1  # a decided call is one of this turn's, run or not
             if call_entry is not None:
                 call_entry["confirmation_status"] = status
                 turn.changed.append(call_entry)
             if decision == "allow":
-                counts["tools"] += 1
                 for item in await self._execute(
                     turn, pending["name"], pending["tool_call_id"], pending["arguments"], "allowed"
                 ):

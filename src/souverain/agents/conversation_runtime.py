@@ -88,9 +88,10 @@ class Turn:
             "total_tokens": total,
         }
 
-    def chat_request(self, number: int) -> ChatCompletionRequest:
+    def chat_request(self, number: int, *, tools_spent: bool = False) -> ChatCompletionRequest:
         """The chat call of this turn's model step `number` (from 1): every text sent is in it,
-        for the guards. A forced tool_choice holds for the first step only."""
+        for the guards. A forced tool_choice holds for the first step only. `tools_spent`:
+        the turn made its max_tool_calls, so this step may call none and must answer."""
         turn = self
         profile = turn.profile
         args = {**profile.completion_args, **turn.completion_args}
@@ -101,6 +102,8 @@ class Turn:
         choice = args.get("tool_choice")
         if choice in FORCED and number > 1:
             choice = "auto"
+        if tools_spent:
+            choice = "none"
         data: dict[str, Any] = {
             "model": profile.model,
             "messages": messages,
