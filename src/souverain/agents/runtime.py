@@ -97,10 +97,7 @@ class ResponsesRuntime:
         conversation, history, copies = await self._conversation(ctx, request, owner, subject)
         if not history and not copies and not own:
             raise InvalidRequest("input: give at least one input item", param="input")
-        tools = [
-            {"type": "function", "function": tool.model_dump(exclude={"type"}, exclude_none=True)}
-            for tool in request.tools or ()
-        ]
+        tools = _function_tools(request)
         profile = Profile(
             agent=None, model=request.model, instructions=request.instructions, tools=tools,
             completion_args=_completion_args(request), handoffs=[], limits={},
@@ -218,10 +215,6 @@ def _new_conversation(
     owner: Owner, subject: str, request: ResponsesRequest, classification: str | None
 ) -> Conversation:
     """A conversation for a response chain (or a branch of one: its level carries over)."""
-    tools = [
-        {"type": "function", "function": tool.model_dump(exclude={"type"}, exclude_none=True)}
-        for tool in request.tools or ()
-    ]
     return Conversation(
         id=item_id("conv"),
         owner=owner,
@@ -229,9 +222,21 @@ def _new_conversation(
         agent_id=None,
         agent_version=None,
         model=request.model,
-        settings={"metadata": request.metadata, "tools": tools, "completion_args": {}},
+        settings={
+            "metadata": request.metadata,
+            "tools": _function_tools(request),
+            "completion_args": {},
+        },
         classification=classification,
     )
+
+
+def _function_tools(request: ResponsesRequest) -> list[dict[str, Any]]:
+    """The request's function tools as a conversation holds them (chat's shape)."""
+    return [
+        {"type": "function", "function": tool.model_dump(exclude={"type"}, exclude_none=True)}
+        for tool in request.tools or ()
+    ]
 
 
 def _completion_args(request: ResponsesRequest) -> dict[str, Any]:
