@@ -65,6 +65,8 @@ def gateway_config(
             {"id": "cloud", "deployments": [up.deployment()]},
             {"id": "other", "deployments": [up.deployment(name="other")]},
             {"id": "vectors", "type": "embeddings", "deployments": [up.deployment(name="vec")]},
+            {"id": "coder", "capabilities": {"completion_fim": True},
+             "deployments": [up.deployment(name="coder")]},
         ],
         "jobs": {"lease_s": 2, "check_s": 0.3, "poll_s": 0.1},
         "batch": {"range_lines": 5, "max_lines": 200, "max_line_bytes": 4096,
@@ -178,7 +180,7 @@ def test_a_batch_completes_with_its_output_and_error_files(
     assert page.data[0].id == batch.id
 
 
-def test_an_embeddings_batch(gateway: Server) -> None:
+def test_embeddings_and_fim_batches(gateway: Server) -> None:
     client = oai(gateway)
     lines = [{"custom_id": f"e{n}", "method": "POST", "url": "/v1/embeddings",
               "body": {"model": "vectors", "input": [f"text {n}", "more"]}} for n in range(4)]  # fmt: skip
@@ -188,6 +190,16 @@ def test_an_embeddings_batch(gateway: Server) -> None:
     assert batch.status == "completed" and batch.error_file_id is None
     output = lines_of(client, batch.output_file_id)
     assert [len(line["response"]["body"]["data"]) for line in output] == [2, 2, 2, 2]
+    fim = "/v1/fim/completions"
+    lines = [{"custom_id": f"f{n}", "method": "POST", "url": fim, "body": {"model": "coder",
+              "prompt": f"def f{n}(", "suffix": "return 1", "max_tokens": 8}} for n in range(3)]  # fmt: skip
+    batch = client.batches.create(input_file_id=upload(client, lines), endpoint=fim,
+                                  completion_window="24h")  # fmt: skip
+    batch = finished(client, batch.id)
+    assert batch.status == "completed" and batch.error_file_id is None, batch
+    output = lines_of(client, batch.output_file_id)
+    texts = [line["response"]["body"]["choices"][0]["message"]["content"] for line in output]
+    assert [text.startswith(f"def f{n}(") for n, text in enumerate(texts)] == [True] * 3
 
 
 def test_cancelling_stops_within_seconds_and_keeps_what_was_done(
