@@ -58,8 +58,10 @@ def upstream() -> Iterator[SlowUpstream]:
 
 
 def gateway_config(
-    up: RecordingUpstream, database_url: str | None = None, **batch: Any
+    up: RecordingUpstream, database_url: str | None = None, lease_s: float = 5, **batch: Any
 ) -> dict[str, Any]:
+    """Short leases where a test kills a replica (it is taken over sooner); longer ones
+    elsewhere, so that a loaded machine's stall does not hand a range over mid-way."""
     config: dict[str, Any] = {
         "models": [
             {"id": "cloud", "deployments": [up.deployment()]},
@@ -68,7 +70,7 @@ def gateway_config(
             {"id": "coder", "capabilities": {"completion_fim": True},
              "deployments": [up.deployment(name="coder")]},
         ],
-        "jobs": {"lease_s": 2, "check_s": 0.3, "poll_s": 0.1},
+        "jobs": {"lease_s": lease_s, "check_s": 0.3, "poll_s": 0.1},
         "batch": {"range_lines": 5, "max_lines": 200, "max_line_bytes": 4096,
                   "lane_concurrency": 4, **batch},
         # what leaves for the upstream (an EU cloud) is pseudonymized, batch lines included
@@ -480,7 +482,7 @@ def test_a_batch_survives_sigkill_of_its_gateway(
     upstream: SlowUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     tmp = tmp_path_factory.mktemp("batch-crash")
-    config = gateway_config(upstream)
+    config = gateway_config(upstream, lease_s=2)
     server = start_server(tmp, config)
     key = key_in(server, "archives")  # the env admin key is made again at each start
     upstream.delay_s = 0.2
@@ -513,7 +515,7 @@ def test_two_replicas_on_postgresql_share_one_batch(
     databases = postgres_database()
     url = next(databases)
     tmp = tmp_path_factory.mktemp("batch-replicas")
-    config = gateway_config(upstream, url)
+    config = gateway_config(upstream, url, lease_s=2)
     # Replicas of one deployment share their database and their secrets (the data folder's
     # pepper and keys), as they would behind a load balancer.
     first = start_server(tmp / "one", config)
