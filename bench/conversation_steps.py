@@ -11,6 +11,9 @@
    costs there, on the machine as loaded now), then as many one-step conversation turns
    (`POST /v1/conversations` with a model, then appends to the same conversation): the
    gateway's time per agent step is a turn's latency minus the upstream's, p50 and p99;
+   then as many turns of two model steps (a function tool's round trip: two turns of one
+   step; a handoff: one turn of two steps, the handoff run in the gateway): per step,
+   (latency - 2 x upstream) / 2;
 3. `--concurrency` conversations at once for `--seconds`, each appending turns in a loop:
    turns done, errors (any non-200), latency percentiles;
 4. prints the figures and writes bench/results/conversation_steps.json.
@@ -75,7 +78,11 @@ async def sequential(url: str, upstream: str, turns: int) -> dict[str, float]:
                 await client.post(path, headers=headers, json={"inputs": f"Et {n}?"})
             ).raise_for_status()
             appends.append(time.perf_counter() - started)
+        round_trips, handoffs = await multi_step(client, url, turns)
     base = statistics.median(direct)
+    # Gateway time per model step of a sample: its latency minus the upstream's per step.
+    per_step_rt = [(t - 2 * base) / 2 for t in round_trips]
+    per_step_ho = [(t - 2 * base) / 2 for t in handoffs]
     return {
         "upstream_p50_ms": base * 1000,
         "upstream_p99_ms": pct(direct, 0.99) * 1000,
@@ -87,7 +94,54 @@ async def sequential(url: str, upstream: str, turns: int) -> dict[str, float]:
         "gateway_per_step_p99_ms": (pct(starts, 0.99) - base) * 1000,
         "append_turn_p50_ms": statistics.median(appends) * 1000,
         "append_turn_p99_ms": pct(appends, 0.99) * 1000,
+        "function_round_trip_p50_ms": statistics.median(round_trips) * 1000,
+        "function_round_trip_gateway_per_step_p50_ms": statistics.median(per_step_rt) * 1000,
+        "function_round_trip_gateway_per_step_p99_ms": pct(per_step_rt, 0.99) * 1000,
+        "handoff_turn_p50_ms": statistics.median(handoffs) * 1000,
+        "handoff_turn_gateway_per_step_p50_ms": statistics.median(per_step_ho) * 1000,
+        "handoff_turn_gateway_per_step_p99_ms": pct(per_step_ho, 0.99) * 1000,
     }
+
+
+async def multi_step(
+    client: httpx.AsyncClient, url: str, turns: int
+) -> tuple[list[float], list[float]]:
+    """Turns of two model steps, timed whole: a function tool's round trip (the start's
+    step calls the tool, the client appends its result, that append's step answers), and
+    a handoff (one turn: the step that calls the handoff tool, the next agent's answer)."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    tool = {"type": "function", "function": {"name": "lookup", "description": "Look it up",
+            "parameters": {"type": "object", "properties": {}}}}  # fmt: skip
+    round_trips = []
+    for n in range(turns):
+        started = time.perf_counter()
+        body = {"model": MODEL, "inputs": f"Cherche {n}", "tools": [tool]}
+        first = await client.post(url + "/v1/conversations", headers=headers, json=body)
+        first.raise_for_status()
+        call = first.json()["outputs"][-1]
+        assert call["type"] == "function.call", call
+        result = {"type": "function.result", "tool_call_id": call["tool_call_id"], "result": "42"}
+        path = url + "/v1/conversations/" + first.json()["conversation_id"]
+        second = await client.post(path, headers=headers, json={"inputs": [result]})
+        second.raise_for_status()
+        assert second.json()["outputs"][-1]["type"] == "message.output", second.text
+        round_trips.append(time.perf_counter() - started)
+    made = await client.post(url + "/v1/agents", headers=headers,
+                             json={"model": MODEL, "name": "Billing"})  # fmt: skip
+    made.raise_for_status()
+    body = {"model": MODEL, "name": "Front", "handoffs": [made.json()["id"]]}
+    front = await client.post(url + "/v1/agents", headers=headers, json=body)
+    front.raise_for_status()
+    handoffs = []
+    for n in range(turns):
+        started = time.perf_counter()
+        body = {"agent_id": front.json()["id"], "inputs": f"Facture {n}"}
+        answer = await client.post(url + "/v1/conversations", headers=headers, json=body)
+        answer.raise_for_status()
+        kinds = [value["type"] for value in answer.json()["outputs"]]
+        assert kinds == ["agent.handoff", "message.output"], kinds
+        handoffs.append(time.perf_counter() - started)
+    return round_trips, handoffs
 
 
 async def concurrent(url: str, conversations: int, seconds: float) -> dict[str, float]:
@@ -95,7 +149,13 @@ async def concurrent(url: str, conversations: int, seconds: float) -> dict[str, 
     latencies: list[float] = []
     errors: list[str] = []
     deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=conversations)
+    # Idle connections are dropped before the server's keep-alive (5 s) closes them: a
+    # POST sent on a connection the server is closing that instant is a ReadError that
+    # says nothing about the gateway (httpx's default expiry, 5 s, raced it).
+    limits = httpx.Limits(
+        max_connections=conversations, max_keepalive_connections=conversations,
+        keepalive_expiry=2.0,
+    )  # fmt: skip
 
     async def one(client: httpx.AsyncClient, n: int) -> None:
         path = None

@@ -10,6 +10,10 @@ HTTP/1.1 server with keep-alive that answers:
   GET  /v1/models             the one configured model (plus any model asked for)
   GET  /health, /healthz      200 {"status":"ok"}
 
+A non-streamed request that offers tools, and whose last message is not a tool's
+result, is answered with a call of its first tool (arguments "{}"): an agent's step
+calls it, and the step after answers (bench/conversation_steps.py).
+
 No artificial delay: every response is built from pre-encoded fragments and
 written with a single ``transport.write``. Bodies are parsed with ``json.loads``
 only to read ``model`` and ``stream``. Streamed responses use
@@ -84,6 +88,31 @@ def completion_body(model: str) -> bytes:
         },
         separators=(",", ":"),
     ).encode()
+
+
+def tool_call_body(model: str, name: str) -> bytes:
+    """A call of the tool `name` with no arguments (for agent-step benchmarks)."""
+    call = {"id": f"call{next(_ids):05d}", "type": "function",
+            "function": {"name": name, "arguments": "{}"}}  # fmt: skip
+    message = {"role": "assistant", "content": "", "tool_calls": [call]}
+    choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+    return json.dumps(
+        {"id": f"chatcmpl-{next(_ids)}", "object": "chat.completion", "created": int(time.time()),
+         "model": model, "choices": [choice], "usage": USAGE},
+        separators=(",", ":"),
+    ).encode()  # fmt: skip
+
+
+def tool_to_call(req: dict) -> str | None:
+    """The first offered tool, when the request offers tools and its last message is not
+    a tool's result: an agent's step calls it, the step after reads its result."""
+    tools, messages = req.get("tools") or [], req.get("messages") or []
+    if not tools or req.get("tool_choice") == "none" or req.get("stream"):
+        return None
+    if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "tool":
+        return None
+    name = (tools[0].get("function") or {}).get("name") if isinstance(tools[0], dict) else None
+    return str(name) if name else None
 
 
 def stream_frames(model: str) -> list[bytes]:
@@ -217,6 +246,11 @@ class UpstreamProtocol(asyncio.Protocol):
             model = (req.get("model") or self.model) if isinstance(req, dict) else self.model
             if isinstance(req, dict) and req.get("stream"):
                 return stream_response(str(model), keep_alive)
+            name = tool_to_call(req) if isinstance(req, dict) else None
+            if name is not None:
+                return _http_response(
+                    "200 OK", tool_call_body(str(model), name), b"application/json", keep_alive
+                )
             return _http_response(
                 "200 OK", completion_body(str(model)), b"application/json", keep_alive
             )
