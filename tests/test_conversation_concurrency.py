@@ -1,12 +1,15 @@
 """Concurrent turns of one conversation on SQLite and PostgreSQL (agents/conversation_writes.py):
 appends at once lose and interleave nothing, a pause for approval survives a concurrent
-turn, and of two decisions on one pending call only one is taken."""
+turn, and of two decisions on one pending call only one is taken; the last also over
+HTTP, on a real gateway with a real MCP server (the fixtures of
+tests/test_conversations_agents.py): the approved call runs once."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -18,6 +21,18 @@ from souverain.agents.conversation_store import Conversation, ConversationStore
 from souverain.agents.store import Owner
 from souverain.errors import Conflict, NotFound
 from souverain.store.database import open_database, upgrade
+
+from .conftest import Server
+from .test_conversations_agents import (  # noqa: F401  (fixtures: a gateway and its MCP server)
+    acme,
+    agent,
+    agent_upstream,
+    crm,
+    gateway,
+    http,
+    mcp,
+    tool_leaves,
+)
 
 OWNER = Owner("acme", 1, "user:1")
 LEVELS = ["public", "internal", "confidential", "restricted"]
@@ -173,3 +188,33 @@ def test_a_turn_on_a_deleted_conversation_keeps_nothing(database_url: str) -> No
     with pytest.raises(NotFound):
         store.save(turn, [_entry("late")])
     assert ConversationStore(store.database).entries(conversation.id) == []
+
+
+def test_two_approvals_at_once_over_http_run_the_call_once(
+    gateway: Server,  # noqa: F811  (the fixture imported above)
+    acme: dict[str, str],  # noqa: F811
+) -> None:
+    made = agent(gateway, acme["dev"], tools=[crm(include=["add"], requires_confirmation=["add"])])
+    for n in range(3):
+        paused = http(gateway, "POST", "/v1/conversations", acme["dev"],
+                      {"agent_id": made["id"], "inputs": f'use:add {{"a": {n}, "b": 1}}'})  # fmt: skip
+        assert paused.status_code == 200, paused.text
+        [call] = paused.json()["outputs"]
+        decision = {"tool_confirmations": [{"tool_call_id": call["tool_call_id"],
+                                            "confirmation": "allow"}]}  # fmt: skip
+        path = f"/v1/conversations/{paused.json()['conversation_id']}"
+        # The owner and the tenant's admin decide at the same moment.
+        with ThreadPoolExecutor(2) as pool:
+            decide = partial(http, gateway, "POST", path, body=decision)
+            answers = list(pool.map(decide, [acme["dev"], acme["admin"]]))
+        ok = [a for a in answers if a.status_code == 200]
+        refused = [a for a in answers if a.status_code != 200]
+        assert len(ok) == 1 and len(refused) == 1, [a.text for a in answers]
+        # Too late: 409 if it read the call as pending, else 400 (nothing awaits).
+        error = refused[0].json()["error"]
+        assert refused[0].status_code in (400, 409) and error["param"] == "tool_confirmations"
+        [leaf] = tool_leaves(gateway, paused.json()["conversation_id"])  # it ran once
+        assert leaf["approval"] == "allowed" and leaf["outcome"] == "ok"
+        history = http(gateway, "GET", path + "/history", acme["dev"]).json()["entries"]
+        assert [e["type"] for e in history].count("tool.execution") == 1
+        assert history[1]["confirmation_status"] == "allowed"
