@@ -402,7 +402,7 @@ def test_create_refuses_clearly(gateway: Server) -> None:
     other_purpose = client.files.create(file=("u.jsonl", io.BytesIO(b"{}")), purpose="user_data").id
     http = gateway.client()
     cases: list[tuple[Any, int, str | None]] = [
-        ({"input_file_id": good, "endpoint": "/v1/ocr", "completion_window": "24h"}, 400, "endpoint"),
+        ({"input_file_id": good, "endpoint": "/v1/moderations", "completion_window": "24h"}, 400, "endpoint"),
         ({"input_file_id": "file-nope", "endpoint": CHAT, "completion_window": "24h"}, 404, "input_file_id"),
         ({"input_file_id": other_purpose, "endpoint": CHAT, "completion_window": "24h"}, 400, "input_file_id"),
         ({"input_file_id": good, "endpoint": CHAT, "completion_window": "24 hours"}, 400, "completion_window"),

@@ -49,6 +49,7 @@ from .jobs.runner import JobRunner
 from .jobs.store import JobStore
 from .library.service import LibraryService
 from .observability.metrics import Metrics
+from .ocr.call import OcrCalls
 from .pipeline import Pipeline
 from .plugins import load_engine_registry
 from .policy.engine import PolicyEngine
@@ -102,6 +103,7 @@ def build_state(settings: Settings, *, database_url: str | None = None) -> AppSt
         ),
         usage=usage_recorder,
     )
+    ocr = OcrCalls(settings, pipeline)  # one OCR engine and queue: the route and batch lines
     return AppState(
         settings=settings,
         database=database,
@@ -115,16 +117,19 @@ def build_state(settings: Settings, *, database_url: str | None = None) -> AppSt
         libraries=LibraryService(settings, database, pipeline)
         if settings.libraries.enabled
         else None,
-        batches=open_batches(settings, database, pipeline),
+        batches=open_batches(settings, database, pipeline, ocr),
+        ocr=ocr,
     )
 
 
-def open_batches(settings: Settings, database: Engine, pipeline: Pipeline) -> BatchService | None:
+def open_batches(
+    settings: Settings, database: Engine, pipeline: Pipeline, ocr: OcrCalls | None = None
+) -> BatchService | None:
     if not settings.batch.enabled:
         return None
     files = FileStore(database, settings.files)
     return BatchService(
-        settings.batch, JobStore(database), LineStore(database), files, pipeline
+        settings.batch, JobStore(database), LineStore(database), files, pipeline, ocr
     )
 
 

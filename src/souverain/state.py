@@ -21,6 +21,7 @@ from .usage.recorder import UsageRecorder
 if TYPE_CHECKING:
     from .batch.service import BatchService
     from .connectors.service import ConnectorService
+    from .ocr.call import OcrCalls
 
 
 @dataclass(slots=True)
@@ -37,6 +38,7 @@ class AppState:
     libraries: LibraryService | None = None  # document libraries (library/)
     connectors: ConnectorService | None = None  # MCP connectors, made on first use
     batches: BatchService | None = None  # the Batch APIs (batch/), run as jobs (jobs/)
+    ocr: OcrCalls | None = None  # `/v1/ocr` and OCR batch lines: one engine and queue
     started: bool = False
     # Recent conversation histories, checked against the database on every read.
     conversation_history: HistoryCache = field(default_factory=HistoryCache)

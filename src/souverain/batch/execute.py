@@ -8,6 +8,8 @@ policy, routing, usage row and audit leaf. A line refused for rate or capacity (
 and a refusal there would only move the line to the error file. Any other refusal is
 the line's answer, in the error file, in the endpoint's error shape. Each call first
 waits for its turn in the batch lane (batch/lane.py): interactive traffic goes first.
+An OCR line is the OCR route's own call (ocr/call.py), behind the same rule applied to
+the OCR engine's queue (batch/ocr_lines.py).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from pydantic import BaseModel, ValidationError
 
 from ..api.http import validation_error
 from ..context import Principal, RequestContext
-from ..errors import EngineOverloaded, PermissionDenied, RateLimited, SouverainError
+from ..errors import EngineOverloaded, NotFound, PermissionDenied, RateLimited, SouverainError
 from ..pipeline import CallKind, Pipeline
 from ..protocol.chat import ChatCompletionRequest, render_completion
 from ..protocol.embeddings import EmbeddingRequest, render_embeddings
 from ..protocol.fim import FIMCompletionRequest
 from ..protocol.token_ids import load_off_the_loop
 from .lane import BatchLane
+from .ocr_lines import OcrLines
 from .settings import BATCH_ENDPOINTS
 
 SCHEMAS: dict[str, type[BaseModel]] = {
@@ -54,10 +57,13 @@ class Submitter:
 
 
 class LineCaller:
-    def __init__(self, pipeline: Pipeline, lane: BatchLane, retry_s: float) -> None:
+    def __init__(
+        self, pipeline: Pipeline, lane: BatchLane, retry_s: float, ocr: OcrLines | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.lane = lane
         self.retry_s = retry_s
+        self.ocr = ocr  # `/v1/ocr` lines: the OCR route's call (batch/ocr_lines.py)
 
     async def answer(
         self,
@@ -71,9 +77,15 @@ class LineCaller:
         while True:
             ctx = RequestContext(endpoint="batch", principal=submitter.principal)
             ctx.claims.append(submitter.claim)
+            kind = BATCH_ENDPOINTS[endpoint]
+            gate = (
+                self.ocr.admitted(stop)
+                if kind == "ocr" and self.ocr is not None
+                else self.lane.admitted(body.get("model"), stop)
+            )
             try:
-                async with self.lane.admitted(body.get("model"), stop):  # interactive first
-                    return await self._call(ctx, BATCH_ENDPOINTS[endpoint], body)
+                async with gate:  # interactive first
+                    return await self._call(ctx, kind, body)
             except (RateLimited, EngineOverloaded) as exc:
                 pause = max(RETRY_PAUSE_S, exc.retry_after or 0.0)
                 if time.monotonic() + pause > deadline or (stop is not None and stop.is_set()):
@@ -86,6 +98,10 @@ class LineCaller:
         endpoints = ctx.principal.endpoints
         if endpoints is not None and kind not in endpoints:
             raise PermissionDenied(f"this key may not use the {kind} endpoints")
+        if kind == "ocr":
+            if self.ocr is None:
+                raise NotFound("OCR is not available to batches on this gateway")
+            return Answer(200, ctx.request_id, await self.ocr.answer(ctx, body))
         if kind == "embeddings":
             await load_off_the_loop()  # inputs may be token ids
         try:

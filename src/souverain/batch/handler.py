@@ -25,9 +25,11 @@ from ..files.store import FileStore
 from ..jobs.runner import JobControl
 from ..jobs.store import JobRow, JobStore, NewJob
 from ..library.embedder import principal_from_json
+from ..ocr.call import OcrCalls
 from ..pipeline import Pipeline
 from .lines import LineStore
 from .lines_format import LineProblem, parse_line, unanswered_line
+from .ocr_lines import check_line_model
 from .ranges import RANGE_KIND
 from .reading import read_lines
 from .settings import BatchConfig
@@ -46,12 +48,14 @@ class BatchHandler:
         lines: LineStore,
         files: FileStore,
         pipeline: Pipeline,
+        ocr: OcrCalls | None = None,
     ) -> None:
         self.config = config
         self.jobs = jobs
         self.lines = lines
         self.files = files
         self.pipeline = pipeline
+        self.ocr = ocr
 
     async def run(self, job: JobRow, control: JobControl) -> None:
         if job.stage == "validating":
@@ -87,15 +91,15 @@ class BatchHandler:
     def _plan(self, job: JobRow) -> Any:
         principal = principal_from_json(job.principal)
         ctx = RequestContext(endpoint="batch", principal=principal)
+        payload = job.payload
 
         def model_check(name: str) -> str | None:
             try:
-                self.pipeline.visible_model(ctx, name)
+                check_line_model(self.pipeline, self.ocr, ctx, payload["endpoint"], name)
             except SouverainError as exc:
                 return exc.message
             return None
 
-        payload = job.payload
         return validate(
             [self.files.read(file_id) for file_id in payload["input_files"]],
             api=payload["api"],

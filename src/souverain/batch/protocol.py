@@ -13,7 +13,7 @@ from .service import BatchView
 Metadata = dict[str, str]
 FileId = Annotated[str, Field(min_length=1, max_length=200)]
 # The endpoints a batch line may call (batch/settings.py BATCH_ENDPOINTS).
-Endpoint = Literal["/v1/chat/completions", "/v1/embeddings", "/v1/fim/completions"]
+Endpoint = Literal["/v1/chat/completions", "/v1/embeddings", "/v1/fim/completions", "/v1/ocr"]
 
 
 class BatchCreate(StrictModel):

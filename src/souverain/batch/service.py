@@ -21,12 +21,14 @@ from ..files.store import FileStore
 from ..jobs.runner import JobHandler, JobRunner
 from ..jobs.store import JobRow, JobStore, NewJob
 from ..library.embedder import principal_to_json
+from ..ocr.call import OcrCalls
 from ..pipeline import Pipeline
 from .execute import LineCaller
 from .handler import BATCH_KIND, BatchHandler
 from .lane import BatchLane
 from .lines import LineCounts, LineStore
 from .lines_format import Api
+from .ocr_lines import OcrLines, check_line_model
 from .ranges import RANGE_KIND, RangeHandler
 from .settings import BATCH_ENDPOINTS, BatchConfig
 
@@ -58,19 +60,24 @@ class BatchService:
         lines: LineStore,
         files: FileStore,
         pipeline: Pipeline,
+        ocr: OcrCalls | None = None,
     ) -> None:
         self.config = config
         self.jobs = jobs
         self.lines = lines
         self.files = files
         self.pipeline = pipeline
+        self.ocr = ocr  # `/v1/ocr` lines; None: such batches are refused
         self.runner: JobRunner | None = None  # set when the app starts its runner
 
     def handlers(self) -> dict[str, JobHandler]:
         lane = BatchLane(self.pipeline.catalog, self.config.lane_concurrency)
-        caller = LineCaller(self.pipeline, lane, self.config.retry_s)
+        ocr = OcrLines(self.ocr, self.config.lane_concurrency) if self.ocr is not None else None
+        caller = LineCaller(self.pipeline, lane, self.config.retry_s, ocr)
         return {
-            BATCH_KIND: BatchHandler(self.config, self.jobs, self.lines, self.files, self.pipeline),
+            BATCH_KIND: BatchHandler(
+                self.config, self.jobs, self.lines, self.files, self.pipeline, self.ocr
+            ),
             RANGE_KIND: RangeHandler(self.config, self.jobs, self.lines, self.files, caller),
         }
 
@@ -86,8 +93,11 @@ class BatchService:
         if principal.endpoints is not None and kind not in principal.endpoints:
             raise PermissionDenied(f"this key may not use the {kind} endpoints")
         _check_metadata(order.metadata)
-        if order.model is not None:
-            self.pipeline.visible_model(ctx, order.model)  # 404 for a model out of reach
+        if order.endpoint == "/v1/ocr" and self.ocr is None:
+            raise InvalidRequest("OCR is not available to batches on this gateway",
+                                 param="endpoint")  # fmt: skip
+        if order.model is not None:  # 404 for a model out of reach
+            check_line_model(self.pipeline, self.ocr, ctx, order.endpoint, order.model)
         for file_id in order.input_files:
             record = await asyncio.to_thread(self.files.get, principal, file_id)
             param = "input_file_id" if order.api == "openai" else "input_files"

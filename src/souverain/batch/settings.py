@@ -9,6 +9,7 @@ BATCH_ENDPOINTS = {
     "/v1/chat/completions": "chat",
     "/v1/embeddings": "embeddings",
     "/v1/fim/completions": "fim",
+    "/v1/ocr": "ocr",  # not a catalog model: the OCR route's call (batch/ocr_lines.py)
 }
 
 

@@ -70,6 +70,8 @@ Endpoint = Literal[
     "completions",
     "connectors",
     "agents",
+    "files",  # /v1/files
+    "batch",  # /v1/batches and /v1/batch/jobs (each line also needs its endpoint's scope)
 ]
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@ -]{0,99}$"  # tenants and teams: readable, no markup
 _DURATION = re.compile(r"^(\d{1,6})([mhd])$")
