@@ -7,13 +7,15 @@ its model, in this replica:
   report their depth (`Backend.queue_depth`, the local engine's calls in flight), and
   this replica's own batch lines are subtracted from it;
 - fewer than `batch.lane_concurrency` batch lines, of all batches, are running on
-  that model.
+  that model, and, when all its deployments run in this process, fewer than their
+  workers: a line admitted past them would wait in the engine's queue, which is first
+  come first served, and a person arriving then would wait for it too.
 
 Someone who sends a request while a batch runs therefore waits for at most the lines
-already started, never for the batch's queue. Engines that do not report a depth
-(remote ones: 0) are gated only by the share. While interactive calls keep arriving, a
-batch waits, until its window expires. That is what "only the capacity left over"
-means.
+already started (on the embedded engine, one worker: the rest of one line), never for
+the batch's queue. Engines that do not report a depth (remote ones: 0) are gated only by
+the share. While interactive calls keep arriving, a batch waits, until its window
+expires. That is what "only the capacity left over" means.
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ from ..errors import NotFound
 from ..routing.models import ModelCatalog, ServedModel
 
 PAUSE_S = 0.05  # how often a waiting line looks again
+
+
+def engine_slots(model: ServedModel) -> int | None:
+    """Calls the model's engines run at once when all of them run in this process (their
+    workers); None when one is remote: how many calls it runs at once is not known here."""
+    kinds = {getattr(backend, "kind", None) for backend in model.backends}  # no kind: remote
+    if kinds != {"local"}:
+        return None
+    return sum(backend.deployment.workers for backend in model.backends)
 
 
 class BatchLane:
@@ -54,7 +65,10 @@ class BatchLane:
         if model is None:
             yield
             return
-        slots = self._slots.setdefault(model.id, asyncio.Semaphore(self.share))
+        slots = self._slots.get(model.id)
+        if slots is None:
+            share = min(self.share, engine_slots(model) or self.share)
+            slots = self._slots[model.id] = asyncio.Semaphore(share)
         async with slots:
             # The engines expose a depth, not an event to wait on: it is polled.
             while self.interactive(model) > 0 and not (stop is not None and stop.is_set()):  # noqa: ASYNC110
