@@ -13,6 +13,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -452,12 +453,28 @@ def test_another_tenants_batch_is_404(gateway: Server) -> None:
 
 # ---- expiry, a crash, two replicas ------------------------------------------------------------
 
+STORES = ["sqlite", "postgresql"]
 
+
+@contextmanager
+def store_url(store: str) -> Iterator[str | None]:
+    """None (the server's SQLite file), or a fresh PostgreSQL database, dropped after."""
+    if store == "sqlite":
+        yield None
+    else:
+        yield from postgres_database()
+
+
+@pytest.mark.parametrize("store", STORES)
 def test_a_batch_expires_with_its_window(
-    upstream: SlowUpstream, tmp_path_factory: pytest.TempPathFactory
+    store: str, upstream: SlowUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    server = start_server(tmp_path_factory.mktemp("batch-expiry"),
-                          gateway_config(upstream, max_window_s=2.0))  # fmt: skip
+    with store_url(store) as url:
+        expire_a_batch(upstream, tmp_path_factory.mktemp(f"batch-expiry-{store}"), url)
+
+
+def expire_a_batch(upstream: SlowUpstream, tmp: Path, url: str | None) -> None:
+    server = start_server(tmp, gateway_config(upstream, url, max_window_s=2.0))
     upstream.delay_s = 0.3
     try:
         client = oai(server)
@@ -478,11 +495,16 @@ def test_a_batch_expires_with_its_window(
     assert {line["error"]["code"] for line in unanswered} == {"batch_expired"}
 
 
+@pytest.mark.parametrize("store", STORES)
 def test_a_batch_survives_sigkill_of_its_gateway(
-    upstream: SlowUpstream, tmp_path_factory: pytest.TempPathFactory
+    store: str, upstream: SlowUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    tmp = tmp_path_factory.mktemp("batch-crash")
-    config = gateway_config(upstream, lease_s=2)
+    with store_url(store) as url:
+        crash_mid_batch(upstream, tmp_path_factory.mktemp(f"batch-crash-{store}"), url)
+
+
+def crash_mid_batch(upstream: SlowUpstream, tmp: Path, url: str | None) -> None:
+    config = gateway_config(upstream, url, lease_s=2)
     server = start_server(tmp, config)
     key = key_in(server, "archives")  # the env admin key is made again at each start
     upstream.delay_s = 0.2
@@ -504,7 +526,8 @@ def test_a_batch_survives_sigkill_of_its_gateway(
     assert batch.status == "completed", batch
     assert sorted(line["custom_id"] for line in output) == sorted(f"k{n}" for n in range(50))
     assert batch.error_file_id is None
-    verified = CliRunner().invoke(cli, ["audit", "verify", "--data-dir", str(tmp / "data")])
+    verified = CliRunner().invoke(cli, ["audit", "verify", "--config", str(tmp / "config.yaml"),
+                                        "--data-dir", str(tmp / "data")])  # fmt: skip
     assert verified.exit_code == 0, verified.output
     assert json.loads(verified.output)["ok"] is True
 
