@@ -149,7 +149,7 @@ def ingest(service: LibraryService, pages: int) -> tuple[dict[str, Any], list[st
         chunk_size=None,
         embedding_model=E5.id,
     )
-    documents = service.worker.documents
+    documents = service.documents.store
     document_id = documents.add(
         library_id,
         name="report.pdf",
@@ -423,7 +423,7 @@ def fresh_database(kind: str, postgres: str | None) -> tuple[Any, Any]:
 
 async def labelled(service: LibraryService) -> dict[str, Any]:
     data = json.loads((HERE / "data" / "library_eval.json").read_text())
-    store, documents = service.store, service.worker.documents
+    store, documents = service.store, service.documents.store
     caller = store.caller(OWNER)
     library_id = store.create(
         caller,

@@ -26,13 +26,11 @@ from sqlalchemy import create_engine, text
 
 from souverain.config import OcrConfig
 from souverain.errors import InvalidRequest, PayloadTooLarge
-from souverain.library.documents import DocumentStore
 from souverain.library.limits import IngestLimits
 from souverain.library.parsers import parse
-from souverain.library.store import LibraryStore
 
 from .conftest import Server, start_server, stop_server
-from .test_library_units import _caller, docx_bytes, engine  # noqa: F401  (engine: a fixture)
+from .test_library_units import docx_bytes
 from .test_ocr_documents import png, scanned_pdf, text_image
 
 pytestmark = pytest.mark.model
@@ -166,70 +164,7 @@ def test_pages_are_capped() -> None:
         parse(blank_pdf(30), "pdf", ocr=None, config=OcrConfig(), limits=IngestLimits(max_pages=20))
 
 
-# ---- attempts, in the store (SQLite and PostgreSQL) ---------------------------------------------
-
-
-def _document(engine: Any) -> tuple[DocumentStore, str]:  # noqa: F811
-    caller = _caller(engine, "alice")
-    library_id = LibraryStore(engine).create(
-        caller, name="lib", description=None, owner_type="User", chunk_size=None,
-        embedding_model="m",
-    )  # fmt: skip
-    documents = DocumentStore(engine)
-    document_id = documents.add(
-        library_id, name="bomb.docx", kind="docx", mime_type="x", extension="docx", data=b"x",
-        uploaded_by=caller.label, uploaded_by_user_id=None, job={},
-    )  # fmt: skip
-    return documents, document_id
-
-
-def _expire_lease(engine: Any, document_id: str) -> None:  # noqa: F811
-    with engine.begin() as conn:
-        conn.execute(
-            text("UPDATE library_documents SET claimed_at = 0 WHERE id = :id"), {"id": document_id}
-        )
-
-
-def test_a_document_that_never_finishes_is_given_up(engine: Any) -> None:  # noqa: F811
-    """The gateway died while processing it (its lease expires), three times: `error`."""
-    documents, document_id = _document(engine)
-    for _ in range(3):
-        assert documents.claim(document_id, max_attempts=3) is not None
-        _expire_lease(engine, document_id)
-    assert documents.claim(document_id, max_attempts=3) is None
-    with engine.connect() as conn:
-        row = conn.execute(
-            text("SELECT status, error, attempts FROM library_documents WHERE id = :id"),
-            {"id": document_id},
-        ).one()
-    assert row.status == "error" and row.attempts == 3
-    assert "gateway stopped while processing it" in row.error
-    assert "gave up after 3 attempts" in row.error
-    assert documents.waiting() == []  # the sweep no longer finds it
-
-
-def test_crashes_retry_then_fail_and_shutdown_does_not_count(engine: Any) -> None:  # noqa: F811
-    documents, document_id = _document(engine)
-    documents.claim(document_id, max_attempts=2)
-    documents.release([document_id])  # a graceful shutdown: the attempt does not count
-    documents.claim(document_id, max_attempts=2)
-    documents.retry_or_fail(document_id, "the parser stopped", 2)
-    with engine.connect() as conn:
-        todo = conn.execute(
-            text("SELECT status, error, attempts FROM library_documents WHERE id = :id"),
-            {"id": document_id},
-        ).one()
-    assert (todo.status, todo.attempts) == ("todo", 1)
-    assert todo.error == "the parser stopped; attempt 1 of 2, to be tried again"
-    documents.claim(document_id, max_attempts=2)
-    documents.retry_or_fail(document_id, "the parser stopped", 2)
-    with engine.connect() as conn:
-        failed = conn.execute(
-            text("SELECT status, error FROM library_documents WHERE id = :id"),
-            {"id": document_id},
-        ).one()
-    assert failed.status == "error"
-    assert failed.error.startswith("the parser stopped; gave up after 2 attempts")
+# ---- attempts, in the stores: tests/test_ingest_jobs.py (the library.ingest job kind) -----------
 
 
 # ---- through the gateway ----------------------------------------------------------------

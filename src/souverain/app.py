@@ -35,6 +35,7 @@ from .api.text_completions import text_completions
 from .audit.opening import open_audit_log, purge_payloads
 from .audit.verify import last_configuration
 from .batch.lines import LineStore
+from .batch.retention import purge_finished_batches
 from .batch.service import BatchService
 from .config import Settings
 from .dlp.engine import DlpEngine, build_scanner
@@ -45,7 +46,7 @@ from .identity.directory import Directory
 from .identity.invalidation import CacheInvalidation
 from .identity.keys import KeyStore, load_pepper
 from .identity.oidc import OidcVerifier
-from .jobs.runner import JobRunner
+from .jobs.runner import JobHandler, JobRunner
 from .jobs.store import JobStore
 from .library.service import LibraryService
 from .observability.metrics import Metrics
@@ -177,16 +178,16 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
         # Stored responses index conversations: the rows of those gone (retention, deletion).
         await asyncio.to_thread(ResponseStore(state.database).drop_orphans)
         await asyncio.to_thread(FileStore(state.database, settings.files).purge_expired)
+        # Finished batches follow the same retention as conversations (batch/retention.py).
+        await asyncio.to_thread(purge_finished_batches, state.database, days)
         for backend in state.catalog.backends():
             await backend.start()
             log.info("deployment %s ready (%s)", backend.name, backend.kind)
         checker = HealthChecker(state.pipeline.router, state.catalog.backends())
         checker.start()
-        if state.libraries is not None:
-            await state.libraries.start()  # the ingest worker, once the engines are up
         runner = open_runner(settings, state)
         if runner is not None:
-            await runner.start()  # background jobs (batches), once the engines are up
+            await runner.start()  # background jobs (batches, ingest), once the engines are up
         state.started = True
         try:
             yield
@@ -194,8 +195,6 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
             state.started = False
             if runner is not None:
                 await runner.close()  # gives its leases back: another replica resumes
-            if state.libraries is not None:
-                await state.libraries.close()
             await checker.close()
             for backend in state.catalog.backends():
                 await backend.close()
@@ -270,10 +269,16 @@ def create_app(settings: Settings, state: AppState | None = None) -> Starlette:
 
 def open_runner(settings: Settings, state: AppState) -> JobRunner | None:
     """This replica's job runner (docs/jobs.md), with the handlers of every job kind."""
-    if not settings.jobs.enabled or state.batches is None:
+    handlers: dict[str, JobHandler] = {}
+    for service in (state.batches, state.libraries):
+        if service is not None:
+            handlers.update(service.handlers())
+    if not settings.jobs.enabled or not handlers:
         return None
-    runner = JobRunner(state.batches.jobs, state.batches.handlers(), settings.jobs)
-    state.batches.runner = runner
+    runner = JobRunner(JobStore(state.database), handlers, settings.jobs)
+    for service in (state.batches, state.libraries):
+        if service is not None:
+            service.runner = runner
     return runner
 
 

@@ -318,8 +318,12 @@ class LibrariesConfig(_Strict):
     chunk_overlap: int = Field(default=150, ge=0, le=4000)
     embed_batch: int = Field(default=16, ge=1, le=256, description="Chunks per embeddings call.")
     max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # and server.max_body_bytes
-    workers: int = Field(default=1, ge=1, le=16, description="Documents processed at once.")
-    max_queue: int = Field(default=1000, ge=1, description="Then documents wait in the database.")
+    workers: int = Field(
+        default=1, ge=1, le=16, description="Documents processed at once per replica (jobs)."
+    )
+    # Accepted so that existing configuration files still load: documents now wait as
+    # `library.ingest` jobs in the database (docs/jobs.md), with no in-memory queue.
+    max_queue: int = Field(default=1000, ge=1, description="Unused (documents wait as jobs).")
     ocr: bool = Field(default=True, description="OCR images and PDF pages without a text layer.")
     limits: IngestLimits = IngestLimits()  # what one document may cost: library/limits.py
 

@@ -40,7 +40,12 @@ class JobControl:
 
 class JobHandler(Protocol):
     """Runs one kind of job. It ends the job itself (JobStore.finish, wait_for_children);
-    raising fails it."""
+    raising fails it.
+
+    Optional attributes a handler may set: `concurrency` (at most this many jobs of its
+    kind at once in a replica) and `counts_attempts` (True: the handler itself gives up a
+    job claimed too often, with its own setting and message, instead of the runner
+    failing it after `jobs.max_attempts`)."""
 
     async def run(self, job: JobRow, control: JobControl) -> None: ...
 
@@ -58,6 +63,7 @@ class JobRunner:
         self.config = config
         self.replica = replica or f"replica-{uuid.uuid4().hex[:12]}"
         self._running: dict[str, tuple[asyncio.Task[None], JobControl]] = {}
+        self._kinds: dict[str, str] = {}  # running job -> its kind
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
 
@@ -86,11 +92,22 @@ class JobRunner:
 
     # ---- tasks ----------------------------------------------------------------------------------
 
+    def _claimable_kinds(self) -> list[str]:
+        """The kinds with a free slot here (a handler's `concurrency`, if it sets one)."""
+        free = []
+        for kind, handler in sorted(self.handlers.items()):
+            limit = getattr(handler, "concurrency", None)
+            if limit is None or sum(1 for k in self._kinds.values() if k == kind) < limit:
+                free.append(kind)
+        return free
+
     async def _poll(self) -> None:
-        kinds = sorted(self.handlers)
         while True:
             try:
                 while len(self._running) < self.config.workers:
+                    kinds = self._claimable_kinds()
+                    if not kinds:
+                        break
                     job = await asyncio.to_thread(
                         self.store.claim, kinds, self.replica, self.config.lease_s
                     )
@@ -111,16 +128,19 @@ class JobRunner:
             control.cancel.set()
         task = asyncio.create_task(self._run(job, control), name=f"job-{job.id}")
         self._running[job.id] = (task, control)
+        self._kinds[job.id] = job.kind
 
     async def _run(self, job: JobRow, control: JobControl) -> None:
         try:
-            if job.attempts > self.config.max_attempts:
+            handler = self.handlers[job.kind]
+            own_count = getattr(handler, "counts_attempts", False)
+            if not own_count and job.attempts > self.config.max_attempts:
                 why = f"gave up after {job.attempts - 1} attempts (jobs.max_attempts)"
                 await asyncio.to_thread(
                     self.store.finish, job.id, self.replica, "failed", error=why
                 )
                 return
-            await self.handlers[job.kind].run(job, control)
+            await handler.run(job, control)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -132,6 +152,7 @@ class JobRunner:
                 )
         finally:
             self._running.pop(job.id, None)
+            self._kinds.pop(job.id, None)
             self._wake.set()  # a free slot: look for more at once
 
     async def _renew(self) -> None:

@@ -287,21 +287,34 @@ class JobStore:
                 conn.execute(update(jobs).where(_held(job_id, replica)).values(**values)).rowcount
             )
 
-    def request_cancel(self, job_id: str) -> None:
-        """Flag a job and its children; those not yet started end at once."""
+    def retry(self, job_id: str, replica: str, error: str) -> bool:
+        """Queue a held job again with the reason (its handler's unit failed in a way that
+        another try may not): its attempt counts. False if this replica lost it."""
+        values = {"status": "queued", "lease_owner": None, "lease_expires_at": None,
+                  "error": error[:2000], "updated_at": time.time()}  # fmt: skip
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(update(jobs).where(_held(job_id, replica)).values(**values)).rowcount
+            )
+
+    def request_cancel(self, job_id: str, conn: Any = None) -> None:
+        """Flag a job and its children; those not yet started end at once (in `conn`'s
+        transaction when given)."""
+        if conn is None:
+            with self.engine.begin() as own:
+                return self.request_cancel(job_id, own)
         now = time.time()
         family = or_(jobs.c.id == job_id, jobs.c.parent_id == job_id)
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(jobs)
-                .where(family, jobs.c.status.in_(UNFINISHED))
-                .values(cancel_requested=True, updated_at=now)
-            )
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.parent_id == job_id, jobs.c.status == "queued")
-                .values(status="cancelled", finished_at=now)
-            )
+        conn.execute(
+            update(jobs)
+            .where(family, jobs.c.status.in_(UNFINISHED))
+            .values(cancel_requested=True, updated_at=now)
+        )
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.parent_id == job_id, jobs.c.status == "queued")
+            .values(status="cancelled", finished_at=now)
+        )
 
     @property
     def _sqlite(self) -> bool:

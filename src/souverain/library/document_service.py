@@ -19,7 +19,6 @@ from .chunker import page_range
 from .documents import SORTABLE, DocumentStore
 from .embedder import principal_to_json
 from .parsers import detect
-from .worker import Job
 
 if TYPE_CHECKING:
     from .service import LibraryService
@@ -68,7 +67,7 @@ class DocumentService:
             uploaded_by_user_id=principal.user_id,
             job=job,
         )
-        libraries.worker.submit(Job(document_id, principal, tuple(ctx.claims)))
+        libraries.nudge()
         return document_json(await self._row(library_id, document_id))
 
     async def list_documents(
@@ -173,7 +172,7 @@ class DocumentService:
         principal = ctx.principal
         job = {"principal": principal_to_json(principal), "claims": list(ctx.claims)}
         await asyncio.to_thread(self.store.requeue, library_id, document_id, job)
-        self.libraries.worker.submit(Job(document_id, principal, tuple(ctx.claims)))
+        self.libraries.nudge()
 
     async def _row(self, library_id: str, document_id: str) -> Any:
         row = await asyncio.to_thread(self.store.get, library_id, document_id)

@@ -1,14 +1,15 @@
 """Documents and their chunks in the database (synchronous: callers use a thread).
 
-A document's life: `todo` (uploaded) → `in_progress` (claimed by one replica's worker,
-which renews its lease) → `done` with its text and chunks, all written in one
-transaction, or `error` with a message (`missing_content` when it holds no text).
-Each claim counts an attempt; a parser crash sends the document back to `todo` with the
-reason, and once `max_attempts` claims have not finished it (crashes, or a gateway that
-died while processing it) the document is `error` instead of being claimed again.
-Deleting a document removes its bytes, text, chunks and vectors, and the keyword
-index entries with them; the library's `revision` moves on, which tells every
-replica's vector cache (SQLite) to drop what it had.
+A document's life: `todo` (uploaded, its `library.ingest` job queued in the same
+transaction) → `in_progress` (its job was claimed: the job holds the lease, jobs/store.py)
+→ `done` with its text and chunks, all written in one transaction, or `error` with a
+message (`missing_content` when it holds no text). `attempts` mirrors the job's claims:
+a parser crash sends the document back to `todo` with the reason, and once
+`libraries.limits.max_attempts` claims have not finished it (crashes, or a gateway that
+died while processing it) the document is `error` instead of being processed again.
+Deleting a document cancels its job and removes its bytes, text, chunks and vectors,
+and the keyword index entries with them; the library's `revision` moves on, which tells
+every replica's vector cache (SQLite) to drop what it had.
 """
 
 from __future__ import annotations
@@ -17,18 +18,18 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, Row, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import Engine, Row, delete, func, insert, select, text, update
 
+from ..jobs.store import JobStore, NewJob
 from ..store.tables import libraries, library_chunks, library_documents
 from .chunker import Chunk
 from .pgvectors import ensure_index, vector_literal
 from .search_text import normalize_for_index
 
-LEASE_S = 300.0  # a claim not renewed for this long is abandoned (its replica died)
+INGEST_KIND = "library.ingest"  # the job kind that processes a document
 SORTABLE = {"created_at", "name", "size", "last_processed_at", "processed_at"}
 _SUMMARY = [c for c in library_documents.c if c.name not in ("content", "text", "job")]
 UNFINISHED = "the gateway stopped while processing it (a crash, or out of memory?)"
@@ -37,6 +38,7 @@ UNFINISHED = "the gateway stopped while processing it (a crash, or out of memory
 class DocumentStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.jobs = JobStore(engine)
         self.dialect = engine.dialect.name
         self._indexed: set[int] = set()  # PostgreSQL: dimensions whose HNSW index exists
 
@@ -69,7 +71,7 @@ class DocumentStore:
                     status="todo",
                     uploaded_by=uploaded_by,
                     uploaded_by_user_id=uploaded_by_user_id,
-                    job=json.dumps(job),
+                    job=self._queue(conn, document_id, job),
                     created_at=time.time(),
                 )
             )
@@ -136,7 +138,15 @@ class DocumentStore:
             )
 
     def delete(self, library_id: str, document_id: str) -> bool:
+        """The document and what was made of it; its ingest job, if unfinished, is
+        cancelled in the same transaction (a running one stops within `jobs.check_s`)."""
+        docs = library_documents.c
         with self.engine.begin() as conn:
+            job_id = conn.execute(
+                select(docs.job).where(docs.id == document_id, docs.library_id == library_id)
+            ).scalar()
+            if job_id:
+                self.jobs.request_cancel(job_id, conn)
             conn.execute(delete(library_chunks).where(library_chunks.c.document_id == document_id))
             gone = conn.execute(
                 delete(library_documents).where(
@@ -147,44 +157,34 @@ class DocumentStore:
             _touch(conn, library_id, revision=True)
         return bool(gone)
 
-    # ---- the ingest worker ------------------------------------------------------------------
+    # ---- its ingest job (library/ingest_job.py) ---------------------------------------------
 
     def requeue(self, library_id: str, document_id: str, job: dict[str, Any]) -> None:
-        values = {"status": "todo", "error": None, "job": json.dumps(job), "claimed_at": None}
-        self.update(library_id, document_id, {**values, "attempts": 0})
-
-    def claim(self, document_id: str, max_attempts: int = 3) -> Row[Any] | None:
-        """Take a document to process (`todo`, or abandoned by a dead replica), counting
-        the attempt; None when another worker has it, it is gone, or it has had its
-        `max_attempts` (then it becomes `error`, saying so)."""
+        """Process it again as `job`'s principal: its unfinished job is cancelled and a new
+        one queued, in one transaction with the document's `todo` and a fresh count."""
         docs = library_documents.c
-        now = time.time()
-        takeable = or_(
-            docs.status == "todo",
-            (docs.status == "in_progress") & (docs.claimed_at < now - LEASE_S),
-        )
+        mine = (docs.id == document_id) & (docs.library_id == library_id)
         with self.engine.begin() as conn:
-            seen = conn.execute(
-                select(docs.attempts, docs.error).where(docs.id == document_id, takeable)
-            ).first()
-            if seen is None:
-                return None
-            mine = (docs.id == document_id) & takeable & (docs.attempts == seen.attempts)
-            if seen.attempts >= max_attempts:
-                why = f"{seen.error or UNFINISHED}; gave up after {seen.attempts} attempts"
-                conn.execute(
-                    update(library_documents)
-                    .where(mine)
-                    .values(status="error", error=(why + _SETTING)[:2000], processed_at=now,
-                            claimed_at=None, job=None)
-                )  # fmt: skip
-                return None
+            row = conn.execute(select(docs.job).where(mine)).first()
+            if row is None:
+                return
+            if row.job:
+                self.jobs.request_cancel(row.job, conn)
+            values = {"status": "todo", "error": None, "attempts": 0}
+            values["job"] = self._queue(conn, document_id, job)
+            conn.execute(update(library_documents).where(mine).values(**values))
+
+    def claim(self, document_id: str, attempt: int = 1) -> Row[Any] | None:
+        """Its job was claimed (the job holds the lease): the document is `in_progress` at
+        this attempt. Its row with the library's model and chunk size; None when it is
+        gone or no longer waiting to be processed."""
+        docs = library_documents.c
+        waiting = docs.status.in_(("todo", "in_progress"))
+        with self.engine.begin() as conn:
             taken = conn.execute(
                 update(library_documents)
-                .where(mine)
-                .values(
-                    status="in_progress", claimed_at=now, error=None, attempts=seen.attempts + 1
-                )
+                .where(docs.id == document_id, waiting)
+                .values(status="in_progress", error=None, attempts=attempt)
             ).rowcount
             if not taken:
                 return None
@@ -194,69 +194,60 @@ class DocumentStore:
                 .where(docs.id == document_id)
             ).first()
 
-    def renew(self, document_ids: Sequence[str]) -> None:
-        if document_ids:
-            self._set_many(document_ids, {"claimed_at": time.time()}, "in_progress")
-
-    def release(self, document_ids: Sequence[str]) -> None:
-        """Give back documents this process had claimed (shutting down): todo again, and
-        the interrupted attempt does not count."""
-        docs = library_documents.c
-        earlier = case((docs.attempts > 0, docs.attempts - 1), else_=0)
-        if document_ids:
-            values = {"status": "todo", "claimed_at": None, "attempts": earlier}
-            self._set_many(document_ids, values, "in_progress")
-
-    def retry_or_fail(self, document_id: str, message: str, max_attempts: int) -> None:
-        """The parser died on this document: todo again with the reason, or `error` once
-        it has had its attempts."""
+    def give_back(self, document_id: str, attempts: int) -> None:
+        """The gateway is stopping: `todo` again, the interrupted attempt not counted (the
+        runner gives its job back the same way)."""
         docs = library_documents.c
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(docs.attempts).where(docs.id == document_id, docs.status == "in_progress")
-            ).first()
-            if row is None:
-                return  # deleted, or reclaimed meanwhile
-            if row.attempts >= max_attempts:
-                why = f"{message}; gave up after {row.attempts} attempts{_SETTING}"
-                values: dict[str, Any] = {"status": "error", "processed_at": time.time(),
-                                          "job": None, "error": why[:2000]}  # fmt: skip
-            else:
-                why = f"{message}; attempt {row.attempts} of {max_attempts}, to be tried again"
-                values = {"status": "todo", "error": why[:2000]}
             conn.execute(
                 update(library_documents)
                 .where(docs.id == document_id, docs.status == "in_progress")
-                .values(claimed_at=None, **values)
+                .values(status="todo", attempts=max(attempts - 1, 0))
             )
 
-    def _set_many(self, document_ids: Sequence[str], values: dict[str, Any], status: str) -> None:
+    def retry(self, document_id: str, message: str, attempt: int, max_attempts: int) -> bool:
+        """The parser died on it: `todo` again with the reason (True), or `error` once it
+        has had its attempts (False)."""
         docs = library_documents.c
+        if attempt >= max_attempts:
+            self.fail(document_id, f"{message}; gave up after {attempt} attempts{SETTING}")
+            return False
+        why = f"{message}; attempt {attempt} of {max_attempts}, to be tried again"
         with self.engine.begin() as conn:
             conn.execute(
                 update(library_documents)
-                .where(docs.id.in_(list(document_ids)), docs.status == status)
-                .values(**values)
+                .where(docs.id == document_id, docs.status == "in_progress")
+                .values(status="todo", error=why[:2000])
             )
+        return True
 
-    def waiting(self, limit: int = 500) -> list[Any]:
-        """Documents no live worker holds: todo, or in progress with an expired lease."""
+    def give_up(self, document_id: str, attempts: int) -> str:
+        """Claimed once too often (crashes, or replicas that died while processing it):
+        `error`, with the last reason known. Answers the message."""
         docs = library_documents.c
-        stale = time.time() - LEASE_S
         with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    select(docs.id, docs.job)
-                    .where(
-                        or_(
-                            docs.status == "todo",
-                            (docs.status == "in_progress") & (docs.claimed_at < stale),
-                        )
-                    )
-                    .order_by(docs.created_at)
-                    .limit(limit)
-                ).all()
-            )
+            last = conn.execute(select(docs.error).where(docs.id == document_id)).scalar()
+        why = f"{last or UNFINISHED}; gave up after {attempts} attempts{SETTING}"
+        self.fail(document_id, why)
+        return why[:2000]
+
+    def _queue(self, conn: Any, document_id: str, job: dict[str, Any]) -> str | None:
+        """Create the document's ingest job in `conn`'s transaction; None (and no job) for
+        an empty `job`: nobody to process it as."""
+        if not job:
+            return None
+        principal = job["principal"]
+        return self.jobs.create(
+            NewJob(
+                kind=INGEST_KIND,
+                tenant=principal["tenant"],
+                tenant_id=principal.get("tenant_id"),
+                owner=principal["subject"],
+                principal=principal,
+                payload={"document": document_id, "claims": list(job.get("claims") or ())},
+            ),
+            conn,
+        )
 
     def fail(self, document_id: str, message: str, status: str = "error") -> None:
         docs = library_documents.c
@@ -268,8 +259,6 @@ class DocumentStore:
                     status=status,
                     error=message[:2000],
                     processed_at=time.time(),
-                    claimed_at=None,
-                    job=None,
                 )
             )
 
@@ -308,8 +297,6 @@ class DocumentStore:
                     chunk_count=len(chunks),
                     tokens=tokens,
                     processed_at=time.time(),
-                    claimed_at=None,
-                    job=None,
                 )
             )
             _touch(conn, library_id, revision=True)
@@ -348,7 +335,7 @@ class DocumentStore:
             conn.execute(insert(library_chunks), rows)
 
 
-_SETTING = " (libraries.limits.max_attempts)"
+SETTING = " (libraries.limits.max_attempts)"
 _PG_INSERT = text(
     "WITH chunk AS (INSERT INTO library_chunks (library_id, document_id, ordinal, page, "
     "char_start, char_end, text, tsv) VALUES (:library_id, :document_id, :ordinal, :page, "

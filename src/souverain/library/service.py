@@ -29,6 +29,7 @@ from ..audit.leaves import admin_leaf
 from ..config import DEFAULT_EMBEDDINGS_MODEL, Settings
 from ..context import RequestContext
 from ..errors import InvalidRequest, SouverainError
+from ..jobs.runner import JobHandler, JobRunner
 from ..pipeline import Pipeline
 from ..protocol.libraries import (
     LibraryCreate,
@@ -50,11 +51,11 @@ from .acl import (
     check_role,
 )
 from .document_service import DocumentService
-from .documents import DocumentStore
+from .documents import INGEST_KIND, DocumentStore
 from .embedder import Embedder
+from .ingest_job import IngestHandler
 from .search import Searcher, SearchHit, vector_index
 from .store import Access, LibraryStore
-from .worker import IngestWorker
 
 MAX_PAGE_SIZE = 1000
 
@@ -69,14 +70,18 @@ class LibraryService:
         self.searcher = Searcher(database, self.vectors)
         self.embedder = Embedder(pipeline, batch=self.config.embed_batch)
         store = DocumentStore(database)
-        self.worker = IngestWorker(self.config, settings.ocr, store, self.embedder)
+        self.ingest = IngestHandler(self.config, settings.ocr, store, store.jobs, self.embedder)
+        self.runner: JobRunner | None = None  # set when the app starts its job runner
         self.documents = DocumentService(self, store)
 
-    async def start(self) -> None:
-        await self.worker.start()
+    def handlers(self) -> dict[str, JobHandler]:
+        """The job kinds of libraries, for the app's job runner (docs/jobs.md)."""
+        return {INGEST_KIND: self.ingest}
 
-    async def close(self) -> None:
-        await self.worker.close()
+    def nudge(self) -> None:
+        """A document's job was just queued: look for work now rather than at the next poll."""
+        if self.runner is not None:
+            self.runner.nudge()
 
     # ---- shared by the operations ---------------------------------------------------------
 

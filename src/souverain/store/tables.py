@@ -272,9 +272,9 @@ library_documents = Table(
     Column("attributes", Text, nullable=True),  # JSON, set by the caller
     Column("uploaded_by", String(300), nullable=False),
     Column("uploaded_by_user_id", Integer, nullable=True),
-    Column("job", Text, nullable=True),  # JSON: who processes it (principal, claim)
-    Column("claimed_at", Float, nullable=True),  # lease of the replica processing it
-    Column("attempts", Integer, nullable=False, server_default="0"),  # claims (migration 0005)
+    Column("job", Text, nullable=True),  # id of its library.ingest job (migration 0015)
+    Column("claimed_at", Float, nullable=True),  # unused since 0015: the job holds the lease
+    Column("attempts", Integer, nullable=False, server_default="0"),  # its job's claims
     Column("created_at", Float, nullable=False),
     Column("processed_at", Float, nullable=True),
 )
