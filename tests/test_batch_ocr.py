@@ -111,11 +111,17 @@ def test_an_ocr_batch_through_the_openai_sdk(gateway: Server) -> None:
     good = {"custom_id": "p", "method": "POST", "url": OCR,
             "body": {"model": "souverain-ocr", "document": pdf_document("Bonjour.")}}  # fmt: skip
     batch = client.batches.create(input_file_id=upload(client, [good]), endpoint=OCR,  # type: ignore[arg-type]
-                                  completion_window="24h")  # fmt: skip
+                                  completion_window="24h",
+                                  output_expires_after={"anchor": "created_at", "seconds": 7200})  # fmt: skip
     batch = finished(client, batch.id, timeout=60)
     assert batch.status == "completed" and batch.endpoint == OCR, batch
     (line,) = lines_of(client, batch.output_file_id)
     assert line["response"]["body"]["pages"][0]["markdown"] == "Bonjour."
+    # output_expires_after: the output file expires that long after it was made.
+    assert batch.output_file_id is not None
+    output = client.files.retrieve(batch.output_file_id)
+    assert output.expires_at is not None  # from the file's creation, within the second
+    assert abs(output.expires_at - output.created_at - 7200) <= 1, output
     # A line's model must be the OCR model: a chat model fails validation, naming the line.
     chat_model = {**good, "custom_id": "c", "body": {**good["body"], "model": "cloud"}}
     batch = client.batches.create(input_file_id=upload(client, [good, chat_model]),  # type: ignore[arg-type]
@@ -127,6 +133,14 @@ def test_an_ocr_batch_through_the_openai_sdk(gateway: Server) -> None:
 
 def test_ocr_batches_are_refused_clearly(gateway: Server) -> None:
     admin = Mistral(api_key=ADMIN_KEY, server_url=gateway.url)
+    http = gateway.client()
+    file_id = upload(oai(gateway), [{"custom_id": "a", "method": "POST", "url": OCR, "body": {}}])
+    for expiry in ({"anchor": "created_at", "seconds": 60}, {"anchor": "now", "seconds": 7200},
+                   {"anchor": "created_at", "seconds": 7200, "x": 1}, "1h"):  # fmt: skip
+        answer = http.post("/v1/batches", json={"input_file_id": file_id, "endpoint": OCR,
+                           "completion_window": "24h", "output_expires_after": expiry})  # fmt: skip
+        assert answer.status_code == 400, (expiry, answer.text)
+        assert answer.json()["error"]["param"].startswith("output_expires_after"), answer.text
     with pytest.raises(SDKError) as caught:  # not a name of the OCR model
         mistral_job(admin, [mistral_line("a", pdf_document("x"))], model="cloud")
     assert caught.value.status_code == 404

@@ -79,7 +79,9 @@ async def create_batch(request: Request) -> Response:
         )
     order = BatchOrder(api="openai", endpoint=body.endpoint, input_files=[body.input_file_id],
                        window_s=hours * 3600.0, completion_window=body.completion_window,
-                       metadata=body.metadata)  # fmt: skip
+                       metadata=body.metadata,
+                       output_expires_s=body.output_expires_after.seconds
+                       if body.output_expires_after else None)  # fmt: skip
     return JSON(render_openai(await service.create(ctx, order)))
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 
 from ..agents.conversation_store import ConversationStore
 from ..agents.store import ResponseStore
+from ..batch.retention import purge_finished_batches
 from ..cli_options import config_option
 from ..config import Settings, load_settings
 from ..errors import ConfigError
@@ -164,8 +165,10 @@ def purge(config_file: str | None, data_dir: str | None) -> None:
     gone = ConversationStore(database).purge_by_retention(days)
     # Stored responses index conversations: the rows of those gone go too.
     orphans = ResponseStore(database).drop_orphans()
+    batches = purge_finished_batches(database, days)  # finished batches: the same retention
     click.echo(json.dumps({"purged": purged, "conversations_purged": gone,
-                           "stored_responses_purged": orphans}))  # fmt: skip
+                           "stored_responses_purged": orphans,
+                           "batches_purged": batches}))  # fmt: skip
 
 
 def _log(settings: Settings, database: Engine) -> AuditLog:

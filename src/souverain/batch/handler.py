@@ -137,6 +137,7 @@ class BatchHandler:
                 int(piece.payload["count"]),
             )
         principal = principal_from_json(job.principal)
+        lifetime = job.payload.get("output_expires_s")  # anchored at each file's creation
         counts = {"succeeded": 0, "failed": 0}
         with _spool() as output, _spool() as errors:
             for text, failed in self._merged(job, fate):
@@ -147,8 +148,10 @@ class BatchHandler:
                                          ("error_file_id", errors, "batch_error")):  # fmt: skip
                 if spool.tell():
                     suffix = "output" if purpose == "batch_output" else "errors"
+                    expires_at = time.time() + float(lifetime) if lifetime else None
                     record = self.files.add(principal, purpose, f"{job.id}_{suffix}.jsonl", spool,
-                                            mimetype="application/jsonl")  # fmt: skip
+                                            mimetype="application/jsonl",
+                                            expires_at=expires_at)  # fmt: skip
                     ids[name] = record.id
         return ids
 

@@ -12,12 +12,25 @@ from .service import BatchView
 
 Metadata = dict[str, str]
 FileId = Annotated[str, Field(min_length=1, max_length=200)]
+# OpenAI's bounds for `output_expires_after.seconds`: an hour to 30 days.
+MIN_OUTPUT_EXPIRY_S, MAX_OUTPUT_EXPIRY_S = 3600, 2_592_000
 # The endpoints a batch line may call (batch/settings.py BATCH_ENDPOINTS).
 Endpoint = Literal["/v1/chat/completions", "/v1/embeddings", "/v1/fim/completions", "/v1/ocr"]
 
 
+class OutputExpiresAfter(StrictModel):
+    """When the batch's output and error files expire: `seconds` after each file is
+    created (openai OutputExpiresAfter)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    anchor: Literal["created_at"]
+    seconds: int = Field(ge=MIN_OUTPUT_EXPIRY_S, le=MAX_OUTPUT_EXPIRY_S)
+
+
 class BatchCreate(StrictModel):
-    """OpenAI's `POST /v1/batches` (openai/types/batch_create_params.py)."""
+    """OpenAI's `POST /v1/batches` (openai/types/batch_create_params.py). `endpoint` also
+    takes this gateway's `/v1/fim/completions` and `/v1/ocr` (the SDK sends any string)."""
 
     model_config = ConfigDict(strict=True, extra="allow")
 
@@ -25,7 +38,7 @@ class BatchCreate(StrictModel):
     endpoint: Endpoint
     completion_window: str = Field(pattern=r"^[0-9]{1,4}h$", max_length=5)
     metadata: Metadata | None = Field(default=None, max_length=16)
-    output_expires_after: dict[str, Any] | None = None  # accepted; results follow files'
+    output_expires_after: OutputExpiresAfter | None = None  # None: the files never expire
 
 
 class BatchJobCreate(StrictModel):

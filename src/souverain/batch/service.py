@@ -50,6 +50,7 @@ class BatchOrder:
     completion_window: str
     metadata: dict[str, str] | None
     model: str | None = None  # Mistral: the job's model
+    output_expires_s: int | None = None  # OpenAI's output_expires_after.seconds
 
 
 class BatchService:
@@ -113,6 +114,7 @@ class BatchService:
         payload = {"api": order.api, "endpoint": order.endpoint, "input_files": order.input_files,
                    "model": order.model, "metadata": order.metadata,
                    "completion_window": order.completion_window,
+                   "output_expires_s": order.output_expires_s,
                    "claim": next((c for c in ctx.claims if c), None)}  # fmt: skip
         job = NewJob(kind=BATCH_KIND, tenant=owner.tenant, tenant_id=owner.tenant_id,
                      owner=owner.owner, principal=principal_to_json(principal), payload=payload,
