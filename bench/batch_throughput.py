@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Batches against the same requests sent interactively, on the embedded engine.
 
-    .venv/bin/python bench/batch_throughput.py [--lines 8] [--concurrency 1,2]
-        [--big 10000] [--seconds 120] [--interval S]
+    .venv/bin/python bench/batch_throughput.py [--lines N] [--concurrency 1,2]
+        [--big 10000] [--seconds 60] [--interval S] [--threads T]
 
 One `souverain serve` with its defaults (SmolLM2-135M on the CPU, one engine worker;
 bench/souverain_server.py), no network. Every request is a short chat call:
 `max_tokens` 8, temperature 0 (so a batch line and its interactive twin give the same
 answer, which is checked).
 
-1. Throughput. The `--lines` requests sent interactively, a few at a time, once for each
+1. Throughput. N requests (`--lines`; by default as many as one-at-a-time calls answer in
+   `--pass-seconds`, 60, at the speed of the warm-up calls: the machine's load sets it)
+   sent interactively, a few at a time, once for each
    `--concurrency` (the best one is the baseline: what the server handles best); then the
    same requests as one batch (upload to /v1/files, POST /v1/batches, poll every 0.5 s
    until `completed`, download the output). Lines per second, end to end as a client sees
@@ -222,8 +224,9 @@ async def under_batch(
 async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {KEY}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=600) as client:
-        for index in range(3):  # warm-up: the first calls pay one-time costs
-            await chat(client, 50_000 + index)
+        warm = [(await chat(client, 50_000 + index))[0] for index in range(4)]
+        if not args.lines:  # about `--pass-seconds` per interactive pass at today's speed
+            args.lines = max(8, min(400, round(args.pass_seconds / statistics.median(warm[1:]))))
         load_before = load()
         sweeps = []
         for concurrency in args.concurrency:
@@ -249,7 +252,8 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "load_1min_before": load_before, "load_1min_after": load_after},
         "settings": {"lines": args.lines, "max_tokens": MAX_TOKENS, "big": args.big,
-                     "seconds": args.seconds, "interval_s": interval, "model": MODEL},
+                     "seconds": args.seconds, "interval_s": interval, "model": MODEL,
+                     "engine_threads": args.threads or "default"},
         "throughput": {
             "interactive": sweeps,
             "best_concurrency": best["concurrency"],
@@ -312,21 +316,37 @@ def report(result: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lines", type=int, default=8)
+    parser.add_argument(
+        "--lines",
+        type=int,
+        default=0,
+        help="requests (default: about --pass-seconds of one-at-a-time calls)",
+    )
+    parser.add_argument("--pass-seconds", type=float, default=60.0)
     parser.add_argument("--concurrency", default="1,2",
                         help="interactive clients at once, comma-separated; the best is the baseline")  # fmt: skip  # noqa: E501
     parser.add_argument("--big", type=int, default=10_000)
-    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument(
         "--interval",
         type=float,
         default=None,
         help="seconds between interactive calls (default: 2x the idle p50)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="the engine's threads (default: serve's, one per core)",
+    )
     parser.add_argument("--output", type=Path, default=OUT)
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
-    with served({}, key=KEY, kill=True) as (url, _server):
+    config: dict[str, Any] = {}
+    if args.threads:  # the embedded chat model alone, its engine on that many threads
+        deployment = {"name": "embedded-smollm2", "engine": "local", "n_threads": args.threads}
+        config = {"models": [{"id": MODEL, "deployments": [deployment]}]}
+    with served(config, key=KEY, kill=True) as (url, _server):
         result = asyncio.run(run(url, args))
     report(result)
     result["latency"]["p50_ratio"] = (
