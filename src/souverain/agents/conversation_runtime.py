@@ -124,6 +124,11 @@ class Turn:
         ):
             if args.get(key) is not None:
                 data[key] = args[key]
+        if turn.toolbox.handoffs:
+            # A handoff ends this agent's part and the conversation moves once: a step that
+            # may hand off asks for one call at a time (allowed parallel calls, the embedded
+            # model repeated its forced handoff until max_tokens, and the cut call was lost).
+            data["parallel_tool_calls"] = False
         data.update(turn.chat_fields)
         try:
             return ChatCompletionRequest.model_validate(data)
