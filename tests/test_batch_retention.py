@@ -16,7 +16,7 @@ from souverain.batch.retention import purge_finished_batches
 from souverain.cli import cli
 from souverain.jobs.store import JobStore, NewJob
 from souverain.store.database import open_database, upgrade
-from souverain.store.tables import batch_lines, jobs
+from souverain.store.work_tables import batch_lines, jobs
 
 DAY_S = 86400
 

@@ -411,7 +411,7 @@ def test_secrets_sealed_at_rest_and_a_wrong_key_is_a_clear_503(
     from souverain.connectors.sealing import Sealer
     from souverain.connectors.store import ConnectorStore
     from souverain.errors import StageUnavailable
-    from souverain.store.tables import connectors
+    from souverain.store.work_tables import connectors
 
     name = _register(app_state, mcp)
     with app_state.database.connect() as conn:

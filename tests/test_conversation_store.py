@@ -13,7 +13,7 @@ from souverain.agents.conversation_cache import HistoryCache
 from souverain.agents.conversation_store import Conversation, ConversationStore
 from souverain.agents.store import Owner
 from souverain.store.database import open_database, upgrade
-from souverain.store.tables import conversations
+from souverain.store.work_tables import conversations
 
 LEVELS = ["public", "internal", "confidential", "restricted"]
 

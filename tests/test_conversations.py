@@ -190,6 +190,10 @@ def test_endpoint_scope_is_conversations(gateway: Server) -> None:
     key = user_key(gateway, "conv-scope", endpoints=["chat"])
     answer = call(gateway, "POST", "/v1/conversations", key, json={"model": "cloud", "inputs": "x"})
     assert answer.status_code == 403 and "conversations" in answer.json()["error"]["message"]
+    # ... and a key may be given that scope alone (keys could not name it at first).
+    key = user_key(gateway, "conv-scope-2", endpoints=["conversations"])
+    answer = call(gateway, "POST", "/v1/conversations", key, json={"model": "cloud", "inputs": "x"})
+    assert answer.status_code == 200, answer.text
 
 
 # ---- bad input ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from souverain.errors import ConfigError, StorageQuotaExceeded
 from souverain.files.settings import FilesConfig
 from souverain.files.store import CHUNK_BYTES, FileStore, iter_lines
 from souverain.store.database import open_database, upgrade
-from souverain.store.tables import file_chunks
+from souverain.store.work_tables import file_chunks
 
 LINES = b'{"custom_id": "a", "body": {"x": 1}}\n{"custom_id": "b", "body": {"x": 2}}\n'
 

@@ -31,7 +31,8 @@ from souverain.library.ingest_job import IngestHandler
 from souverain.library.limits import IngestLimits
 from souverain.library.store import LibraryStore
 from souverain.store.database import alembic_config, open_database, upgrade
-from souverain.store.tables import jobs, library_chunks, library_documents
+from souverain.store.tables import library_chunks, library_documents
+from souverain.store.work_tables import jobs
 
 from .conftest import Server, start_server, stop_server
 from .databases import postgres_database

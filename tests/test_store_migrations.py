@@ -14,8 +14,10 @@ from souverain.cli import cli
 from souverain.identity.keys import KeyStore
 from souverain.store.database import current_revision, open_database, upgrade
 
-HEAD = "0014"
-ALL = [f"{n:04d}" for n in range(1, 15)]  # 0011 files, 0012 jobs, 0013-0014 responses
+HEAD = "0015"
+ALL = [
+    f"{n:04d}" for n in range(1, 16)
+]  # 0011 files, 0012 jobs, 0013-0014 conversations, 0015 ingest jobs
 
 
 def _engine(database_url: str):  # type: ignore[no-untyped-def]

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..errors import Conflict
-from ..store.tables import conversation_entries, conversations
+from ..store.work_tables import conversation_entries, conversations
 from .conversation_cache import HistoryCache
 from .conversation_writes import (
     Highest,

@@ -29,7 +29,7 @@ import orjson
 from sqlalchemy import Connection, Row, update
 
 from ..errors import Conflict, NotFound
-from ..store.tables import conversation_entries, conversations
+from ..store.work_tables import conversation_entries, conversations
 
 if TYPE_CHECKING:
     from .conversation_store import Conversation

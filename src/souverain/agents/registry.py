@@ -24,7 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict
-from ..store.tables import MAX_ID, agent_aliases, agent_versions, agents
+from ..store.tables import MAX_ID
+from ..store.work_tables import agent_aliases, agent_versions, agents
 from .agent_version import AgentVersion as AgentVersion
 from .agent_version import agent_json as agent_json
 from .agent_version import dump_body, version_of

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, Row, Select, and_, delete, func, or_,
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..context import Principal
-from ..store.tables import agent_responses, conversation_entries, conversations
+from ..store.work_tables import agent_responses, conversation_entries, conversations
 
 MAX_OWNER_CHARS = 200  # the owner column holds 300
 RESPONSE_TAG = "_response"  # agents/response_items.py tags every entry a response wrote

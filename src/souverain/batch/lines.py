@@ -16,7 +16,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..store.tables import batch_lines
+from ..store.work_tables import batch_lines
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, and_, delete, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..jobs.store import TERMINAL
-from ..store.tables import batch_lines, jobs
+from ..store.work_tables import batch_lines, jobs
 from .handler import BATCH_KIND
 
 DAY_S = 86400

@@ -19,7 +19,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, NotFound, StageUnavailable
-from ..store.tables import connectors
+from ..store.work_tables import connectors
 from .schemas import ConnectorCreate
 from .sealing import Sealer
 

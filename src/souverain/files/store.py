@@ -44,7 +44,7 @@ from ..agents.store import Owner, subject_digest
 from ..context import Principal
 from ..errors import PayloadTooLarge, StorageQuotaExceeded
 from ..protocol.common import new_id
-from ..store.tables import file_chunks, files
+from ..store.work_tables import file_chunks, files
 from .names import safe_filename
 from .settings import UPLOAD_PURPOSES, FilesConfig
 

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, exists, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..store.tables import jobs
+from ..store.work_tables import jobs
 
 TERMINAL = ("succeeded", "failed", "cancelled", "expired")
 UNFINISHED = ("queued", "running", "waiting")

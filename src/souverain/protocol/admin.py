@@ -70,6 +70,7 @@ Endpoint = Literal[
     "completions",
     "connectors",
     "agents",
+    "conversations",  # /v1/conversations (its model steps run under this scope too)
     "files",  # /v1/files
     "batch",  # /v1/batches and /v1/batch/jobs (each line also needs its endpoint's scope)
 ]

@@ -10,6 +10,7 @@ from typing import Any
 
 from alembic import context
 
+from souverain.store import work_tables  # noqa: F401  (its tables join `metadata`)
 from souverain.store.tables import metadata
 
 config = context.config
