@@ -82,7 +82,7 @@ class ResponsesRuntime:
     def __init__(self, state: AppState) -> None:
         self.state = state
         self.responses = ResponseStore(state.database)
-        self.conversations = ConversationStore(state.database)
+        self.conversations = ConversationStore(state.database, state.conversation_history)
         self.loop = ConversationLoop(state)
 
     async def begin(self, ctx: RequestContext, request: ResponsesRequest) -> ResponseTurn:
