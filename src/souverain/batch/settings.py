@@ -41,8 +41,9 @@ class BatchConfig(BaseModel):
         default=2,
         ge=1,
         le=1024,
-        description="Batch lines running at once per model in one replica; they also wait "
-        "while interactive calls are in flight on the model (batch/lane.py).",
+        description="Batch lines running at once per model in one replica (on in-process "
+        "engines at most their workers); they also wait while interactive calls are in "
+        "flight on the model (batch/lane.py).",
     )
     max_timeout_hours: int = Field(
         default=168, ge=1, le=8760, description="The longest completion window accepted."
