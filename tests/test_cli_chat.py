@@ -17,6 +17,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,8 +39,16 @@ E5 = {"id": "multilingual-e5-small", "type": "embeddings", "max_context_length":
 TRAVEL = "Die Erstattung der Reisekosten erfolgt binnen 30 Tagen nach Einreichung der Belege."
 
 
+# `python -m souverain chat`, with Ctrl-C delivered as at a terminal: a test run started in
+# the background (`cmd &` in a script) inherits SIGINT ignored, and Python then leaves it so.
+CHAT = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv = ['souverain', *sys.argv[1:]]; runpy.run_module('souverain', run_name='__main__')"
+)
+
+
 def chat(server: Server | None, *args: str, key: str | None = None) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "souverain", "chat", *args]
+    command = [sys.executable, "-c", CHAT, "chat", *args]
     if server is not None:
         command += ["--url", server.url]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOUVERAIN_")}
@@ -170,10 +179,15 @@ def test_ctrl_c_stops_an_answer_then_leaves_at_the_prompt(embedded: Server) -> N
     assert first[1]
     process.send_signal(signal.SIGINT)  # stops the answer, not the chat
     told = b""
-    while b"[stopped]" not in told:  # back at the prompt
-        line = process.stderr.readline()
-        assert line, told
-        told += line
+    watchdog = threading.Timer(300, process.kill)  # a chat that ignores it fails, not hangs
+    watchdog.start()
+    try:
+        while b"[stopped]" not in told:  # back at the prompt
+            line = process.stderr.readline()
+            assert line, told
+            told += line
+    finally:
+        watchdog.cancel()
     process.send_signal(signal.SIGINT)  # at the prompt: leaves
     assert process.wait(timeout=60) == 130
     err = (told + process.stderr.read()).decode()
