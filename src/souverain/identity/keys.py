@@ -153,6 +153,8 @@ class KeyStore:
         first start creates one owner key and prints it.
         """
         with self._engine.begin() as conn:
+            if env_key and self._env_key_kept(conn, env_key):
+                return None
             if env_key:
                 conn.execute(
                     delete(api_keys).where(
@@ -172,6 +174,20 @@ class KeyStore:
             self.create(name=ENV_KEY_NAME, role="owner", key=env_key)
             return None
         return self.create(name="bootstrap owner", role="owner")[1]
+
+    def _env_key_kept(self, conn: Any, env_key: str) -> bool:
+        """The same SOUVERAIN_ADMIN_KEY as at the last start keeps its row: its id is who
+        owns what it made (conversations, files, batches), so a new row at every start
+        would leave those behind."""
+        row = conn.execute(
+            select(api_keys.c.secret_hash).where(
+                (api_keys.c.name == ENV_KEY_NAME)
+                & (api_keys.c.prefix == env_key[:PREFIX_LENGTH])
+                & (api_keys.c.role == "owner")
+                & ~api_keys.c.revoked
+            )
+        ).first()
+        return row is not None and hmac.compare_digest(row.secret_hash, self._hash(env_key))
 
     async def invalidate(self) -> None:
         """A key, role or limit changed: forget what every replica has cached."""
