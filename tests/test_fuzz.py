@@ -379,6 +379,24 @@ def populate(world: World) -> World:
     connector = world.ok(
         "POST", "/admin/v1/connectors", {"name": "fuzz", "url": "http://127.0.0.1:9/mcp"}
     )
+    # A file, an OpenAI batch and a Mistral batch job on it (the fuzzer may cancel them).
+    lines = (
+        b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", '
+        b'"body": {"model": "cloud", "messages": [{"role": "user", "content": "hi"}]}}\n'
+    )
+    upload = httpx.post(
+        f"{server.url}/v1/files",
+        files={"file": ("lines.jsonl", lines)},
+        data={"purpose": "batch"},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=60,
+    )
+    assert upload.status_code == 200, upload.text
+    file_id = upload.json()["id"]
+    batch = world.ok("POST", "/v1/batches", {"input_file_id": file_id,
+                     "endpoint": "/v1/chat/completions", "completion_window": "24h"})  # fmt: skip
+    job = world.ok("POST", "/v1/batch/jobs", {"input_files": [file_id], "model": "cloud",
+                   "endpoint": "/v1/chat/completions"})  # fmt: skip
     odd = ["0", "-1", "2147483648", "99999999999999999999999", "x", "%F0%9F%99%82", "..",
            "%00", "1e3", "٣", "²", "a" * 300]  # fmt: skip
     world.ids = {
@@ -395,6 +413,9 @@ def populate(world: World) -> World:
         "version": ["1", "latest", *odd],
         "connector_id": [connector["id"], "fuzz", "conn_0000", *odd],
         "asset": ["docs.js", "docs.css", "../app.py", *odd],
+        "file_id": [file_id, "file-0000", *odd],
+        "batch_id": [batch["id"], "batch_0000", *odd],
+        "job_id": [job["id"], "00000000-0000-0000-0000-000000000000", *odd],
     }
     return world
 
