@@ -122,7 +122,7 @@ def to_messages(entries: Iterable[dict[str, Any]]) -> list[ChatMessage]:
                 ChatMessage(role=value["role"], content=_chat_content(value["content"]))
             )
         elif kind == "message.output":
-            text = _text(value.get("content"))
+            text = text_of(value.get("content"))
             messages.append(ChatMessage(role="assistant", content=text))
         elif kind == "function.call":
             if value.get("confirmation_status") is not None:
@@ -175,7 +175,8 @@ def _chat_content(content: str | list[dict[str, Any]]) -> str | list[ContentPart
     return parts
 
 
-def _text(content: Any) -> str:
+def text_of(content: Any) -> str:
+    """An entry's content as plain text: a string, or its text chunks joined."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):

@@ -40,7 +40,7 @@ from ..protocol.responses import (
     function_call_item,
     message_item,
 )
-from .conversation_entries import entry
+from .conversation_entries import entry, text_of
 from .items import item_id
 from .store import RESPONSE_TAG
 
@@ -132,7 +132,7 @@ def output_items(entries: Iterable[dict[str, Any]], status: str) -> list[dict[st
     for value in entries:
         kind = value.get("type")
         if kind == "message.output":
-            items.append(message_item(value["id"], _text(value.get("content")), status))
+            items.append(message_item(value["id"], text_of(value.get("content")), status))
         elif kind == "function.call" and value.get("confirmation_status") is None:
             items.append(
                 function_call_item(
@@ -144,14 +144,6 @@ def output_items(entries: Iterable[dict[str, Any]], status: str) -> list[dict[st
                 )
             )
     return items
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(c.get("text", "") for c in content if isinstance(c, dict))
-    return ""
 
 
 def _arguments(arguments: Any) -> str:
