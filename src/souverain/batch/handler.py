@@ -17,6 +17,7 @@ import contextlib
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
 from ..context import RequestContext
@@ -40,22 +41,14 @@ SPOOL_BYTES = 8 * 1024 * 1024  # results beyond this go to a temporary file, not
 EXPIRED = "This request could not be executed before the completion window expired."
 
 
+@dataclass(slots=True)
 class BatchHandler:
-    def __init__(
-        self,
-        config: BatchConfig,
-        jobs: JobStore,
-        lines: LineStore,
-        files: FileStore,
-        pipeline: Pipeline,
-        ocr: OcrCalls | None = None,
-    ) -> None:
-        self.config = config
-        self.jobs = jobs
-        self.lines = lines
-        self.files = files
-        self.pipeline = pipeline
-        self.ocr = ocr
+    config: BatchConfig
+    jobs: JobStore
+    lines: LineStore
+    files: FileStore
+    pipeline: Pipeline
+    ocr: OcrCalls | None = None
 
     async def run(self, job: JobRow, control: JobControl) -> None:
         if job.stage == "validating":

@@ -35,20 +35,13 @@ class RangeLine:
     problem: str | None = None
 
 
+@dataclass(slots=True)
 class RangeHandler:
-    def __init__(
-        self,
-        config: BatchConfig,
-        jobs: JobStore,
-        lines: LineStore,
-        files: FileStore,
-        caller: LineCaller,
-    ) -> None:
-        self.config = config
-        self.jobs = jobs
-        self.lines = lines
-        self.files = files
-        self.caller = caller
+    config: BatchConfig
+    jobs: JobStore
+    lines: LineStore
+    files: FileStore
+    caller: LineCaller
 
     async def run(self, job: JobRow, control: JobControl) -> None:
         assert job.parent_id is not None
