@@ -14,15 +14,14 @@ from functools import partial
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
 
 from souverain.agents.conversation_cache import HistoryCache
 from souverain.agents.conversation_store import Conversation, ConversationStore
 from souverain.agents.store import Owner
 from souverain.errors import Conflict, NotFound
-from souverain.store.database import open_database, upgrade
 
 from .conftest import Server
+from .test_conversation_store import entry, highest, migrated
 from .test_conversations_agents import (  # noqa: F401  (fixtures: a gateway and its MCP server)
     acme,
     agent,
@@ -35,22 +34,6 @@ from .test_conversations_agents import (  # noqa: F401  (fixtures: a gateway and
 )
 
 OWNER = Owner("acme", 1, "user:1")
-LEVELS = ["public", "internal", "confidential", "restricted"]
-
-
-def _engine(database_url: str) -> Engine:
-    engine = open_database(database_url.replace("postgresql://", "postgresql+psycopg://"))
-    upgrade(engine)
-    return engine
-
-
-def _highest(a: str | None, b: str | None) -> str | None:
-    return max((x for x in (a, b) if x), key=LEVELS.index, default=None)
-
-
-def _entry(label: str) -> dict[str, Any]:
-    return {"object": "entry", "type": "message.input", "id": f"msg_{time.time_ns()}_{label}",
-            "role": "user", "content": label}  # fmt: skip
 
 
 def _pending(call_id: str) -> dict[str, Any]:
@@ -60,7 +43,7 @@ def _pending(call_id: str) -> dict[str, Any]:
 def _started(store: ConversationStore) -> Conversation:
     conversation = Conversation(id=f"conv_{time.time_ns()}", owner=OWNER, subject="s",
                                 agent_id=None, agent_version=None, model="m", settings={})  # fmt: skip
-    store.save(conversation, [_entry("first")])
+    store.save(conversation, [entry("first")])
     return conversation
 
 
@@ -91,7 +74,7 @@ def _at_once(*work: Callable[[], Any]) -> list[Any]:
 
 
 def test_appends_at_once_keep_every_entry_in_turn_order(database_url: str) -> None:
-    engine = _engine(database_url)
+    engine = migrated(database_url)
     # Two replicas: each its own store and history cache, one database.
     replicas = [ConversationStore(engine, HistoryCache()) for _ in range(2)]
     conversation = _started(replicas[0])
@@ -101,7 +84,7 @@ def test_appends_at_once_keep_every_entry_in_turn_order(database_url: str) -> No
         loaded = store.load(OWNER, conversation.id)
         assert loaded is not None
         mine, _ = loaded
-        store.save(mine, [_entry(f"{name}{n}-in"), _entry(f"{name}{n}-out")], highest=_highest)
+        store.save(mine, [entry(f"{name}{n}-in"), entry(f"{name}{n}-out")], highest=highest)
 
     for n in range(rounds):
         results = _at_once(partial(turn, replicas[0], "a", n), partial(turn, replicas[1], "b", n))
@@ -123,18 +106,18 @@ def test_appends_at_once_keep_every_entry_in_turn_order(database_url: str) -> No
 
 
 def test_a_concurrent_turn_keeps_the_pause_and_the_higher_level(database_url: str) -> None:
-    store = ConversationStore(_engine(database_url), HistoryCache())
+    store = ConversationStore(migrated(database_url), HistoryCache())
     conversation = _started(store)
     first, second = store.get(OWNER, conversation.id), store.get(OWNER, conversation.id)
     assert first is not None and second is not None
     # The first turn pauses on a call that needs approval and reads restricted data...
     first.pending.append(_pending("call1"))
     first.classification = "restricted"
-    store.save(first, [_entry("first-turn")], highest=_highest)
+    store.save(first, [entry("first-turn")], highest=highest)
     # ...the second, begun before, pauses on another call: both wait, nothing falls.
     second.pending.append(_pending("call2"))
     second.classification = "internal"
-    store.save(second, [_entry("second-turn")], highest=_highest)
+    store.save(second, [entry("second-turn")], highest=highest)
     stored = store.get(OWNER, conversation.id)
     assert stored is not None
     assert [p["tool_call_id"] for p in stored.pending] == ["call1", "call2"]
@@ -147,17 +130,17 @@ def test_a_concurrent_turn_keeps_the_pause_and_the_higher_level(database_url: st
     assert third is not None and deciding is not None
     store.claim_decisions(deciding, {"call1"})
     assert [p["tool_call_id"] for p in deciding.pending] == ["call2"]
-    store.save(third, [_entry("third-turn")], highest=_highest)
+    store.save(third, [entry("third-turn")], highest=highest)
     stored = store.get(OWNER, conversation.id)
     assert stored is not None and [p["tool_call_id"] for p in stored.pending] == ["call2"]
 
 
 def test_two_decisions_on_one_call_one_wins(database_url: str) -> None:
-    engine = _engine(database_url)
+    engine = migrated(database_url)
     store = ConversationStore(engine, HistoryCache())
     conversation = _started(store)
     conversation.pending.append(_pending("call1"))
-    store.save(conversation, [_entry("paused")])
+    store.save(conversation, [entry("paused")])
     for _ in range(3):  # a race is a race: several tries, each must have one winner
         deciders = [_read(store, conversation.id) for _ in range(2)]
         assert all(d.pending for d in deciders)
@@ -173,20 +156,20 @@ def test_two_decisions_on_one_call_one_wins(database_url: str) -> None:
         again = store.get(OWNER, conversation.id)
         assert again is not None and again.pending == []
         again.pending.append(_pending("call1"))  # paused again, for the next try
-        store.save(again, [_entry("paused-again")])
+        store.save(again, [entry("paused-again")])
 
 
 def test_a_turn_on_a_deleted_conversation_keeps_nothing(database_url: str) -> None:
-    store = ConversationStore(_engine(database_url), HistoryCache())
+    store = ConversationStore(migrated(database_url), HistoryCache())
     conversation = _started(store)
     turn = store.get(OWNER, conversation.id)
     assert turn is not None
     other = store.get(OWNER, conversation.id)
     assert other is not None
-    store.save(other, [_entry("other")])  # so that the turn's write is not the first
+    store.save(other, [entry("other")])  # so that the turn's write is not the first
     assert store.delete(OWNER, conversation.id)
     with pytest.raises(NotFound):
-        store.save(turn, [_entry("late")])
+        store.save(turn, [entry("late")])
     assert ConversationStore(store.database).entries(conversation.id) == []
 
 

@@ -18,19 +18,20 @@ from souverain.store.work_tables import conversations
 LEVELS = ["public", "internal", "confidential", "restricted"]
 
 
-def _engine(database_url: str) -> Engine:
+def migrated(database_url: str) -> Engine:
     engine = open_database(database_url.replace("postgresql://", "postgresql+psycopg://"))
     upgrade(engine)
     return engine
 
 
-def _highest(a: str | None, b: str | None) -> str | None:
+def highest(a: str | None, b: str | None) -> str | None:
     return max((x for x in (a, b) if x), key=LEVELS.index, default=None)
 
 
-def _entry(n: int) -> dict[str, object]:
-    return {"object": "entry", "type": "message.input", "id": f"msg_{time.time_ns()}_{n}",
-            "role": "user", "content": str(n)}  # fmt: skip
+def entry(label: object) -> dict[str, Any]:
+    """A user message entry with a fresh id (tests/test_conversation_concurrency.py too)."""
+    return {"object": "entry", "type": "message.input", "id": f"msg_{time.time_ns()}_{label}",
+            "role": "user", "content": str(label)}  # fmt: skip
 
 
 def _new(owner: Owner, subject: str = "s") -> Conversation:
@@ -39,10 +40,10 @@ def _new(owner: Owner, subject: str = "s") -> Conversation:
 
 
 def test_scope_concurrent_turns_erasure_and_retention(database_url: str) -> None:
-    store = ConversationStore(_engine(database_url))
+    store = ConversationStore(migrated(database_url))
     alice, bob = Owner("acme", 1, "user:1"), Owner("acme", 1, "user:2")
     mine = _new(alice, "person-1")
-    store.save(mine, [_entry(0)], highest=_highest)
+    store.save(mine, [entry(0)], highest=highest)
     assert (
         store.get(bob, mine.id) is None and store.get(Owner("other", 2, "user:1"), mine.id) is None
     )
@@ -52,14 +53,14 @@ def test_scope_concurrent_turns_erasure_and_retention(database_url: str) -> None
     first, second = store.get(alice, mine.id), store.get(alice, mine.id)
     assert first is not None and second is not None
     second.classification = "confidential"
-    store.save(second, [_entry(1)], highest=_highest)
-    store.save(first, [_entry(2)], highest=_highest)  # began before: must not lower it
+    store.save(second, [entry(1)], highest=highest)
+    store.save(first, [entry(2)], highest=highest)  # began before: must not lower it
     again = store.get(alice, mine.id)
     assert again is not None and again.classification == "confidential"
     assert [e["content"] for e in store.entries(mine.id)] == ["0", "1", "2"]
 
     other = _new(alice, "person-2")
-    store.save(other, [_entry(3)])
+    store.save(other, [entry(3)])
     assert store.erase_subject("person-1", "acme") == 1
     assert store.get(alice, mine.id) is None and store.entries(mine.id) == []
     with store.database.begin() as conn:  # idle for 10 days
@@ -84,14 +85,14 @@ def _entry_reads(engine: Engine) -> list[dict[str, Any]]:
 
 
 def test_a_replica_reads_only_what_it_has_not_seen(database_url: str) -> None:
-    engine = _engine(database_url)
+    engine = migrated(database_url)
     writer, reader = (
         ConversationStore(engine, HistoryCache()),
         ConversationStore(engine, HistoryCache()),
     )
     conversation = _new(Owner("acme", 1, "user:1"))
     owner = conversation.owner
-    writer.save(conversation, [_entry(n) for n in range(3)])
+    writer.save(conversation, [entry(n) for n in range(3)])
     reads = _entry_reads(engine)
 
     def history(store: ConversationStore) -> list[Any]:
@@ -105,7 +106,7 @@ def test_a_replica_reads_only_what_it_has_not_seen(database_url: str) -> None:
 
     turn = writer.get(owner, conversation.id)
     assert turn is not None
-    writer.save(turn, [_entry(3), _entry(4)])
+    writer.save(turn, [entry(3), entry(4)])
     assert history(reader) == ["0", "1", "2", "3", "4"]
     assert len(reads) == 2 and 3 in _values(reads[-1])  # from ordinal 3 on only
 
@@ -114,7 +115,7 @@ def test_a_replica_reads_only_what_it_has_not_seen(database_url: str) -> None:
     assert loaded is not None
     turn, entries = loaded
     entries[0]["content"] = "changed"
-    writer.save(turn, [_entry(5)], changed=[entries[0]])
+    writer.save(turn, [entry(5)], changed=[entries[0]])
     assert history(reader) == ["changed", "1", "2", "3", "4", "5"]
     assert 3 not in _values(reads[-1])
     # Changing a copy handed out does not change the next one.
@@ -165,7 +166,7 @@ def test_migration_counts_the_entries_of_existing_conversations(database_url: st
     owner = Owner("acme", 1, "user:1")
     turn = store.get(owner, "conv_old")
     assert turn is not None and (turn.version, turn.entry_count) == (1, 3)
-    store.save(turn, [_entry(3)])
+    store.save(turn, [entry(3)])
     assert [value["content"] for value in store.entries("conv_old")] == ["0", "1", "2", "3"]
 
 
