@@ -282,7 +282,10 @@ def test_the_cli_submits_follows_and_downloads(gateway: Server, tmp_path: Path) 
 
 
 class Engine:
-    """Stands for a deployment's engine: only its reported depth is read by the lane."""
+    """Stands for a deployment's engine: only its kind and reported depth are read by the
+    lane."""
+
+    kind = "openai"  # a remote engine: the lane's share alone bounds its batch lines
 
     def __init__(self) -> None:
         self.depth = 0

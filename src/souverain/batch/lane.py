@@ -34,7 +34,7 @@ PAUSE_S = 0.05  # how often a waiting line looks again
 def engine_slots(model: ServedModel) -> int | None:
     """Calls the model's engines run at once when all of them run in this process (their
     workers); None when one is remote: how many calls it runs at once is not known here."""
-    kinds = {getattr(backend, "kind", None) for backend in model.backends}  # no kind: remote
+    kinds = {backend.kind for backend in model.backends}
     if kinds != {"local"}:
         return None
     return sum(backend.deployment.workers for backend in model.backends)
